@@ -1,0 +1,266 @@
+"""
+The line console: one L{LineReceiver} that serves telnet/nc over TCP and
+the terminal through C{stdio.StandardIO}.
+
+L{parse_command} turns a line into a L{Command} (pure, no I/O);
+L{ConsoleProtocol} runs commands against a L{p2pchat.node.ChatNode} and
+prints messages as they arrive.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+
+from p2pchat.config import PeerAddress
+from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
+from p2pchat.identity import short_id
+from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
+
+MAX_LINE_BYTES = 8192
+DEFAULT_HISTORY = 20
+MAX_HISTORY = 1000
+
+HELP = """\
+Commands:
+  TEXT              send TEXT to everyone
+  /msg NAME TEXT    send TEXT to one peer only (NAME may be a short id)
+  /peers            list known peers
+  /connect HOST:PORT  open a link to a peer
+  /history [N]      show the last N messages (default 20)
+  /search TEXT      show messages containing every word of TEXT
+  /status           show this node's id, name, port, messages, peers, digest
+  /nick NAME        change your display name
+  /help             show this help
+  /quit             close this console (the node keeps running)
+Lines starting with // send a message that starts with /."""
+
+
+class CommandError(ValueError):
+    """
+    A console line is not a valid command; C{str(error)} is the message
+    to show the user.
+    """
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    A parsed console line.
+
+    @ivar name: the command (C{say}, C{msg}, C{peers} ...).
+    @ivar args: its arguments, already validated.
+    """
+
+    name: str
+    args: Tuple = ()
+
+
+def parse_peer_address(text: str) -> PeerAddress:
+    """
+    Parse C{HOST:PORT} or C{[IPV6]:PORT}.
+
+    @raise ValueError: if it is not of that form.
+    """
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or ":" in host and not text.startswith("["):
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1-65535, got {port!r}")
+    return PeerAddress(host, int(port))
+
+
+def _usage(command: str, form: str) -> CommandError:
+    return CommandError(f"{command} needs {form}; try /help")
+
+
+def parse_command(line: str) -> Command:
+    """
+    Parse one console line (already decoded, without its line ending).
+
+    @raise CommandError: for an unknown command, a missing argument or an
+        over-long message.
+    """
+    if not line.startswith("/") or line.startswith("//"):
+        text = line[1:] if line.startswith("//") else line
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
+        return Command("say", (text,))
+    word, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    word = word.lower()
+    if word in ("peers", "status", "help", "quit"):
+        return Command(word)
+    if word == "msg":
+        target, _, text = rest.partition(" ")
+        text = text.strip()
+        if not target or not text:
+            raise _usage("/msg", "a NAME and a TEXT")
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
+        return Command("msg", (target, text))
+    if word == "connect":
+        if not rest:
+            raise _usage("/connect", "HOST:PORT")
+        try:
+            return Command("connect", (parse_peer_address(rest),))
+        except ValueError as e:
+            raise CommandError(f"/connect: {e}; try /help") from None
+    if word == "history":
+        if not rest:
+            return Command("history", (DEFAULT_HISTORY,))
+        if not rest.isdigit() or not 1 <= int(rest) <= MAX_HISTORY:
+            raise CommandError(f"/history takes a number 1-{MAX_HISTORY}; try /help")
+        return Command("history", (int(rest),))
+    if word == "search":
+        if not rest:
+            raise _usage("/search", "a TEXT")
+        return Command("search", (rest,))
+    if word == "nick":
+        if not validate_name(rest):
+            raise CommandError(
+                "/nick needs a NAME of 1-32 printable characters without spaces; try /help"
+            )
+        return Command("nick", (rest,))
+    raise CommandError(f"unknown command /{word[:40]}; try /help")
+
+
+def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str:
+    """
+    @return: C{HH:MM:SS} of a wall-clock time in milliseconds.
+    """
+    return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
+
+
+class ConsoleProtocol(LineReceiver):
+    """
+    One console session: a TCP client or the terminal.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_LINE_BYTES
+    log = Logger()
+
+    def __init__(self, node: ChatNode, on_quit: Optional[Callable[[], None]] = None):
+        self._node = node
+        self._on_quit = on_quit
+
+    def connectionMade(self) -> None:
+        self._node.attach(self)
+        self.say(
+            f"p2pchat: you are {self._node.name} ({short_id(self._node.node_id)}); "
+            "type /help for commands"
+        )
+
+    def connectionLost(self, reason=None) -> None:
+        self._node.detach(self)
+
+    def say(self, text: str) -> None:
+        """
+        Write one line of text to this console.
+        """
+        if self.transport is not None:
+            self.transport.write(text.encode("utf-8") + b"\r\n")
+
+    def show(self, message: Message) -> None:
+        """
+        Print a message that just arrived.
+        """
+        self.say(self.format(message))
+
+    def format(self, message: Message) -> str:
+        """
+        @return: how this console prints C{message}.
+        """
+        entry = message.entry
+        stamp = format_clock(entry.ts)
+        if not message.direct:
+            return f"[{stamp}] <{entry.name}> {message.text}"
+        if entry.author == self._node.node_id and message.recipient != self._node.node_id:
+            record = self._node.peers.get(message.recipient)
+            to = record.name if record else short_id(message.recipient)
+            return f"[{stamp}] *{entry.name}* (to {to}) {message.text}"
+        return f"[{stamp}] *{entry.name}* {message.text}"
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
+        # LineReceiver drops the connection by default; keep the session.
+        self.clearLineBuffer()
+
+    def lineReceived(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.say("error: line is not valid UTF-8; ignored")
+            return
+        if not text.strip():
+            return
+        try:
+            command = parse_command(text)
+        except CommandError as e:
+            self.say(f"error: {e}")
+            return
+        try:
+            getattr(self, "do_" + command.name)(*command.args)
+        except (UnknownPeer, AmbiguousPeer, InvalidEntry) as e:
+            self.say(f"error: {e}")
+        except Exception:
+            self.log.failure("console command {line!r} failed", line=text[:80])
+            self.say("error: internal error; see the node's log")
+
+    def do_say(self, text: str) -> None:
+        self._node.post(text)
+
+    def do_msg(self, target: str, text: str) -> None:
+        self._node.send_direct(target, text)
+
+    def do_peers(self) -> None:
+        records = sorted(self._node.peers.values(), key=lambda r: (r.name, r.node_id))
+        if not records:
+            self.say("no known peers")
+        for record in records:
+            linked = "connected" if record.links else "not connected"
+            self.say(
+                f"{record.name} {short_id(record.node_id)} "
+                f"{record.address or '-'} {record.state} {linked}"
+            )
+
+    def do_connect(self, address: PeerAddress) -> None:
+        self._node.connect(address)
+        self.say(f"connecting to {address}")
+
+    def do_history(self, limit: int) -> None:
+        for message in self._node.history(limit):
+            self.say(self.format(message))
+
+    def do_search(self, text: str) -> None:
+        messages = self._node.search(text)
+        for message in messages:
+            self.say(self.format(message))
+        self.say(f"{len(messages)} matching message(s)")
+
+    def do_status(self) -> None:
+        for key, value in self._node.status().items():
+            self.say(f"{key}: {value}")
+
+    def do_nick(self, name: str) -> None:
+        self._node.set_name(name)
+        self.say(f"you are now {name}")
+
+    def do_help(self) -> None:
+        for line in HELP.splitlines():
+            self.say(line)
+
+    def do_quit(self) -> None:
+        self.say("bye")
+        if self._on_quit is not None:
+            self._on_quit()
+        else:
+            self.transport.loseConnection()

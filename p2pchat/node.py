@@ -1,0 +1,420 @@
+"""
+The chat node's logic: authoring, ingesting, storing, showing and relaying
+entries, and the table of known peers.
+
+L{ChatNode} is a plain object.  It does no socket I/O of its own: peer links
+(L{p2pchat.peer.PeerProtocol}) and consoles report to it and it answers
+through their C{send_frame} / C{show} methods; time comes from an injected
+clock; the store is injected and opened by the service.
+"""
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Set
+
+from nacl.exceptions import CryptoError
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from p2pchat import wire
+from p2pchat.config import PeerAddress
+from p2pchat.entry import Entry, InvalidEntry, create_entry, decode_entry
+from p2pchat.identity import Identity, is_node_id, seal_to, short_id
+from p2pchat.peer import IPeerHandler, PeerProtocol
+from p2pchat.store import Store
+
+MAX_BATCH_ENTRIES = 1000
+
+
+class UnknownPeer(LookupError):
+    """
+    No known peer matches a name or id; C{str(error)} says so.
+    """
+
+
+class AmbiguousPeer(LookupError):
+    """
+    Several known peers match a name; C{str(error)} lists their short ids.
+    """
+
+
+@dataclass
+class PeerRecord:
+    """
+    What this node knows about another node.
+
+    @ivar node_id: the peer's id.
+    @ivar name: its latest known display name.
+    @ivar address: the address it advertised, or C{None}.
+    @ivar links: how many open links this node has to it.
+    @ivar last_seen: clock time it was last heard from (a hello or one of
+        its own entries).
+    """
+
+    node_id: str
+    name: str
+    address: Optional[str]
+    links: int = 0
+    last_seen: float = 0.0
+
+    @property
+    def state(self) -> str:
+        """
+        C{alive} while linked; C{unlinked} otherwise (it is known through
+        earlier links or its entries).
+        """
+        return "alive" if self.links else "unlinked"
+
+
+@dataclass(frozen=True)
+class Message:
+    """
+    A log entry as one node shows it to its user.
+
+    @ivar entry: the entry.
+    @ivar text: the plain text (decrypted, for a direct message).
+    @ivar direct: whether it is a direct message.
+    @ivar recipient: for a direct message, the recipient's id.
+    """
+
+    entry: Entry
+    text: str
+    direct: bool
+    recipient: Optional[str] = None
+
+
+@implementer(IPeerHandler)
+class ChatNode:
+    """
+    One p2pchat node.
+
+    @ivar identity: this node's L{Identity}.
+    @ivar name: this node's display name.
+    @ivar links: the accepted peer links.
+    @ivar peers: known peers by id.
+    @ivar forks: (author, seq) pairs where a forked feed was detected.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        identity: Identity,
+        store: Store,
+        name: str,
+        clock: IReactorTime,
+        advertised_address: Optional[str],
+        port: Optional[int] = None,
+        connect: Optional[Callable[[PeerAddress], None]] = None,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.identity = identity
+        self.name = name
+        self.port = port
+        self._store = store
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._connect = connect
+        self.advertised_address = advertised_address
+        self.links: Set[PeerProtocol] = set()
+        self.peers: Dict[str, PeerRecord] = {}
+        self.forks: List[tuple] = []
+        self._views: Set[object] = set()
+        self._batch: List[Entry] = []
+        self._batch_ids: Set[str] = set()
+        self._batch_sources: Dict[str, Optional[PeerProtocol]] = {}
+        self._flush_call = None
+        self.longest_flush_s = 0.0
+        head = store.head(identity.node_id)
+        self._own_seq, self._own_head = head if head else (0, None)
+        self._lamport = store.max_lamport()
+
+    @property
+    def node_id(self) -> str:
+        """
+        This node's id.
+        """
+        return self.identity.node_id
+
+    # Consoles
+
+    def attach(self, view) -> None:
+        """
+        Start showing new messages on C{view} (anything with C{show(message:
+        Message)}).
+        """
+        self._views.add(view)
+
+    def detach(self, view) -> None:
+        """
+        Stop showing messages on C{view}.
+        """
+        self._views.discard(view)
+
+    # The peer handler interface
+
+    def local_hello(self) -> dict:
+        return wire.hello(self.node_id, self.name, self.advertised_address)
+
+    def link_up(self, link: PeerProtocol) -> Optional[str]:
+        if link.remote_id == self.node_id:
+            return "connected to self"
+        record = self._record(link.remote_id, link.remote_name)
+        record.name = link.remote_name
+        if link.remote_address is not None:
+            record.address = link.remote_address
+        record.links += 1
+        record.last_seen = self._clock.seconds()
+        self.links.add(link)
+        return None
+
+    def link_down(self, link: PeerProtocol) -> None:
+        self.links.discard(link)
+        record = self.peers.get(link.remote_id)
+        if record is not None:
+            record.links = max(0, record.links - 1)
+
+    def rx_frame(self, link: PeerProtocol, frame: dict) -> None:
+        if frame["type"] == "entry":
+            self.rx_entry(frame["entry"], link)
+
+    def _record(self, node_id: str, name: str) -> PeerRecord:
+        record = self.peers.get(node_id)
+        if record is None:
+            record = self.peers[node_id] = PeerRecord(node_id, name, None)
+        return record
+
+    # Entries in
+
+    def rx_entry(self, wire_entry: dict, source: Optional[PeerProtocol]) -> bool:
+        """
+        Verify an entry received from C{source} and queue it for storing.
+
+        @return: C{True} if it was valid and new.
+        """
+        try:
+            entry = decode_entry(wire_entry)
+        except InvalidEntry as e:
+            self.log.warn(
+                "rejected entry from {peer}: {reason}",
+                peer=source.describe() if source else "?",
+                reason=str(e),
+            )
+            if source is not None:
+                source.send_frame(wire.error(f"rejected entry: {e}"))
+            return False
+        if entry.id in self._batch_ids or self._store.has(entry.id):
+            return False
+        if entry.author != self.node_id:
+            self._record(entry.author, entry.name).last_seen = self._clock.seconds()
+        self._queue(entry, source)
+        return True
+
+    def _queue(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
+        self._batch.append(entry)
+        self._batch_ids.add(entry.id)
+        self._batch_sources[entry.id] = source
+        if len(self._batch) >= MAX_BATCH_ENTRIES:
+            self.flush()
+        elif self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Store every queued entry in one transaction, then show and relay
+        the ones that were new.  Nothing is shown or relayed before it is
+        committed.
+        """
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        batch, sources = self._batch, self._batch_sources
+        self._batch, self._batch_ids, self._batch_sources = [], set(), {}
+        if not batch:
+            return
+        started = time.perf_counter()
+        result = self._store.add_entries(batch)
+        self.longest_flush_s = max(self.longest_flush_s, time.perf_counter() - started)
+        for entry, existing_id in result.forks:
+            self.forks.append((entry.author, entry.seq))
+            self.log.warn(
+                "fork detected in the feed of {author} at seq {seq}: "
+                "entries {new} and {old}; keeping the first",
+                author=f"{entry.name} ({short_id(entry.author)})",
+                seq=entry.seq,
+                new=entry.id[:12],
+                old=existing_id[:12],
+            )
+        for entry, reason in result.rejected:
+            self.log.warn(
+                "rejected entry {id} of {author}: {reason}",
+                id=entry.id[:12],
+                author=f"{entry.name} ({short_id(entry.author)})",
+                reason=reason,
+            )
+        for entry in result.added:
+            self._lamport = max(self._lamport, entry.lamport)
+            if entry.author != self.node_id:
+                self.peers[entry.author].name = entry.name
+            elif entry.seq > self._own_seq:
+                self._own_seq, self._own_head = entry.seq, entry.id
+            message = self.message(entry)
+            if message is not None:
+                for view in list(self._views):
+                    view.show(message)
+            self._relay(entry, sources.get(entry.id))
+
+    def _relay(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
+        frame = wire.entry_frame(entry.to_wire())
+        for link in list(self.links):
+            if link is not source:
+                link.send_frame(frame)
+
+    # Entries out
+
+    def _author(self, kind: str, body: dict) -> Entry:
+        self._lamport += 1
+        entry = create_entry(
+            self.identity,
+            seq=self._own_seq + 1,
+            prev=self._own_head,
+            lamport=self._lamport,
+            ts=int(self._wall_clock() * 1000),
+            kind=kind,
+            body=body,
+        )
+        self._own_seq, self._own_head = entry.seq, entry.id
+        self._queue(entry, None)
+        return entry
+
+    def post(self, text: str) -> Entry:
+        """
+        Broadcast C{text} to everyone.
+
+        @raise InvalidEntry: if the text is empty or too long.
+        """
+        return self._author("chat", {"name": self.name, "text": text})
+
+    def send_direct(self, recipient: str, text: str) -> Entry:
+        """
+        Send C{text} to the node C{recipient} only (a name, short id or id).
+
+        The text is sealed to the recipient (and, so the sender can read
+        its own history, to the sender); relays store only ciphertext.
+
+        @raise UnknownPeer: if no known peer matches.
+        @raise AmbiguousPeer: if several known peers have that name.
+        @raise InvalidEntry: if the text is empty or too long.
+        """
+        target = self.resolve(recipient)
+        plaintext = text.encode("utf-8")
+        if not text:
+            raise InvalidEntry("message is empty")
+        body = {
+            "name": self.name,
+            "to": target,
+            "box": base64.b64encode(seal_to(target, plaintext)).decode("ascii"),
+            "self_box": base64.b64encode(seal_to(self.node_id, plaintext)).decode("ascii"),
+        }
+        return self._author("dm", body)
+
+    def resolve(self, who: str) -> str:
+        """
+        Find the id of a peer by name or short id among known peers, or
+        take a full node id as it is.
+
+        @raise UnknownPeer: if none matches.
+        @raise AmbiguousPeer: if several peers have that name.
+        """
+        if who in self.peers or is_node_id(who):
+            return who
+        by_name = [r for r in self.peers.values() if r.name == who]
+        if len(by_name) == 1:
+            return by_name[0].node_id
+        if len(by_name) > 1:
+            ids = ", ".join(sorted(short_id(r.node_id) for r in by_name))
+            raise AmbiguousPeer(f"several peers are called {who}: {ids}; use a short id")
+        by_id = [node_id for node_id in self.peers if node_id.startswith(who.lower())]
+        if len(who) >= 4 and len(by_id) == 1:
+            return by_id[0]
+        raise UnknownPeer(f"no known peer called {who}")
+
+    def connect(self, address: PeerAddress) -> None:
+        """
+        Open (and keep open) a link to C{address}.
+        """
+        if self._connect is None:
+            raise RuntimeError("this node cannot open links")
+        self._connect(address)
+
+    def set_name(self, name: str) -> None:
+        """
+        Change this node's display name for new entries and new links.
+        """
+        self.name = name
+
+    # Reading
+
+    def message(self, entry: Entry) -> Optional[Message]:
+        """
+        @return: how this node shows C{entry}, or C{None} if it is a
+            direct message for someone else (or one it cannot open).
+        """
+        if entry.kind == "chat":
+            return Message(entry, entry.body["text"], direct=False)
+        recipient = entry.body["to"]
+        if entry.author == self.node_id:
+            box = entry.body["self_box"]
+        elif recipient == self.node_id:
+            box = entry.body["box"]
+        else:
+            return None
+        try:
+            text = self.identity.unseal(base64.b64decode(box)).decode("utf-8")
+        except (CryptoError, ValueError):
+            self.log.warn(
+                "cannot open direct message {id} from {author}",
+                id=entry.id[:12],
+                author=short_id(entry.author),
+            )
+            return None
+        return Message(entry, text, direct=True, recipient=recipient)
+
+    def history(self, limit: int) -> List[Message]:
+        """
+        @return: the last C{limit} messages this node can show, oldest
+            first, in display order (Lamport time, then author id).
+        """
+        entries = self._store.history(limit, visible_to=self.node_id)
+        return [m for m in map(self.message, entries) if m is not None]
+
+    def search(self, text: str, limit: int = 50) -> List[Message]:
+        """
+        @return: broadcast messages containing every word of C{text}.
+        """
+        return [m for m in map(self.message, self._store.search(text, limit)) if m]
+
+    def status(self) -> Dict[str, object]:
+        """
+        @return: the node's status as ordered key/value pairs.
+        """
+        return {
+            "id": self.node_id,
+            "name": self.name,
+            "port": self.port if self.port is not None else "none",
+            "messages": self._store.count(),
+            "peers": sum(1 for r in self.peers.values() if r.links),
+            "links": len(self.links),
+            "digest": self._store.digest(),
+            "forks": len(self.forks),
+        }
+
+    def close_links(self) -> None:
+        """
+        Say goodbye on every link (when the node stops).
+        """
+        for link in list(self.links):
+            link.leave()

@@ -1,0 +1,272 @@
+"""
+The peer link: frames JSON lines on a TCP (or TLS) stream and runs the
+hello handshake.  Everything it receives after the handshake is handed to an
+L{IPeerHandler}; it decides nothing itself.
+"""
+
+from typing import Any, Dict, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import Interface
+
+from p2pchat import wire
+from p2pchat.identity import short_id
+
+
+class HandshakeFailed(Exception):
+    """
+    The link closed, or the peer misbehaved, before the hello exchange
+    finished.
+    """
+
+
+class IPeerHandler(Interface):
+    """
+    What a L{PeerProtocol} reports to: the node's link-level logic.
+    """
+
+    def local_hello() -> Dict[str, Any]:
+        """
+        @return: the hello frame to send on a new link.
+        """
+
+    def link_up(link: "PeerProtocol") -> Optional[str]:
+        """
+        A link finished its handshake; C{link.remote_*} are set.
+
+        @return: C{None} to accept it, or a reason to refuse it.
+        """
+
+    def link_down(link: "PeerProtocol") -> None:
+        """
+        An accepted link closed.
+        """
+
+    def rx_frame(link: "PeerProtocol", frame: Dict[str, Any]) -> None:
+        """
+        A valid frame other than hello, error, ping, pong or bye arrived on
+        an accepted link.
+        """
+
+
+class PeerProtocol(LineReceiver):
+    """
+    One peer link.
+
+    @ivar remote_id: the peer's node id, once its hello arrived.
+    @ivar remote_name: the peer's display name, once its hello arrived.
+    @ivar remote_address: the address the peer says it listens on, or
+        C{None}.
+    @ivar outbound: whether this node opened the link.
+    @ivar handshake_done: a L{Deferred} that fires with this protocol when
+        the handshake succeeds, or fails with L{HandshakeFailed}.  It is
+        made only when asked for, so a failed inbound handshake that nobody
+        waits on leaves no unhandled error behind.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = wire.MAX_LINE_BYTES
+    log = Logger()
+
+    def __init__(
+        self,
+        handler: IPeerHandler,
+        clock: IReactorTime,
+        outbound: bool,
+        handshake_timeout_s: float,
+    ):
+        self._handler = handler
+        self._clock = clock
+        self.outbound = outbound
+        self._handshake_timeout_s = handshake_timeout_s
+        self._timeout_call = None
+        self._accepted = False
+        self._closing = False
+        self.remote_id: Optional[str] = None
+        self.remote_name: Optional[str] = None
+        self.remote_address: Optional[str] = None
+        self._handshake_outcome = None
+        self._handshake_waiter: Optional[Deferred] = None
+
+    def __repr__(self) -> str:
+        return f"<PeerProtocol {self.describe()}>"
+
+    def describe(self) -> str:
+        """
+        @return: how log lines name this peer: C{name (shortid) at host:port}.
+        """
+        peer = self.transport.getPeer() if self.transport else None
+        where = f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "?"
+        if self.remote_id is None:
+            return f"unidentified peer at {where}"
+        return f"{self.remote_name} ({short_id(self.remote_id)}) at {where}"
+
+    # Framing and handshake
+
+    def connectionMade(self) -> None:
+        self._timeout_call = self._clock.callLater(
+            self._handshake_timeout_s, self._handshake_timed_out
+        )
+        self.send_frame(self._handler.local_hello())
+
+    def _handshake_timed_out(self) -> None:
+        self._timeout_call = None
+        self.close(f"no hello within {self._handshake_timeout_s:g} s")
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._closing:
+            return
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line.strip():
+            return
+        try:
+            frame = wire.parse_frame(line)
+        except wire.FrameError as e:
+            self.close(f"bad frame: {e}")
+            return
+        frame_type = frame["type"]
+        if frame_type == "error":
+            self.log.info(
+                "peer {peer} reported an error: {reason}",
+                peer=self.describe(),
+                reason=frame["reason"][:200],
+            )
+            self._closing = True
+            self.transport.loseConnection()
+        elif frame_type == "bye":
+            self._closing = True
+            self.transport.loseConnection()
+        elif not self._accepted:
+            if frame_type != "hello":
+                self.close(f"expected hello, got {frame_type}")
+            else:
+                self._rx_hello(frame)
+        elif frame_type == "hello":
+            self.close("second hello on one link")
+        elif frame_type == "ping":
+            self.send_frame({"type": "pong"})
+        elif frame_type == "pong":
+            pass
+        else:
+            self._handler.rx_frame(self, frame)
+
+    def _rx_hello(self, frame: Dict[str, Any]) -> None:
+        if frame["version"] != wire.PROTOCOL_VERSION:
+            self.close(
+                f"unsupported protocol version {frame['version']}"
+                f" (this node speaks {wire.PROTOCOL_VERSION})"
+            )
+            return
+        self.remote_id = frame["id"]
+        self.remote_name = frame["name"]
+        self.remote_address = frame["addr"]
+        refusal = self._handler.link_up(self)
+        if refusal is not None:
+            self.close(refusal)
+            return
+        self._accepted = True
+        self._cancel_timeout()
+        self.log.info("link up with {peer}", peer=self.describe())
+        self._handshake_finished(self)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.close(f"line longer than {self.MAX_LENGTH} bytes")
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._cancel_timeout()
+        if self._accepted:
+            self._accepted = False
+            self.log.info("link down with {peer}", peer=self.describe())
+            self._handler.link_down(self)
+        elif self._handshake_outcome is None:
+            self._handshake_finished(
+                Failure(HandshakeFailed(f"link to {self.describe()} closed before hello"))
+            )
+
+    @property
+    def handshake_done(self) -> Deferred:
+        if self._handshake_waiter is None:
+            self._handshake_waiter = Deferred()
+            if self._handshake_outcome is not None:
+                self._handshake_waiter.callback(self._handshake_outcome)
+        return self._handshake_waiter
+
+    def _handshake_finished(self, outcome) -> None:
+        self._handshake_outcome = outcome
+        if self._handshake_waiter is not None:
+            self._handshake_waiter.callback(outcome)
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.cancel()
+        self._timeout_call = None
+
+    # Sending
+
+    @property
+    def accepted(self) -> bool:
+        """
+        Whether the handshake finished and the handler accepted the link.
+        """
+        return self._accepted
+
+    def send_frame(self, frame: Dict[str, Any]) -> None:
+        """
+        Send one frame, unless the link is closing.
+        """
+        if not self._closing and self.transport is not None:
+            self.sendLine(wire.encode_frame(frame))
+
+    def close(self, reason: str) -> None:
+        """
+        Log why, tell the peer in an error frame, and close the link.
+        """
+        if self._closing:
+            return
+        self.log.warn(
+            "closing link with {peer}: {reason}", peer=self.describe(), reason=reason
+        )
+        self.send_frame(wire.error(reason))
+        self._closing = True
+        self.transport.loseConnection()
+
+    def leave(self) -> None:
+        """
+        Close the link politely with a C{bye} frame.
+        """
+        self.send_frame({"type": "bye"})
+        self._closing = True
+        self.transport.loseConnection()
+
+
+class PeerFactory(Factory):
+    """
+    Builds L{PeerProtocol}s for one direction (inbound or outbound).
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        handler: IPeerHandler,
+        clock: IReactorTime,
+        outbound: bool,
+        handshake_timeout_s: float = 10.0,
+    ):
+        self.handler = handler
+        self.clock = clock
+        self.outbound = outbound
+        self.handshake_timeout_s = handshake_timeout_s
+
+    def buildProtocol(self, addr) -> PeerProtocol:
+        protocol = PeerProtocol(
+            self.handler, self.clock, self.outbound, self.handshake_timeout_s
+        )
+        protocol.factory = self
+        return protocol

@@ -1,0 +1,248 @@
+"""
+L{NodeService}: the running node as a Twisted service.
+
+Its constructor only remembers the configuration.  C{startService} creates
+the data directory, loads the identity, opens the store, starts the peer
+listener, the console listener, the terminal console and one reconnecting
+L{ClientService} per configured peer.  C{stopService} says goodbye to the
+peers, flushes the store and closes everything.
+"""
+
+import os
+import signal
+from typing import Dict, List, Optional
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet import defer, endpoints
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from p2pchat.config import NodeConfig, PeerAddress
+from p2pchat.console import ConsoleProtocol
+from p2pchat.identity import Identity, short_id
+from p2pchat.node import ChatNode
+from p2pchat.peer import PeerFactory
+from p2pchat.store import Store
+
+STORE_FILE_NAME = "p2pchat.sqlite3"
+
+
+class StartupError(Exception):
+    """
+    The node cannot start; C{str(error)} says why in one line.
+    """
+
+
+def ensure_data_dir(path: str) -> None:
+    """
+    Create the data directory (mode 0700) if needed and check that it is a
+    writable directory.
+
+    @raise StartupError: if it cannot be created or written.
+    """
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise StartupError(f"cannot create data dir {path}: {e.strerror}") from None
+    if not os.path.isdir(path):
+        raise StartupError(f"data dir {path} is not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise StartupError(f"data dir {path} is not readable and writable")
+
+
+def _listen_now(endpoint, factory):
+    """
+    Listen on C{endpoint}; return the port, or raise L{StartupError} if
+    listening failed at once (as it does for TCP, SSL and systemd
+    endpoints).
+    """
+    outcome: List[object] = []
+    endpoint.listen(factory).addBoth(outcome.append)
+    if not outcome:
+        raise StartupError(f"{endpoint} did not start listening at once")
+    if isinstance(outcome[0], Failure):
+        raise StartupError(outcome[0].getErrorMessage())
+    return outcome[0]
+
+
+def _describe_port(port) -> str:
+    """
+    @return: C{host:port} where C{port} listens, or C{none}.
+    """
+    if port is None:
+        return "none"
+    address = port.getHost()
+    if hasattr(address, "port"):
+        return f"{address.host}:{address.port}"
+    return str(address)
+
+
+class ConsoleFactory(Factory):
+    """
+    Builds a L{ConsoleProtocol} for each TCP console client.
+    """
+
+    noisy = False
+
+    def __init__(self, node: ChatNode):
+        self.node = node
+
+    def buildProtocol(self, addr):
+        return ConsoleProtocol(self.node)
+
+
+class NodeService(MultiService):
+    """
+    A p2pchat node.
+
+    @ivar node: the L{ChatNode}, once started.
+    @ivar peer_port: the listening peer port object, or C{None}.
+    @ivar console_port: the listening console port object, or C{None}.
+    """
+
+    log = Logger()
+
+    def __init__(self, config: NodeConfig, reactor=None):
+        super().__init__()
+        self.config = config
+        self._reactor = reactor
+        self.node: Optional[ChatNode] = None
+        self.store: Optional[Store] = None
+        self.peer_port = None
+        self.console_port = None
+        self._outbound: Dict[PeerAddress, ClientService] = {}
+
+    @property
+    def reactor(self):
+        """
+        The reactor given at construction, else the global one (imported
+        only when the service starts).
+        """
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    def startService(self) -> None:
+        config = self.config
+        try:
+            self._start(config)
+        except StartupError as e:
+            self.log.critical("p2pchat cannot start: {reason}", reason=str(e))
+            self._close_store()
+            raise
+        super().startService()
+
+    def _start(self, config: NodeConfig) -> None:
+        reactor = self.reactor
+        ensure_data_dir(config.data_dir)
+        try:
+            identity = Identity.load_or_create(config.data_dir)
+        except (OSError, ValueError) as e:
+            raise StartupError(f"cannot load identity: {e}") from None
+        self.store = Store(os.path.join(config.data_dir, STORE_FILE_NAME))
+        try:
+            self.store.open()
+        except Exception as e:
+            raise StartupError(f"cannot open store: {e}") from None
+        self.node = ChatNode(
+            identity,
+            self.store,
+            config.name,
+            reactor,
+            advertised_address=None,
+            port=config.port,
+            connect=self.connect,
+        )
+        if config.listen is not None:
+            endpoint = endpoints.serverFromString(reactor, config.listen)
+            factory = PeerFactory(
+                self.node, reactor, outbound=False,
+                handshake_timeout_s=config.handshake_timeout_s,
+            )
+            try:
+                self.peer_port = _listen_now(endpoint, factory)
+            except StartupError as e:
+                raise StartupError(f"cannot listen for peers on {config.listen}: {e}") from None
+            bound = getattr(self.peer_port.getHost(), "port", None)
+            port = bound or config.port
+            self.node.port = port
+            if port:
+                self.node.advertised_address = f"{config.advertise_host}:{port}"
+        if config.console is not None:
+            endpoint = endpoints.serverFromString(reactor, config.console)
+            try:
+                self.console_port = _listen_now(endpoint, ConsoleFactory(self.node))
+            except StartupError as e:
+                raise StartupError(f"cannot listen for consoles on {config.console}: {e}") from None
+        if config.stdio:
+            from twisted.internet import stdio
+
+            stdio.StandardIO(ConsoleProtocol(self.node), reactor=reactor)
+        self.log.info(
+            "p2pchat node {name} ({id}) started: peers on {listen}, console on {console}, "
+            "{count} messages in {path}",
+            name=config.name,
+            id=short_id(identity.node_id),
+            listen=self.node.advertised_address or "no listener",
+            console=_describe_port(self.console_port),
+            count=self.store.count(),
+            path=config.data_dir,
+        )
+        for address in config.peers:
+            self.connect(address)
+
+    def connect(self, address: PeerAddress) -> None:
+        """
+        Keep a link open to C{address}, reconnecting with exponential
+        backoff when it drops or cannot be made.
+        """
+        if address in self._outbound:
+            return
+        reactor = self.reactor
+        endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=10)
+        factory = PeerFactory(
+            self.node, reactor, outbound=True,
+            handshake_timeout_s=self.config.handshake_timeout_s,
+        )
+        service = ClientService(
+            endpoint,
+            factory,
+            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=30.0),
+            clock=reactor,
+            prepareConnection=lambda link: link.handshake_done,
+        )
+        self._outbound[address] = service
+        service.setServiceParent(self)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self.node is not None:
+            self.node.flush()
+            self.node.close_links()
+        yield super().stopService()
+        for port in (self.peer_port, self.console_port):
+            if port is not None:
+                yield port.stopListening()
+        self._close_store()
+        self._exit_cleanly_on_sigterm()
+        self.log.info("p2pchat node stopped")
+
+    def _exit_cleanly_on_sigterm(self) -> None:
+        """
+        SIGTERM is how an operator (or systemd) asks the node to stop; once
+        the store is flushed and closed, that is a success.  twistd would
+        otherwise re-raise the signal and exit with status -15, so forget
+        it (C{_exitSignal} is the reactor's
+        C{_ISupportsExitSignalCapturing} attribute).
+        """
+        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+            self.reactor._exitSignal = None
+
+    def _close_store(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -1,0 +1,677 @@
+"""
+SQLite persistence for log entries.
+
+A L{Store} keeps every verified L{Entry} a node holds in one SQLite file,
+opened in WAL mode with C{synchronous=FULL}.  The log is append-only: this
+module never deletes or updates a stored entry.
+
+Schema (version L{SCHEMA_VERSION}, recorded in C{PRAGMA user_version})::
+
+    entries   rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,
+              author, seq, prev, lamport, ts, kind,
+              body (canonical JSON text), sig,
+              UNIQUE(author, seq)
+              index entries_display(lamport, author, seq)
+    chat_fts  FTS5, contentless (content=''), column text: the text of
+              every "chat" entry, rowid = entries.rowid.  dm bodies are
+              ciphertext and are not indexed.
+    feeds     author TEXT PRIMARY KEY, contiguous INTEGER: one row per
+              author with any stored entry; the highest seq N such that
+              the author's entries 1..N are all stored (0 if none).  A
+              derived cache (it could be recomputed from entries) so that
+              L{Store.version_vector} does not scan the whole log.
+    meta      exactly one row: digest TEXT, count INTEGER
+
+The I{digest} of a set of entries is the sum, modulo 2**256, of
+C{int(sha256(bytes.fromhex(entry.id)).hexdigest(), 16)} over its entries,
+written as 64 hex digits.  Addition is commutative, so the digest depends
+only on which entries are held, not on the order in which they arrived:
+two nodes holding the same set print the same digest, and nodes holding
+different sets print different ones with overwhelming probability.  (An
+additive hash is not collision-resistant against someone who crafts
+entries en masse, so the digest detects divergence; it proves nothing.)
+It is maintained incrementally, in the same transaction that stores the
+entries, together with the entry count.
+
+Chain rules enforced by L{Store.add_entries}: at most one entry per
+(author, seq) (a second, different one is a I{fork}); an entry whose
+neighbour seq-1 is stored must name it as C{prev}, and an entry whose
+neighbour seq+1 is stored must be that neighbour's C{prev}.  Gaps (a
+missing seq-1) are allowed and filled later.
+"""
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from p2pchat.entry import Entry, canonical_json
+
+SCHEMA_VERSION = 1
+DIGEST_MODULUS = 2**256
+_EMPTY_DIGEST = "0" * 64
+# Host parameters per "IN (...)" query; well below every SQLite limit.
+_CHUNK = 400
+
+_ENTRY_COLUMNS = "author, seq, prev, lamport, ts, kind, body, sig, id"
+
+_SCHEMA = [
+    """
+    CREATE TABLE IF NOT EXISTS entries (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT UNIQUE NOT NULL,
+        author TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        prev TEXT,
+        lamport INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        sig TEXT NOT NULL,
+        UNIQUE (author, seq)
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS entries_display
+        ON entries (lamport, author, seq)
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS chat_fts
+        USING fts5(text, content='')
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS feeds (
+        author TEXT PRIMARY KEY,
+        contiguous INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS meta (
+        only INTEGER PRIMARY KEY CHECK (only = 0),
+        digest TEXT NOT NULL,
+        count INTEGER NOT NULL
+    )
+    """,
+    f"""
+    INSERT OR IGNORE INTO meta (only, digest, count)
+        VALUES (0, '{_EMPTY_DIGEST}', 0)
+    """,
+]
+
+
+class StoreError(Exception):
+    """
+    The store could not be opened, or a database operation failed;
+    C{str(error)} says what and why.
+    """
+
+
+@dataclass
+class AddResult:
+    """
+    The outcome of one L{Store.add_entries} call.
+
+    @ivar added: the entries that were stored, in input order.
+    @ivar duplicates: how many input entries were already stored (or
+        appeared earlier in the same batch) and were skipped.
+    @ivar forks: C{(new_entry, existing_id)} for each input entry that was
+        not stored because a different entry with the same author and seq
+        is stored (or was added earlier in the same batch);
+        C{existing_id} is that entry's id.
+    @ivar rejected: C{(entry, reason)} for each input entry that was not
+        stored because it does not link to its stored neighbours.
+    """
+
+    added: List[Entry] = field(default_factory=list)
+    duplicates: int = 0
+    forks: List[Tuple[Entry, str]] = field(default_factory=list)
+    rejected: List[Tuple[Entry, str]] = field(default_factory=list)
+
+
+def entry_digest(entry_id: str) -> int:
+    """
+    @param entry_id: an entry id, 64 hex digits.
+    @return: the contribution of that entry to a store's digest:
+        C{int(sha256(bytes.fromhex(entry_id)).hexdigest(), 16)}.
+    """
+    return int.from_bytes(hashlib.sha256(bytes.fromhex(entry_id)).digest(), "big")
+
+
+def _fts_query(text: str) -> Optional[str]:
+    """
+    Turn user search text into an FTS5 query that treats it as plain words.
+
+    Each whitespace-separated token becomes an FTS5 string (with C{"}
+    doubled) and the strings are ANDed.  Tokens with no letter or digit are
+    dropped: the tokenizer would turn them into nothing, and an empty
+    phrase makes the whole AND match nothing.
+
+    NUL characters (which would end the query string early inside SQLite)
+    count as whitespace, and lone surrogates (which cannot be encoded) as
+    C{?}.
+
+    @return: the query, or C{None} if there is nothing to search for.
+    """
+    text = text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+    tokens = [
+        '"' + token.replace('"', '""') + '"'
+        for token in text.split()
+        if any(c.isalnum() for c in token)
+    ]
+    if not tokens:
+        return None
+    return " AND ".join(tokens)
+
+
+def _row_to_entry(row: tuple) -> Entry:
+    author, seq, prev, lamport, ts, kind, body, sig, entry_id = row
+    return Entry(
+        author=author,
+        seq=seq,
+        prev=prev,
+        lamport=lamport,
+        ts=ts,
+        kind=kind,
+        body=json.loads(body),
+        sig=sig,
+        id=entry_id,
+    )
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """
+    The SQLite file that holds a node's copy of the log.
+
+    Construct with a path, then call L{open} before anything else and
+    L{close} when done.  All methods are synchronous and quick enough to
+    call from the reactor thread.
+
+    @ivar path: the database file name (or C{":memory:"}).
+    """
+
+    def __init__(self, path: str):
+        """
+        @param path: the database file; created by L{open} if absent.  No
+            I/O happens here.
+        """
+        self.path = path
+        self._db: Optional[sqlite3.Connection] = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def open(self) -> None:
+        """
+        Connect, enable WAL and full sync, check that FTS5 is available and
+        create the schema if the file is new.
+
+        @raise StoreError: if the file cannot be opened, is not a database,
+            was written by a newer schema version, cannot use WAL mode, or
+            this SQLite lacks FTS5.
+        """
+        if self._db is not None:
+            raise StoreError(f"store {self.path} is already open")
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store {self.path}: {e}") from e
+        try:
+            self._configure(db)
+        except StoreError:
+            db.close()
+            raise
+        except sqlite3.Error as e:
+            db.close()
+            raise StoreError(f"cannot open store {self.path}: {e}") from e
+        self._db = db
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode.lower() != "wal" and self.path != ":memory:":
+            raise StoreError(
+                f"cannot open store {self.path}: WAL mode unavailable (got {mode})"
+            )
+        db.execute("PRAGMA synchronous=FULL")
+        if not self._has_fts5(db):
+            raise StoreError("this SQLite build lacks the FTS5 extension")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {version}; "
+                    f"this program understands up to {SCHEMA_VERSION}"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _has_fts5(db: sqlite3.Connection) -> bool:
+        try:
+            rows = db.execute(
+                "SELECT 1 FROM pragma_module_list WHERE name = 'fts5'"
+            ).fetchall()
+            return bool(rows)
+        except sqlite3.OperationalError:
+            pass
+        # Built without introspection pragmas: probe directly.
+        try:
+            db.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+        except sqlite3.OperationalError:
+            return False
+        db.execute("DROP TABLE temp.fts5_probe")
+        return True
+
+    def close(self) -> None:
+        """
+        Close the database.  Harmless if not open.
+        """
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"store {self.path} is not open")
+        return self._db
+
+    # -- writing -----------------------------------------------------------
+
+    def add_entries(self, entries: List[Entry]) -> AddResult:
+        """
+        Store a batch of verified entries in one transaction.
+
+        Each entry, in order, is either skipped as a duplicate (its id is
+        stored or appeared earlier in the batch), reported as a fork
+        (another entry with its author and seq is stored or was added
+        earlier in the batch), rejected (the stored seq-1 is not its
+        C{prev}, or the stored seq+1 does not name it as C{prev}), or
+        stored.  Entries of the batch see each other, so one batch may
+        carry a whole chain.  The digest, count and version vector are
+        updated in the same transaction.
+
+        @param entries: entries that already passed
+            L{p2pchat.entry.decode_entry} or came from
+            L{p2pchat.entry.create_entry}; their signatures are not checked
+            again.
+        @return: an L{AddResult} describing what happened to each entry.
+        @raise StoreError: if the database fails; then nothing of the batch
+            is stored.
+        """
+        db = self._conn
+        result = AddResult()
+        if not entries:
+            return result
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to store {self.path}: {e}") from e
+        try:
+            self._add(db, entries, result)
+            db.execute("COMMIT")
+        except BaseException as e:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot write to store {self.path}: {e}") from e
+            raise
+        return result
+
+    def _add(
+        self, db: sqlite3.Connection, entries: List[Entry], result: AddResult
+    ) -> None:
+        # Which ids are already stored.
+        ids = list({entry.id for entry in entries})
+        stored_ids = set()
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            stored_ids.update(
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM entries WHERE id IN ({marks})", chunk
+                )
+            )
+
+        # Stored neighbours (seq-1, seq, seq+1) of every new entry, by author.
+        wanted: Dict[str, set] = {}
+        for entry in entries:
+            if entry.id not in stored_ids:
+                wanted.setdefault(entry.author, set()).update(
+                    (entry.seq - 1, entry.seq, entry.seq + 1)
+                )
+        # (author, seq) -> (id, prev), stored or accepted in this batch.
+        chain: Dict[Tuple[str, int], Tuple[str, Optional[str]]] = {}
+        for author, seqs in wanted.items():
+            for chunk in _chunks(sorted(seqs)):
+                marks = ",".join("?" * len(chunk))
+                for seq, entry_id, prev in db.execute(
+                    f"SELECT seq, id, prev FROM entries "
+                    f"WHERE author = ? AND seq IN ({marks})",
+                    [author, *chunk],
+                ):
+                    chain[(author, seq)] = (entry_id, prev)
+
+        seen = set(stored_ids)
+        for entry in entries:
+            if entry.id in seen:
+                result.duplicates += 1
+                continue
+            same = chain.get((entry.author, entry.seq))
+            if same is not None:
+                result.forks.append((entry, same[0]))
+                continue
+            before = chain.get((entry.author, entry.seq - 1))
+            if before is not None and before[0] != entry.prev:
+                result.rejected.append(
+                    (
+                        entry,
+                        f"prev does not match stored seq {entry.seq - 1} "
+                        f"(id {before[0]})",
+                    )
+                )
+                continue
+            after = chain.get((entry.author, entry.seq + 1))
+            if after is not None and after[1] != entry.id:
+                result.rejected.append(
+                    (
+                        entry,
+                        f"stored seq {entry.seq + 1} (id {after[0]}) "
+                        f"links to a different prev {after[1]}",
+                    )
+                )
+                continue
+            seen.add(entry.id)
+            chain[(entry.author, entry.seq)] = (entry.id, entry.prev)
+            result.added.append(entry)
+
+        added = result.added
+        if not added:
+            return
+
+        (last_rowid,) = db.execute(
+            "SELECT COALESCE(MAX(rowid), 0) FROM entries"
+        ).fetchone()
+        rows = []
+        texts = []
+        for rowid, entry in enumerate(added, last_rowid + 1):
+            rows.append(
+                (
+                    rowid,
+                    entry.id,
+                    entry.author,
+                    entry.seq,
+                    entry.prev,
+                    entry.lamport,
+                    entry.ts,
+                    entry.kind,
+                    canonical_json(entry.body).decode("utf-8"),
+                    entry.sig,
+                )
+            )
+            if entry.kind == "chat":
+                texts.append((rowid, entry.body["text"]))
+        db.executemany(
+            "INSERT INTO entries (rowid, id, author, seq, prev, lamport, ts, "
+            "kind, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        if texts:
+            db.executemany("INSERT INTO chat_fts (rowid, text) VALUES (?, ?)", texts)
+
+        digest, count = db.execute("SELECT digest, count FROM meta").fetchone()
+        total = int(digest, 16)
+        for entry in added:
+            total += entry_digest(entry.id)
+        db.execute(
+            "UPDATE meta SET digest = ?, count = ?",
+            (f"{total % DIGEST_MODULUS:064x}", count + len(added)),
+        )
+
+        # Advance each touched author's contiguous prefix.
+        feeds = []
+        for author in {entry.author for entry in added}:
+            start = self._contiguous_cached(db, author)
+            contiguous = start or 0
+            for (seq,) in db.execute(
+                "SELECT seq FROM entries WHERE author = ? AND seq > ? ORDER BY seq",
+                (author, contiguous),
+            ):
+                if seq != contiguous + 1:
+                    break
+                contiguous = seq
+            if contiguous != start:  # also when the author is new (start None)
+                feeds.append((author, contiguous))
+        if feeds:
+            db.executemany(
+                "INSERT INTO feeds (author, contiguous) VALUES (?, ?) "
+                "ON CONFLICT (author) DO UPDATE SET contiguous = excluded.contiguous",
+                feeds,
+            )
+
+    @staticmethod
+    def _contiguous_cached(db: sqlite3.Connection, author: str) -> Optional[int]:
+        row = db.execute(
+            "SELECT contiguous FROM feeds WHERE author = ?", (author,)
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- reading -----------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple = ()) -> List[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read store {self.path}: {e}") from e
+
+    def digest(self) -> str:
+        """
+        @return: the digest of the stored set of entries, 64 hex digits
+            (see the module docstring); all zeros when empty.
+        """
+        return self._query("SELECT digest FROM meta")[0][0]
+
+    def count(self) -> int:
+        """
+        @return: how many entries are stored.
+        """
+        return self._query("SELECT count FROM meta")[0][0]
+
+    def max_lamport(self) -> int:
+        """
+        @return: the highest Lamport time of any stored entry, or 0 when
+            the store is empty.
+        """
+        return self._query("SELECT COALESCE(MAX(lamport), 0) FROM entries")[0][0]
+
+    def has(self, entry_id: str) -> bool:
+        """
+        @param entry_id: an entry id, 64 hex digits.
+        @return: whether that entry is stored.
+        """
+        return bool(self._query("SELECT 1 FROM entries WHERE id = ?", (entry_id,)))
+
+    def get(self, entry_id: str) -> Optional[Entry]:
+        """
+        @param entry_id: an entry id, 64 hex digits.
+        @return: the stored L{Entry} with that id, or C{None}.
+        """
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+        )
+        return _row_to_entry(rows[0]) if rows else None
+
+    def head(self, author: str) -> Optional[Tuple[int, str]]:
+        """
+        @param author: a node id.
+        @return: C{(seq, id)} of the author's stored entry with the highest
+            seq, or C{None} if none of its entries is stored.  There may be
+            gaps below it: see L{contiguous_seq}.
+        """
+        rows = self._query(
+            "SELECT seq, id FROM entries WHERE author = ? ORDER BY seq DESC LIMIT 1",
+            (author,),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def contiguous_seq(self, author: str) -> int:
+        """
+        @param author: a node id.
+        @return: the highest N such that the author's entries 1..N are all
+            stored; 0 if seq 1 is not stored.
+        """
+        rows = self._query(
+            "SELECT contiguous FROM feeds WHERE author = ?", (author,)
+        )
+        return rows[0][0] if rows else 0
+
+    def version_vector(self) -> Dict[str, int]:
+        """
+        @return: C{{author: contiguous_seq(author)}} for every author with
+            at least one stored entry (0 for those whose seq 1 is missing).
+        """
+        return dict(self._query("SELECT author, contiguous FROM feeds"))
+
+    def entries_after(self, author: str, seq: int, limit: int) -> List[Entry]:
+        """
+        @param author: a node id.
+        @param seq: return only entries with a greater seq.
+        @param limit: return at most this many entries.
+        @return: the author's stored entries with seq greater than C{seq},
+            ascending by seq, at most C{limit} of them.  May skip gaps.
+        """
+        if limit <= 0:
+            return []
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries "
+            "WHERE author = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (author, seq, limit),
+        )
+        return [_row_to_entry(row) for row in rows]
+
+    def history(self, limit: int, visible_to: Optional[str] = None) -> List[Entry]:
+        """
+        @param limit: how many entries to return at most.
+        @param visible_to: if given, a node id: leave out direct messages
+            that this node neither sent nor received.
+        @return: the last C{limit} entries in display order (by lamport,
+            then author, then seq), oldest first.
+        """
+        if limit <= 0:
+            return []
+        where, params = "", (limit,)
+        if visible_to is not None:
+            where = (
+                "WHERE kind = 'chat' OR author = ? "
+                "OR json_extract(body, '$.to') = ? "
+            )
+            params = (visible_to, visible_to, limit)
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries {where}"
+            "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?",
+            params,
+        )
+        rows.reverse()
+        return [_row_to_entry(row) for row in rows]
+
+    def search(self, text: str, limit: int = 50) -> List[Entry]:
+        """
+        Find chat entries containing every word of C{text}.
+
+        C{text} is plain words, never FTS5 syntax: each whitespace-separated
+        token is matched as a quoted string (so C{AND}, C{*}, C{NEAR(} or
+        quotes are just text) and all tokens must match.  Matching follows
+        the FTS5 unicode61 tokenizer: case-insensitive, whole words.
+
+        @param text: the words to look for.
+        @param limit: how many entries to return at most.
+        @return: the newest C{limit} matching chat entries in display
+            order, oldest first; C{[]} if C{text} has no words.
+        """
+        query = _fts_query(text)
+        if query is None or limit <= 0:
+            return []
+        try:
+            rowids = self._search_rowids(query, limit)
+            if not rowids:
+                return []
+            rows = []
+            for chunk in _chunks(rowids):
+                marks = ",".join("?" * len(chunk))
+                rows.extend(
+                    self._conn.execute(
+                        f"SELECT {_ENTRY_COLUMNS} FROM entries "
+                        f"WHERE rowid IN ({marks})",
+                        chunk,
+                    )
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot search store {self.path}: {e}") from e
+        entries = [_row_to_entry(row) for row in rows]
+        entries.sort(key=lambda e: (e.lamport, e.author, e.seq))
+        return entries
+
+    def _search_rowids(
+        self, query: str, limit: int, strategy: Optional[str] = None
+    ) -> List[int]:
+        """
+        Find the rowids of the newest C{limit} entries matching C{query}.
+
+        Two plans give the same answer at different costs.  I{join} looks
+        up every match in C{entries} and sorts: cheap for rare words.
+        I{scan} walks the display index backwards until it has met C{limit}
+        matches: cheap for common words, since it reads about
+        C{limit * count / matches} index rows.  The plan with the smaller
+        estimate is used unless C{strategy} forces one (for tests).
+        """
+        db = self._conn
+        matches = [
+            row[0]
+            for row in db.execute(
+                "SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?", (query,)
+            )
+        ]
+        if not matches:
+            return []
+        if strategy is None:
+            total = self.count()
+            strategy = "scan" if len(matches) ** 2 > limit * total else "join"
+        if strategy == "join":
+            return [
+                row[0]
+                for row in db.execute(
+                    "SELECT e.rowid FROM chat_fts "
+                    "JOIN entries AS e ON e.rowid = chat_fts.rowid "
+                    "WHERE chat_fts MATCH ? "
+                    "ORDER BY e.lamport DESC, e.author DESC, e.seq DESC LIMIT ?",
+                    (query, limit),
+                )
+            ]
+        wanted = set(matches)
+        found: List[int] = []
+        cursor = db.execute(
+            "SELECT rowid FROM entries INDEXED BY entries_display "
+            "ORDER BY lamport DESC, author DESC, seq DESC"
+        )
+        try:
+            for (rowid,) in cursor:
+                if rowid in wanted:
+                    found.append(rowid)
+                    if len(found) == limit:
+                        break
+        finally:
+            cursor.close()
+        return found

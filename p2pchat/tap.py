@@ -1,0 +1,497 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd p2pchat} command line: L{Options} validates the arguments into a
+L{NodeConfig}, L{makeService} builds the (unstarted) node from it.
+
+Nothing here opens sockets or writes files: the data directory is created
+by the service when it starts, and endpoint strings are only parsed, never
+listened on.
+"""
+
+import getpass
+import inspect
+import ipaddress
+import math
+import os
+import re
+import sys
+from typing import Callable, List, Mapping, Optional, TextIO, Tuple
+
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpointStringParser
+from twisted.plugin import getPlugins
+from twisted.python import usage
+
+from p2pchat.config import NodeConfig, PeerAddress
+from p2pchat.entry import validate_name
+
+DEFAULT_PORT = 9090
+DEFAULT_CONSOLE_PORT = DEFAULT_PORT + 1
+DEFAULT_ADVERTISE_HOST = "127.0.0.1"
+DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
+FALLBACK_NAME = "user"
+MAX_NAME_LENGTH = 32
+
+# Endpoint types whose first argument (or "port=") is a TCP port number.
+_PORT_ENDPOINT_TYPES = ("tcp", "tcp6", "ssl")
+
+_ASCII_DIGITS = re.compile(r"[0-9]+\Z")
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+
+
+# -- pure helpers ----------------------------------------------------------
+
+
+def parse_port(text: str, option: str, allow_zero: bool = False) -> int:
+    """
+    Parse a TCP port number given on the command line.
+
+    @param text: the argument as given.
+    @param option: the option name used in error messages, e.g. C{"--port"}.
+    @param allow_zero: whether C{0} ("any free port") is acceptable.
+
+    @raise usage.UsageError: if C{text} is not a decimal integer in range.
+    """
+    low = 0 if allow_zero else 1
+    if _ASCII_DIGITS.match(text) and low <= int(text) <= 65535:
+        return int(text)
+    raise usage.UsageError(
+        f"{option}: must be an integer {low}-65535, got {text!r}"
+    )
+
+
+def is_valid_host(host: str) -> bool:
+    """
+    @return: whether C{host} is an IPv4 address, an IPv6 address (without
+        brackets) or a host name following the RFC 1123 label rules (labels
+        of 1-63 letters, digits and hyphens, not starting or ending with a
+        hyphen, 253 characters at most, last label not all digits).
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    if not host or len(host) > 253:
+        return False
+    labels = host.split(".")
+    if not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        return False
+    # "1.2.3.999" is not an IPv4 address and must not pass as a name either.
+    return not labels[-1].isdigit()
+
+
+def parse_host(text: str, option: str) -> str:
+    """
+    Validate a host given on its own (an IPv6 address may be bracketed).
+
+    @return: the host, without brackets.
+    @raise usage.UsageError: if it is not a valid host.
+    """
+    host = text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            host = text  # brackets are only for IPv6 addresses
+    if not is_valid_host(host):
+        raise usage.UsageError(
+            f"{option}: not a valid host name or IP address: {text!r}"
+        )
+    return host
+
+
+def parse_peer(text: str, option: str = "--peer") -> PeerAddress:
+    """
+    Parse C{HOST:PORT}, where HOST is an IPv4 address, a bracketed IPv6
+    address (C{[::1]:9090}) or a host name.
+
+    @raise usage.UsageError: naming C{option} if C{text} is malformed.
+    """
+    if text.startswith("["):
+        close = text.find("]")
+        if close == -1 or text[close + 1 : close + 2] != ":":
+            raise usage.UsageError(
+                f"{option}: expected [IPV6]:PORT, got {text!r}"
+            )
+        host, port_text = text[1:close], text[close + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise usage.UsageError(
+                f"{option}: not a valid IPv6 address: {host!r} in {text!r}"
+            ) from None
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            raise usage.UsageError(
+                f"{option}: expected HOST:PORT, got {text!r}"
+            )
+        if ":" in host:
+            raise usage.UsageError(
+                f"{option}: put an IPv6 address in brackets, "
+                f"like [::1]:9090, got {text!r}"
+            )
+        if not is_valid_host(host):
+            raise usage.UsageError(
+                f"{option}: not a valid host name or IP address: "
+                f"{host!r} in {text!r}"
+            )
+    port = parse_port(port_text, option)
+    return PeerAddress(host=host, port=port)
+
+
+def parse_server_endpoint(description: str, option: str) -> Optional[int]:
+    """
+    Check that C{description} is a server endpoint string Twisted can use
+    (as L{twisted.internet.endpoints.serverFromString} would), without
+    listening and without reading any file: for C{ssl:} the certificate is
+    only loaded when the service starts.
+
+    The built-in types (C{tcp}, C{ssl}, C{unix}) have their arguments
+    checked against the parser's signature; for plugin types (C{systemd},
+    C{tcp6}, ...) the type must be known.
+
+    @return: the port for C{tcp}, C{tcp6} and C{ssl} endpoints, else
+        L{None}.
+    @raise usage.UsageError: naming C{option} if it is not valid.
+    """
+    try:
+        args, kwargs = endpoints._parse(description)
+    except Exception as error:
+        raise usage.UsageError(
+            f"{option}: cannot parse endpoint {description!r}: {error}"
+        ) from None
+    if not args or not args[0]:
+        raise usage.UsageError(
+            f"{option}: expected an endpoint like tcp:9090, "
+            f"got {description!r}"
+        )
+    endpoint_type, arguments = args[0], args[1:]
+    parser = endpoints._serverParsers.get(endpoint_type)
+    if parser is None:
+        try:
+            endpoints._matchPluginToPrefix(
+                getPlugins(IStreamServerEndpointStringParser), endpoint_type
+            )
+        except ValueError:
+            raise usage.UsageError(
+                f"{option}: unknown endpoint type {endpoint_type!r} in "
+                f"{description!r} (try tcp:PORT, ssl:PORT, unix:PATH, "
+                f"systemd:domain=INET:index=0)"
+            ) from None
+    else:
+        try:
+            inspect.signature(parser).bind(None, *arguments, **kwargs)
+        except TypeError as error:
+            raise usage.UsageError(
+                f"{option}: bad arguments for {endpoint_type!r} in "
+                f"{description!r}: {error}"
+            ) from None
+    if endpoint_type == "unix" and not (arguments or kwargs.get("address")):
+        raise usage.UsageError(
+            f"{option}: unix endpoint needs a path, got {description!r}"
+        )
+    if endpoint_type not in _PORT_ENDPOINT_TYPES:
+        return None
+    port_text = arguments[0] if arguments else kwargs.get("port")
+    if port_text is None:
+        raise usage.UsageError(
+            f"{option}: {endpoint_type} endpoint needs a port, "
+            f"got {description!r}"
+        )
+    return parse_port(port_text, option, allow_zero=True)
+
+
+def sanitize_name(name: str) -> str:
+    """
+    Turn a login name into a display name: drop whitespace and
+    unprintable characters and cut it to 32 characters.
+
+    @return: a valid name, or C{"user"} if nothing usable is left.
+    """
+    kept = "".join(c for c in name if c.isprintable() and not c.isspace())
+    kept = kept[:MAX_NAME_LENGTH]
+    return kept if validate_name(kept) else FALLBACK_NAME
+
+
+def default_name(getuser: Callable[[], str] = getpass.getuser) -> str:
+    """
+    @return: the login name made into a valid display name, or C{"user"}
+        when it cannot be found.
+    """
+    try:
+        login = getuser()
+    except Exception:  # getuser raises OSError, KeyError or ImportError
+        return FALLBACK_NAME
+    return sanitize_name(login) if isinstance(login, str) else FALLBACK_NAME
+
+
+def default_data_dir(
+    name: str,
+    environ: Mapping[str, str],
+    user_data_dir: Callable[[str], str],
+) -> str:
+    """
+    @param environ: the process environment.
+    @param user_data_dir: L{platformdirs.user_data_dir}, or a stand-in.
+
+    @return: the first directory of C{$STATE_DIRECTORY} (set by systemd's
+        C{StateDirectory=}, possibly several joined with colons) when set,
+        else C{user_data_dir("p2pchat")/NAME}.
+    """
+    state_directories = environ.get("STATE_DIRECTORY", "")
+    first = state_directories.split(":")[0]
+    if first:
+        return first
+    return os.path.join(user_data_dir("p2pchat"), name)
+
+
+def default_console(port: Optional[int]) -> str:
+    """
+    @param port: the peer port, or L{None} if unknown.
+
+    @return: the console endpoint on the loopback interface: port+1, any
+        free port when C{port} is 0, and 9091 when C{port} is unknown.
+    @raise usage.UsageError: when port+1 is not a port.
+    """
+    if port is None:
+        console_port = DEFAULT_CONSOLE_PORT
+    elif port == 0:
+        console_port = 0
+    elif port < 65535:
+        console_port = port + 1
+    else:
+        raise usage.UsageError(
+            "--console: no default console port (--port + 1) for port "
+            "65535; give --console ENDPOINT or --console none"
+        )
+    return f"tcp:{console_port}:interface=127.0.0.1"
+
+
+def default_stdio(stdin: Optional[TextIO]) -> bool:
+    """
+    @return: whether C{stdin} is an open terminal.
+    """
+    if stdin is None:
+        return False
+    try:
+        return bool(stdin.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _user_data_dir(appname: str) -> str:
+    import platformdirs
+
+    return platformdirs.user_data_dir(appname)
+
+
+# -- the command line -------------------------------------------------------
+
+
+class Options(usage.Options):
+    """
+    The options of C{twistd p2pchat}; after parsing, C{self.config} is the
+    L{NodeConfig}.
+
+    @ivar config: the validated L{NodeConfig}, set by L{postOptions}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run one p2pchat node: listen for peers, connect to the peers "
+        "given with --peer, and offer a line console on a local port "
+        "(telnet/nc) and, on a terminal, on standard input."
+    )
+
+    optParameters = [
+        [
+            "port",
+            None,
+            None,
+            f"TCP port for peer links (default {DEFAULT_PORT}; 0 = any "
+            "free port). Same as --listen tcp:PORT.",
+        ],
+        [
+            "listen",
+            None,
+            None,
+            "Twisted server endpoint for peer links, e.g. tcp:9090, "
+            "ssl:9090:privateKey=key.pem, unix:/run/p2pchat.sock, "
+            "systemd:domain=INET:index=0; 'none' for no listener. "
+            "Cannot be combined with --port.",
+        ],
+        [
+            "name",
+            None,
+            None,
+            "Display name: 1-32 printable characters, no spaces "
+            "(default: your login name).",
+        ],
+        [
+            "data-dir",
+            None,
+            None,
+            "Directory for the identity key and the message store "
+            "(default: $STATE_DIRECTORY, else the per-user data "
+            "directory/p2pchat/NAME). Created at start.",
+        ],
+        [
+            "console",
+            None,
+            None,
+            "Server endpoint for the line console (default: "
+            "tcp:PORT+1:interface=127.0.0.1, tcp:9091:... without a peer "
+            "port); 'none' to disable.",
+        ],
+        [
+            "advertise-host",
+            None,
+            DEFAULT_ADVERTISE_HOST,
+            "Host name or address peers should use to reach this node.",
+        ],
+        [
+            "handshake-timeout",
+            None,
+            str(DEFAULT_HANDSHAKE_TIMEOUT_S),
+            "Seconds to wait for a peer's hello before dropping it.",
+        ],
+    ]
+
+    optFlags = [
+        ["stdio", None, "Attach a console to standard input/output "
+         "(default when standard input is a terminal)."],
+        ["no-stdio", None, "Do not attach a console to standard "
+         "input/output."],
+    ]
+
+    def __init__(
+        self,
+        environ: Optional[Mapping[str, str]] = None,
+        stdin: Optional[TextIO] = None,
+        getuser: Optional[Callable[[], str]] = None,
+        user_data_dir: Optional[Callable[[str], str]] = None,
+    ) -> None:
+        """
+        The arguments replace the process's environment and standard input,
+        the login name lookup and the platform data directory (for tests);
+        by default the real ones are read when the options are parsed.
+        """
+        super().__init__()
+        self._environ = environ
+        self._stdin = stdin
+        self._getuser = getuser
+        self._user_data_dir = user_data_dir
+        self.peers: List[PeerAddress] = []
+
+    def opt_peer(self, peer: str) -> None:
+        """Connect to the peer at HOST:PORT (IPv6: [ADDR]:PORT); repeatable."""
+        address = parse_peer(peer)
+        if address not in self.peers:
+            self.peers.append(address)
+
+    def postOptions(self) -> None:
+        """
+        Validate every option and build C{self.config}.
+
+        @raise usage.UsageError: naming the offending option.
+        """
+        name = self._name()
+        listen, port = self._listen_and_port()
+        self.config = NodeConfig(
+            name=name,
+            port=port,
+            listen=listen,
+            peers=tuple(self.peers),
+            data_dir=self._data_dir(name),
+            console=self._console(port),
+            stdio=self._stdio(),
+            advertise_host=parse_host(
+                self["advertise-host"], "--advertise-host"
+            ),
+            handshake_timeout_s=self._handshake_timeout(),
+        )
+
+    def _name(self) -> str:
+        name = self["name"]
+        if name is None:
+            return default_name(self._getuser or getpass.getuser)
+        if not validate_name(name):
+            raise usage.UsageError(
+                "--name: must be 1-32 printable characters without "
+                f"spaces, got {name!r}"
+            )
+        return name
+
+    def _data_dir(self, name: str) -> str:
+        data_dir = self["data-dir"]
+        if data_dir is None:
+            environ = os.environ if self._environ is None else self._environ
+            data_dir = default_data_dir(
+                name, environ, self._user_data_dir or _user_data_dir
+            )
+        elif not data_dir:
+            raise usage.UsageError("--data-dir: must not be empty")
+        return os.path.abspath(os.path.expanduser(data_dir))
+
+    def _listen_and_port(self) -> Tuple[Optional[str], Optional[int]]:
+        port_text, listen = self["port"], self["listen"]
+        if port_text is not None and listen is not None:
+            raise usage.UsageError(
+                "--listen and --port cannot be combined: --port N is the "
+                "same as --listen tcp:N"
+            )
+        if listen is None:
+            if port_text is None:
+                port = DEFAULT_PORT
+            else:
+                port = parse_port(port_text, "--port", allow_zero=True)
+            return f"tcp:{port}", port
+        if listen == "none":
+            return None, None
+        return listen, parse_server_endpoint(listen, "--listen")
+
+    def _console(self, port: Optional[int]) -> Optional[str]:
+        console = self["console"]
+        if console is None:
+            return default_console(port)
+        if console == "none":
+            return None
+        parse_server_endpoint(console, "--console")
+        return console
+
+    def _stdio(self) -> bool:
+        if self["stdio"] and self["no-stdio"]:
+            raise usage.UsageError(
+                "--stdio and --no-stdio cannot be combined"
+            )
+        if self["stdio"]:
+            return True
+        if self["no-stdio"]:
+            return False
+        return default_stdio(sys.stdin if self._stdin is None else self._stdin)
+
+    def _handshake_timeout(self) -> float:
+        text = self["handshake-timeout"]
+        try:
+            timeout_s = float(text)
+        except ValueError:
+            timeout_s = math.nan
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise usage.UsageError(
+                "--handshake-timeout: must be a number of seconds > 0, "
+                f"got {text!r}"
+            )
+        return timeout_s
+
+
+def makeService(options: Options):
+    """
+    Build the node described by C{options.config}, without starting it.
+
+    @return: a L{p2pchat.service.NodeService}.
+    """
+    from p2pchat.service import NodeService
+
+    return NodeService(options.config)

@@ -1,0 +1,149 @@
+"""
+The peer wire protocol's frames: pure parsing and encoding, no I/O.
+
+A frame is one JSON object on one line, terminated by C{\\n} (a preceding
+C{\\r} is tolerated), UTF-8, at most L{MAX_LINE_BYTES} bytes.  Every frame
+has a string C{type}.  See C{docs/protocol.md} for the full specification
+and an example of each frame.
+"""
+
+import json
+from typing import Any, Callable, Dict, Optional
+
+from p2pchat.entry import canonical_json, validate_name
+from p2pchat.identity import is_node_id
+
+PROTOCOL_VERSION = 1
+MAX_LINE_BYTES = 65536
+MAX_ADDRESS_LENGTH = 300
+
+
+class FrameError(ValueError):
+    """
+    A line is not a valid frame; C{str(error)} says why.
+    """
+
+
+def _reject_constant(name: str) -> None:
+    raise FrameError(f"invalid JSON constant {name}")
+
+
+def _check_hello(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("version"), int) or isinstance(frame.get("version"), bool):
+        raise FrameError("hello.version is not an integer")
+    if not is_node_id(frame.get("id")):
+        raise FrameError("hello.id is not a node id")
+    if not validate_name(frame.get("name")):
+        raise FrameError("hello.name is not a valid name")
+    address = frame.get("addr")
+    if address is not None and not (
+        isinstance(address, str)
+        and 0 < len(address) <= MAX_ADDRESS_LENGTH
+        and _is_unicode(address)
+    ):
+        raise FrameError("hello.addr is not a string or null")
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON can carry lone surrogates ("\ud800"), which cannot be encoded
+    # again (for display or storage).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_entry(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("entry"), dict):
+        raise FrameError("entry.entry is not an object")
+
+
+def _check_error(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("reason"), str):
+        raise FrameError("error.reason is not a string")
+
+
+def _check_nothing(frame: Dict[str, Any]) -> None:
+    pass
+
+
+FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
+    "hello": _check_hello,
+    "entry": _check_entry,
+    "error": _check_error,
+    "ping": _check_nothing,
+    "pong": _check_nothing,
+    "bye": _check_nothing,
+}
+
+
+def parse_frame(line: bytes) -> Dict[str, Any]:
+    """
+    Parse and validate one line received from a peer.
+
+    Only the frame's envelope is checked here (its type and the types of
+    its fields); an entry inside an C{entry} frame is verified separately
+    by L{p2pchat.entry.decode_entry}.
+
+    @param line: one line without its delimiter.
+    @return: the frame as a dict with a known C{type}.
+    @raise FrameError: naming the problem (not UTF-8, not JSON, not an
+        object, unknown type, wrong field types).
+    """
+    if len(line) > MAX_LINE_BYTES:
+        raise FrameError(f"line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError("line is not valid UTF-8") from None
+    try:
+        frame = json.loads(text, parse_constant=_reject_constant)
+    except FrameError:
+        raise
+    except (ValueError, RecursionError):
+        raise FrameError("line is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise FrameError("frame is not a JSON object")
+    frame_type = frame.get("type")
+    if not isinstance(frame_type, str):
+        raise FrameError("frame has no string type")
+    check = FRAME_CHECKS.get(frame_type)
+    if check is None:
+        raise FrameError(f"unknown frame type {frame_type[:40]!r}")
+    check(frame)
+    return frame
+
+
+def encode_frame(frame: Dict[str, Any]) -> bytes:
+    """
+    @return: C{frame} as one line (canonical JSON), without the delimiter.
+    """
+    return canonical_json(frame)
+
+
+def hello(node_id: str, name: str, address: Optional[str]) -> Dict[str, Any]:
+    """
+    @return: a C{hello} frame announcing this node.
+    """
+    return {
+        "type": "hello",
+        "version": PROTOCOL_VERSION,
+        "id": node_id,
+        "name": name,
+        "addr": address,
+    }
+
+
+def entry_frame(wire_entry: Dict[str, Any]) -> Dict[str, Any]:
+    """
+    @return: an C{entry} frame carrying one signed entry.
+    """
+    return {"type": "entry", "entry": wire_entry}
+
+
+def error(reason: str) -> Dict[str, Any]:
+    """
+    @return: an C{error} frame; the sender closes the link after it.
+    """
+    return {"type": "error", "reason": reason}

@@ -1,0 +1,101 @@
+"""
+Helpers that build L{ChatNode}s on temporary stores and link them in
+memory with L{twisted.test.iosim}, driven by one L{Clock}.
+"""
+
+import os
+
+from twisted.internet.task import Clock
+from twisted.test import iosim
+
+from p2pchat.identity import Identity
+from p2pchat.node import ChatNode
+from p2pchat.peer import PeerProtocol
+from p2pchat.store import Store
+
+
+class RecordingView:
+    """
+    A console stand-in that keeps every message shown to it.
+    """
+
+    def __init__(self):
+        self.messages = []
+
+    def show(self, message):
+        self.messages.append(message)
+
+    @property
+    def texts(self):
+        """
+        The plain texts shown, in order.
+        """
+        return [m.text for m in self.messages]
+
+
+class Network:
+    """
+    Several nodes on one clock, linked by in-memory transports.
+    """
+
+    def __init__(self, test_case, wall_clock=lambda: 1_700_000_000.0):
+        self.test_case = test_case
+        self.clock = Clock()
+        self.wall_clock = wall_clock
+        self.pumps = []
+        self.connects = []
+
+    def node(self, name, directory=None):
+        """
+        Make a node called C{name} with a store in a fresh temporary
+        directory (or C{directory}, to reopen one).
+        """
+        directory = directory or self.test_case.mktemp()
+        os.makedirs(directory, exist_ok=True)
+        store = Store(os.path.join(directory, "store.sqlite3"))
+        store.open()
+        self.test_case.addCleanup(store.close)
+        node = ChatNode(
+            Identity.load_or_create(directory),
+            store,
+            name,
+            self.clock,
+            advertised_address=f"{name}.example:9090",
+            port=9090,
+            connect=self.connects.append,
+            wall_clock=self.wall_clock,
+        )
+        node.directory = directory
+        node.view = RecordingView()
+        node.attach(node.view)
+        return node
+
+    def link(self, server, client):
+        """
+        Connect C{client} to C{server} and finish the handshake.
+
+        @return: the (server-side, client-side) protocols.
+        """
+        client_protocol, server_protocol, pump = iosim.connectedServerAndClient(
+            lambda: PeerProtocol(server, self.clock, False, 10.0),
+            lambda: PeerProtocol(client, self.clock, True, 10.0),
+            greet=False,
+            clock=self.clock,
+        )
+        self.pumps.append(pump)
+        self.settle()
+        return server_protocol, client_protocol
+
+    def settle(self, rounds=20):
+        """
+        Deliver every pending byte and run every due flush until quiet.
+        """
+        for _ in range(rounds):
+            moved = False
+            for pump in self.pumps:
+                moved = pump.pump() or moved
+            self.clock.advance(0)
+            if not moved and not self.clock.getDelayedCalls():
+                return
+        for pump in self.pumps:
+            pump.flush()

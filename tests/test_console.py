@@ -1,0 +1,282 @@
+"""
+Tests for L{p2pchat.console}: the command parser and the console protocol.
+"""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat.config import PeerAddress
+from p2pchat.console import (
+    MAX_LINE_BYTES,
+    Command,
+    CommandError,
+    ConsoleProtocol,
+    parse_command,
+    parse_peer_address,
+)
+from p2pchat.entry import MAX_TEXT_BYTES
+
+from tests.nodes import Network
+
+
+class ParseCommandTests(SynchronousTestCase):
+    """
+    L{parse_command} turns console lines into commands.
+    """
+
+    def test_plain_line_is_broadcast(self):
+        """
+        A line not starting with / is a message to everyone.
+        """
+        self.assertEqual(parse_command("hello there"), Command("say", ("hello there",)))
+
+    def test_double_slash_escapes(self):
+        """
+        A line starting with // sends the text starting with one /.
+        """
+        self.assertEqual(parse_command("//shrug"), Command("say", ("/shrug",)))
+
+    def test_commands(self):
+        """
+        Every documented command parses with its arguments.
+        """
+        cases = {
+            "/msg bob hi there": Command("msg", ("bob", "hi there")),
+            "/peers": Command("peers"),
+            "/connect 127.0.0.1:9090": Command("connect", (PeerAddress("127.0.0.1", 9090),)),
+            "/connect [::1]:9090": Command("connect", (PeerAddress("::1", 9090),)),
+            "/history": Command("history", (20,)),
+            "/history 5": Command("history", (5,)),
+            "/search needle hay": Command("search", ("needle hay",)),
+            "/status": Command("status"),
+            "/nick zed": Command("nick", ("zed",)),
+            "/help": Command("help"),
+            "/quit": Command("quit"),
+            "/STATUS": Command("status"),
+        }
+        for line, expected in cases.items():
+            self.assertEqual(parse_command(line), expected, line)
+
+    def test_errors_name_problem_and_point_to_help(self):
+        """
+        An unknown command or a missing or bad argument raises
+        L{CommandError} whose message names the problem and mentions /help.
+        """
+        cases = {
+            "/frobnicate": "unknown command /frobnicate",
+            "/msg": "/msg needs",
+            "/msg bob": "/msg needs",
+            "/connect": "/connect needs",
+            "/connect nowhere": "/connect",
+            "/connect host:99999": "port must be",
+            "/history abc": "/history takes",
+            "/history 0": "/history takes",
+            "/search": "/search needs",
+            "/nick": "/nick needs",
+            "/nick two words": "/nick needs",
+        }
+        for line, fragment in cases.items():
+            error = self.assertRaises(CommandError, parse_command, line)
+            self.assertIn(fragment, str(error), line)
+            self.assertIn("/help", str(error), line)
+
+    def test_over_long_message(self):
+        """
+        A message over the text limit is refused, not truncated.
+        """
+        self.assertRaises(CommandError, parse_command, "x" * (MAX_TEXT_BYTES + 1))
+        self.assertEqual(parse_command("x" * MAX_TEXT_BYTES).name, "say")
+
+    @given(st.text())
+    @settings(max_examples=300, deadline=None)
+    def test_any_text_parses_or_raises_command_error(self, line):
+        """
+        No input line makes the parser raise anything but L{CommandError}.
+        """
+        try:
+            parse_command(line)
+        except CommandError:
+            pass
+
+    def test_peer_address_forms(self):
+        """
+        HOST:PORT accepts names, IPv4 and bracketed IPv6; a bare IPv6 is
+        refused as ambiguous.
+        """
+        self.assertEqual(parse_peer_address("friend.example:9090"), PeerAddress("friend.example", 9090))
+        self.assertEqual(parse_peer_address("[::1]:1"), PeerAddress("::1", 1))
+        self.assertRaises(ValueError, parse_peer_address, "::1:9090")
+        self.assertRaises(ValueError, parse_peer_address, ":9090")
+
+
+class ConsoleProtocolTests(SynchronousTestCase):
+    """
+    L{ConsoleProtocol} over a L{StringTransport}, as telnet or nc would use
+    it.
+    """
+
+    def setUp(self):
+        self.net = Network(self, wall_clock=lambda: 1_700_000_000.0)
+        self.node = self.net.node("alice")
+        self.console, self.transport = self.connect()
+
+    def connect(self, node=None):
+        console = ConsoleProtocol(node or self.node)
+        transport = StringTransport()
+        console.makeConnection(transport)
+        transport.clear()
+        return console, transport
+
+    def lines(self, transport=None):
+        transport = transport or self.transport
+        output = transport.value().decode("utf-8").split("\r\n")
+        transport.clear()
+        return [line for line in output if line]
+
+    def type(self, data, console=None):
+        (console or self.console).dataReceived(data)
+        self.net.settle()
+
+    def test_greeting(self):
+        """
+        A new console session is told who it is and about /help.
+        """
+        console = ConsoleProtocol(self.node)
+        transport = StringTransport()
+        console.makeConnection(transport)
+        self.assertIn("/help", transport.value().decode())
+
+    def test_broadcast_echo_format(self):
+        """
+        A plain line is posted and shown back as [HH:MM:SS] <name> text on
+        every console, this one included.
+        """
+        other, other_transport = self.connect()
+        self.type(b"hello world\r\n")
+        mine = self.lines()
+        theirs = self.lines(other_transport)
+        self.assertEqual(len(mine), 1)
+        self.assertRegex(mine[0], r"^\[\d\d:\d\d:\d\d\] <alice> hello world$")
+        self.assertEqual(mine, theirs)
+
+    def test_bare_newlines(self):
+        """
+        Lines ending in a bare newline work like CRLF lines.
+        """
+        self.type(b"one\ntwo\n")
+        self.assertEqual([line.split(" ", 1)[1] for line in self.lines()], ["<alice> one", "<alice> two"])
+
+    def test_direct_message_format(self):
+        """
+        A direct message prints as [HH:MM:SS] *name* text at the recipient.
+        """
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        bob_console, bob_transport = self.connect(bob)
+        self.type(b"/msg bob psst\r\n")
+        self.assertRegex(self.lines(bob_transport)[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* psst$")
+        self.assertRegex(self.lines()[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* \(to bob\) psst$")
+
+    def test_status(self):
+        """
+        /status prints key: value lines including id, name, port, messages,
+        peers and digest.
+        """
+        self.type(b"one\r\n")
+        self.lines()
+        self.type(b"/status\r\n")
+        status = dict(line.split(": ", 1) for line in self.lines())
+        self.assertEqual(status["id"], self.node.node_id)
+        self.assertEqual(status["name"], "alice")
+        self.assertEqual(status["port"], "9090")
+        self.assertEqual(status["messages"], "1")
+        self.assertEqual(status["peers"], "0")
+        self.assertRegex(status["digest"], "^[0-9a-f]{64}$")
+
+    def test_history_and_search(self):
+        """
+        /history N prints the last N messages in order; /search prints the
+        matches and a count.
+        """
+        for text in (b"apple pie", b"banana", b"cherry pie"):
+            self.type(text + b"\r\n")
+        self.lines()
+        self.type(b"/history 2\r\n")
+        self.assertEqual([line.split("> ")[1] for line in self.lines()], ["banana", "cherry pie"])
+        self.type(b"/search pie\r\n")
+        found = self.lines()
+        self.assertEqual([line.split("> ")[1] for line in found[:-1]], ["apple pie", "cherry pie"])
+        self.assertEqual(found[-1], "2 matching message(s)")
+
+    def test_peers(self):
+        """
+        /peers lists each known peer: name, short id, address, state and
+        whether it is connected.
+        """
+        self.type(b"/peers\r\n")
+        self.assertEqual(self.lines(), ["no known peers"])
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        self.type(b"/peers\r\n")
+        self.assertEqual(
+            self.lines(), [f"bob {bob.node_id[:8]} bob.example:9090 alive connected"]
+        )
+
+    def test_connect_delegates(self):
+        """
+        /connect HOST:PORT asks the node to open a link there.
+        """
+        self.type(b"/connect example.org:9000\r\n")
+        self.assertEqual(self.net.connects, [PeerAddress("example.org", 9000)])
+        self.assertEqual(self.lines(), ["connecting to example.org:9000"])
+
+    def test_nick(self):
+        """
+        /nick changes the name used on later messages.
+        """
+        self.type(b"/nick zed\r\nhi\r\n")
+        lines = self.lines()
+        self.assertEqual(lines[0], "you are now zed")
+        self.assertIn("<zed> hi", lines[1])
+
+    def test_errors_keep_session(self):
+        """
+        An unknown command, invalid UTF-8 and an over-long line each get one
+        error line, and the session keeps working.
+        """
+        self.type(b"/bogus\r\n")
+        self.type(b"\xff\xfe\r\n")
+        self.type(b"y" * (MAX_LINE_BYTES + 10) + b"\r\n")
+        self.type(b"/msg nobody hi\r\n")
+        errors = self.lines()
+        self.assertEqual(len(errors), 4, errors)
+        self.assertTrue(all(line.startswith("error: ") for line in errors))
+        self.assertFalse(self.transport.disconnecting)
+        self.type(b"still here\r\n")
+        self.assertIn("<alice> still here", self.lines()[0])
+        self.assertEqual(self.node.status()["messages"], 1)
+
+    def test_quit_closes_only_session(self):
+        """
+        /quit closes this console; the node and other consoles carry on.
+        """
+        other, other_transport = self.connect()
+        self.type(b"/quit\r\n")
+        self.assertTrue(self.transport.disconnecting)
+        self.console.connectionLost(None)
+        other.dataReceived(b"after\r\n")
+        self.net.settle()
+        self.assertIn("<alice> after", self.lines(other_transport)[0])
+        self.assertNotIn(b"after", self.transport.value())
+
+    def test_help_lists_every_command(self):
+        """
+        /help mentions every console command.
+        """
+        self.type(b"/help\r\n")
+        text = "\n".join(self.lines())
+        for command in ("/msg", "/peers", "/connect", "/history", "/search",
+                        "/status", "/nick", "/help", "/quit"):
+            self.assertIn(command, text)

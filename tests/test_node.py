@@ -1,0 +1,288 @@
+"""
+Tests for L{p2pchat.node.ChatNode}: authoring, ingesting, relaying and
+showing entries between nodes linked in memory.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat import wire
+from p2pchat.entry import InvalidEntry, create_entry
+from p2pchat.identity import Identity
+from p2pchat.node import AmbiguousPeer, UnknownPeer
+
+from tests.nodes import Network
+
+
+class PostTests(SynchronousTestCase):
+    """
+    A node's own posts.
+    """
+
+    def test_post_is_stored_then_shown(self):
+        """
+        A post is shown on the node's consoles only once it is committed,
+        and the store then holds it.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        alice.post("hello")
+        self.assertEqual(alice.view.texts, [])
+        net.clock.advance(0)
+        self.assertEqual(alice.view.texts, ["hello"])
+        self.assertEqual(alice.status()["messages"], 1)
+
+    def test_posts_chain(self):
+        """
+        Successive posts carry seq 1, 2, 3 and each names the previous one
+        as prev, with increasing Lamport times.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        entries = [alice.post(text) for text in "abc"]
+        net.clock.advance(0)
+        self.assertEqual([e.seq for e in entries], [1, 2, 3])
+        self.assertEqual([e.prev for e in entries], [None, entries[0].id, entries[1].id])
+        self.assertEqual([e.lamport for e in entries], [1, 2, 3])
+
+    def test_feed_continues_after_restart(self):
+        """
+        A node reopened on the same data dir continues its feed where it
+        left off, and keeps its history and id.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        first = alice.post("one")
+        net.clock.advance(0)
+        alice._store.close()
+        again = net.node("alice", directory=alice.directory)
+        second = again.post("two")
+        net.clock.advance(0)
+        self.assertEqual(again.node_id, alice.node_id)
+        self.assertEqual((second.seq, second.prev), (2, first.id))
+        self.assertEqual([m.text for m in again.history(10)], ["one", "two"])
+
+    def test_empty_post_refused(self):
+        """
+        An empty message raises L{InvalidEntry} and stores nothing.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        self.assertRaises(InvalidEntry, alice.post, "")
+        net.clock.advance(0)
+        self.assertEqual(alice.status()["messages"], 0)
+
+    def test_many_posts_one_batch(self):
+        """
+        Many posts in one reactor turn are committed in as few
+        transactions as the batch limit allows, and all are shown in order.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        texts = [f"m{i}" for i in range(2500)]
+        for text in texts:
+            alice.post(text)
+        net.clock.advance(0)
+        self.assertEqual(alice.view.texts, texts)
+        self.assertEqual(alice.status()["messages"], 2500)
+
+
+class RelayTests(SynchronousTestCase):
+    """
+    Entries travelling between linked nodes.
+    """
+
+    def test_link_up_records_peer(self):
+        """
+        After the handshake each node knows the other's name, id and
+        advertised address, and counts it as an alive peer.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        net.link(alice, bob)
+        self.assertEqual(alice.peers[bob.node_id].name, "bob")
+        self.assertEqual(alice.peers[bob.node_id].address, "bob.example:9090")
+        self.assertEqual(bob.peers[alice.node_id].state, "alive")
+        self.assertEqual(alice.status()["peers"], 1)
+
+    def test_broadcast_reaches_peer(self):
+        """
+        A post on one node is stored and shown on a linked node.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        net.link(alice, bob)
+        alice.post("hi bob")
+        net.settle()
+        self.assertEqual(bob.view.texts, ["hi bob"])
+        self.assertEqual(bob.status()["digest"], alice.status()["digest"])
+
+    def test_relay_along_chain(self):
+        """
+        In a chain alice - bob - carol, alice's post reaches carol through
+        bob, exactly once, and carol's reply reaches alice.
+        """
+        net = Network(self)
+        alice, bob, carol = net.node("alice"), net.node("bob"), net.node("carol")
+        net.link(alice, bob)
+        net.link(bob, carol)
+        alice.post("to everyone")
+        net.settle()
+        carol.post("got it")
+        net.settle()
+        for node in (alice, bob, carol):
+            self.assertEqual(node.view.texts, ["to everyone", "got it"])
+        self.assertEqual(len({n.status()["digest"] for n in (alice, bob, carol)}), 1)
+
+    def test_cycle_delivers_once(self):
+        """
+        In a triangle, where every post arrives twice, each node shows it
+        once and stores it once.
+        """
+        net = Network(self)
+        a, b, c = net.node("a"), net.node("b"), net.node("c")
+        net.link(a, b)
+        net.link(b, c)
+        net.link(c, a)
+        a.post("round")
+        net.settle()
+        for node in (a, b, c):
+            self.assertEqual(node.view.texts, ["round"])
+            self.assertEqual(node.status()["messages"], 1)
+
+    def test_reply_ordered_after_question(self):
+        """
+        A reply's Lamport time is greater than the message it answers, so
+        every node's history shows the question first.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        net.link(alice, bob)
+        question = alice.post("question?")
+        net.settle()
+        answer = bob.post("answer")
+        net.settle()
+        self.assertGreater(answer.lamport, question.lamport)
+        for node in (alice, bob):
+            self.assertEqual([m.text for m in node.history(5)], ["question?", "answer"])
+
+    def test_forged_entry_rejected(self):
+        """
+        An entry whose signature does not match is answered with an error
+        frame, never stored, shown or relayed.
+        """
+        net = Network(self)
+        alice, bob, carol = net.node("alice"), net.node("bob"), net.node("carol")
+        bob_side, alice_side = net.link(bob, alice)
+        net.link(bob, carol)
+        mallory = Identity.generate()
+        forged = create_entry(mallory, 1, None, 1, 0, "chat", {"name": "m", "text": "x"})
+        wire_entry = dict(forged.to_wire(), body={"name": "m", "text": "tampered"})
+        alice_side.send_frame(wire.entry_frame(wire_entry))
+        net.settle()
+        for node in (bob, carol):
+            self.assertEqual(node.status()["messages"], 0)
+            self.assertEqual(node.view.texts, [])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_self_link_refused(self):
+        """
+        A node that connects to itself refuses the link.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        server, client = net.link(alice, alice)
+        self.assertFalse(server.accepted)
+        self.assertEqual(alice.links, set())
+
+    def test_fork_is_reported_not_merged(self):
+        """
+        Two different entries with one author and seq: the second is not
+        stored, and /status counts a fork.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        twin = Identity.generate()
+        one = create_entry(twin, 1, None, 1, 0, "chat", {"name": "t", "text": "one"})
+        two = create_entry(twin, 1, None, 1, 0, "chat", {"name": "t", "text": "two"})
+        bob.rx_entry(one.to_wire(), None)
+        net.clock.advance(0)
+        bob.rx_entry(two.to_wire(), None)
+        net.clock.advance(0)
+        self.assertEqual(bob.view.texts, ["one"])
+        self.assertEqual(bob.status()["forks"], 1)
+
+    def test_link_down_marks_peer(self):
+        """
+        When the only link to a peer closes, the peer is no longer counted
+        as alive.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        _, client = net.link(alice, bob)
+        client.transport.loseConnection()
+        net.settle()
+        self.assertEqual(alice.status()["peers"], 0)
+        self.assertEqual(alice.peers[bob.node_id].state, "unlinked")
+
+
+class DirectMessageTests(SynchronousTestCase):
+    """
+    Direct messages: sealed to the recipient, relayed as ciphertext.
+    """
+
+    def setUp(self):
+        self.net = Network(self)
+        self.alice = self.net.node("alice")
+        self.bob = self.net.node("bob")
+        self.carol = self.net.node("carol")
+        self.net.link(self.alice, self.bob)
+        self.net.link(self.bob, self.carol)
+        self.net.settle()
+
+    def test_only_recipient_reads(self):
+        """
+        Carol's DM to alice, relayed by bob, is shown to alice and carol,
+        not to bob, and bob's store holds no plaintext.
+        """
+        self.carol.post("hello all")
+        self.net.settle()
+        self.carol.send_direct(self.alice.node_id, "secret plan")
+        self.net.settle()
+        self.assertEqual(self.alice.view.texts, ["hello all", "secret plan"])
+        self.assertTrue(self.alice.view.messages[-1].direct)
+        self.assertEqual(self.carol.view.texts, ["hello all", "secret plan"])
+        self.assertEqual(self.bob.view.texts, ["hello all"])
+        self.assertEqual(self.bob.status()["messages"], 2)
+        self.assertEqual([m.text for m in self.bob.history(10)], ["hello all"])
+        self.assertEqual(self.bob.search("secret"), [])
+        with open(self.bob._store.path, "rb") as f:
+            self.assertNotIn(b"secret plan", f.read())
+
+    def test_by_name(self):
+        """
+        A DM addressed by name reaches the peer with that name.
+        """
+        self.bob.send_direct("alice", "hi")
+        self.net.settle()
+        self.assertEqual(self.alice.view.texts, ["hi"])
+
+    def test_unknown_name(self):
+        """
+        A DM to a name nobody has raises L{UnknownPeer}.
+        """
+        self.assertRaises(UnknownPeer, self.alice.send_direct, "zed", "hi")
+
+    def test_ambiguous_name(self):
+        """
+        A name two peers share raises L{AmbiguousPeer} listing both short
+        ids, and a short id resolves the ambiguity.
+        """
+        other = self.net.node("bob")
+        self.net.link(self.alice, other)
+        error = self.assertRaises(AmbiguousPeer, self.alice.send_direct, "bob", "hi")
+        self.assertIn(other.node_id[:8], str(error))
+        self.assertIn(self.bob.node_id[:8], str(error))
+        self.alice.send_direct(other.node_id[:8], "just you")
+        self.net.settle()
+        self.assertEqual(other.view.texts, ["just you"])
+        self.assertEqual(self.bob.view.texts, [])

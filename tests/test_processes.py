@@ -1,0 +1,110 @@
+"""
+Integration tests: real C{twistd -n p2pchat} processes talking over TCP,
+driven through their consoles as a user with telnet would.
+"""
+
+import json
+import os
+import signal
+import socket
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.processes import NodeProcess
+
+
+class NodeProcessTests(SynchronousTestCase):
+    """
+    Two and three real nodes chatting.
+    """
+
+    def start(self, name, *args, data_dir=None):
+        data_dir = data_dir or os.path.abspath(self.mktemp())
+        os.makedirs(data_dir, exist_ok=True)
+        node = NodeProcess(name, data_dir, "--port", "0", "--console",
+                           "tcp:0:interface=127.0.0.1", *args)
+        node.start()
+        self.addCleanup(node.stop, signal.SIGKILL)
+        return node
+
+    def connect(self, node):
+        console = node.console()
+        self.addCleanup(console.close)
+        return console
+
+    def test_broadcast_direct_message_and_restart(self):
+        """
+        Bob joins alice with --peer; a broadcast from alice appears on
+        bob's console, a direct message from bob appears on alice's as
+        *bob* text, and after alice restarts (SIGTERM exits 0) her history
+        still holds both.
+        """
+        alice = self.start("alice")
+        bob = self.start("bob", "--peer", alice.peer_address)
+        bob.wait_for_log(rb"link up with alice")
+        alice_console, bob_console = self.connect(alice), self.connect(bob)
+        alice_console.send("hello from alice")
+        bob_console.wait_for(rb"\[\d\d:\d\d:\d\d\] <alice> hello from alice\r\n")
+        bob_console.send("/msg alice just for you")
+        alice_console.wait_for(rb"\[\d\d:\d\d:\d\d\] \*bob\* just for you\r\n")
+        self.assertEqual(alice_console.status()["digest"], bob_console.status()["digest"])
+        peers = bob_console.command("/peers", rb"connected\r\n")
+        self.assertIn("alice", peers)
+        alice_console.close()
+        self.assertEqual(alice.stop(), 0)
+        alice.start()
+        history = self.connect(alice).command("/history", rb"just for you\r\n")
+        self.assertIn("<alice> hello from alice", history)
+        self.assertIn("*bob* just for you", history)
+
+    def test_relay_through_middle_node(self):
+        """
+        In a chain carol -> bob -> alice, a broadcast from carol reaches
+        alice through bob, and all three end with the same digest.
+        """
+        alice = self.start("alice")
+        bob = self.start("bob", "--peer", alice.peer_address)
+        carol = self.start("carol", "--peer", bob.peer_address)
+        carol.wait_for_log(rb"link up with bob")
+        bob.wait_for_log(rb"link up with alice")
+        alice_console = self.connect(alice)
+        self.connect(carol).send("from the end of the chain")
+        alice_console.wait_for(rb"<carol> from the end of the chain")
+        digests = {self.connect(n).status()["digest"] for n in (alice, bob, carol)}
+        self.assertEqual(len(digests), 1)
+
+    def test_acknowledged_messages_survive_kill_9(self):
+        """
+        Messages a console has seen echoed (committed) are all there after
+        the node is killed with SIGKILL and restarted.
+        """
+        alice = self.start("alice")
+        console = self.connect(alice)
+        for i in range(50):
+            console.send(f"durable {i}")
+        console.wait_for(rb"<alice> durable 49\r\n")
+        alice.stop(signal.SIGKILL)
+        alice.start()
+        status = self.connect(alice).status()
+        self.assertEqual(status["messages"], "50")
+
+    def test_garbage_from_peer_is_refused(self):
+        """
+        A connection that sends garbage to the peer port gets an error frame
+        and is closed; the node logs it and keeps serving its console.
+        """
+        alice = self.start("alice")
+        host, port = alice.peer_address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(b"this is not json\n")
+            received = b""
+            while True:
+                data = raw.recv(65536)
+                if not data:
+                    break
+                received += data
+        lines = [json.loads(line) for line in received.splitlines()]
+        self.assertEqual(lines[0]["type"], "hello")
+        self.assertEqual(lines[-1], {"type": "error", "reason": "bad frame: line is not valid JSON"})
+        alice.wait_for_log(rb"closing link with unidentified peer at 127\.0\.0\.1:\d+: bad frame")
+        self.assertEqual(self.connect(alice).status()["name"], "alice")
