@@ -9,15 +9,17 @@ prints messages as they arrive.
 
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.python.usage import UsageError
 
 from p2pchat.config import PeerAddress
 from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.identity import short_id
 from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
+from p2pchat.tap import parse_peer
 
 MAX_LINE_BYTES = 8192
 DEFAULT_HISTORY = 20
@@ -58,23 +60,6 @@ class Command:
     args: Tuple = ()
 
 
-def parse_peer_address(text: str) -> PeerAddress:
-    """
-    Parse C{HOST:PORT} or C{[IPV6]:PORT}.
-
-    @raise ValueError: if it is not of that form.
-    """
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not host or ":" in host and not text.startswith("["):
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be 1-65535, got {port!r}")
-    return PeerAddress(host, int(port))
-
-
 def _usage(command: str, form: str) -> CommandError:
     return CommandError(f"{command} needs {form}; try /help")
 
@@ -108,9 +93,9 @@ def parse_command(line: str) -> Command:
         if not rest:
             raise _usage("/connect", "HOST:PORT")
         try:
-            return Command("connect", (parse_peer_address(rest),))
-        except ValueError as e:
-            raise CommandError(f"/connect: {e}; try /help") from None
+            return Command("connect", (parse_peer(rest, "/connect"),))
+        except UsageError as e:
+            raise CommandError(f"{e}; try /help") from None
     if word == "history":
         if not rest:
             return Command("history", (DEFAULT_HISTORY,))

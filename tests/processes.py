@@ -170,7 +170,8 @@ class ConsoleClient:
                 return match
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise Timeout(f"console: no {pattern.pattern!r} in:\n{self.received.decode(errors='replace')}")
+                received = self.received.decode(errors="replace")
+                raise Timeout(f"console: no {pattern.pattern!r} in:\n{received}")
             ready, _, _ = select.select([self.socket], [], [], remaining)
             if ready:
                 data = self.socket.recv(65536)

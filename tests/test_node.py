@@ -9,7 +9,6 @@ from p2pchat import wire
 from p2pchat.entry import InvalidEntry, create_entry
 from p2pchat.identity import Identity
 from p2pchat.node import AmbiguousPeer, UnknownPeer
-
 from tests.nodes import Network
 
 

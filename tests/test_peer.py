@@ -2,8 +2,6 @@
 Tests for L{p2pchat.peer.PeerProtocol}: framing and the hello handshake.
 """
 
-import json
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -454,7 +452,9 @@ class StreamPropertyTests(PeerTestCase):
         return self.handler.calls, self.transport.value()
 
     @settings(max_examples=150, deadline=None)
-    @given(st.lists(st.integers(min_value=0, max_value=len(valid_stream())), max_size=20))
+    @given(
+        st.lists(st.integers(min_value=0, max_value=len(valid_stream())), max_size=20)
+    )
     def test_any_chunking(self, cuts):
         """
         Splitting the stream at any byte positions gives the same handler
@@ -525,7 +525,9 @@ class ConnectedPairTests(SynchronousTestCase):
 
         client.send_frame(wire.entry_frame({"n": 1}))
         pump.flush()
-        self.assertEqual(bob.calls[-1], ("rx_frame", {"type": "entry", "entry": {"n": 1}}))
+        self.assertEqual(
+            bob.calls[-1], ("rx_frame", {"type": "entry", "entry": {"n": 1}})
+        )
 
         client.leave()
         pump.flush()

@@ -105,6 +105,7 @@ class NodeProcessTests(SynchronousTestCase):
                 received += data
         lines = [json.loads(line) for line in received.splitlines()]
         self.assertEqual(lines[0]["type"], "hello")
-        self.assertEqual(lines[-1], {"type": "error", "reason": "bad frame: line is not valid JSON"})
+        refusal = {"type": "error", "reason": "bad frame: line is not valid JSON"}
+        self.assertEqual(lines[-1], refusal)
         alice.wait_for_log(rb"closing link with unidentified peer at 127\.0\.0\.1:\d+: bad frame")
         self.assertEqual(self.connect(alice).status()["name"], "alice")
