@@ -134,6 +134,7 @@ class ConsoleProtocol(LineReceiver):
     def __init__(self, node: ChatNode, on_quit: Optional[Callable[[], None]] = None):
         self._node = node
         self._on_quit = on_quit
+        self._discarding = False
 
     def connectionMade(self) -> None:
         self._node.attach(self)
@@ -172,10 +173,25 @@ class ConsoleProtocol(LineReceiver):
             return f"[{stamp}] *{entry.name}* (to {to}) {message.text}"
         return f"[{stamp}] *{entry.name}* {message.text}"
 
+    def dataReceived(self, data: bytes) -> None:
+        if self._discarding:
+            _, newline, data = data.partition(self.delimiter)
+            if not newline:
+                return
+            self._discarding = False
+        super().dataReceived(data)
+
     def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        Refuse an over-long line with one error, drop it up to its end, and
+        go on with whatever follows it; the session stays open.
+        """
         self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
-        # LineReceiver drops the connection by default; keep the session.
-        self.clearLineBuffer()
+        _, newline, rest = line.partition(self.delimiter)
+        if newline:
+            self.dataReceived(rest)
+        else:
+            self._discarding = True
 
     def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):

@@ -173,19 +173,16 @@ def validate_body(kind: str, body: object) -> None:
         raise InvalidEntry("body too large")
 
 
-def decode_entry(obj: object) -> Entry:
+def _validate_fields(obj: object) -> None:
     """
-    Validate and verify an entry received from anywhere.
-
-    Checks every field's type and range, the body's shape, the chain link
-    form (C{prev} is null iff C{seq} is 1) and the signature.  Does not
-    check the chain against a store: see L{p2pchat.store.Store}.
+    Check every field of an unsigned entry: types, ranges, the chain link
+    form (C{prev} is null iff C{seq} is 1) and the body's shape.
 
     @raise InvalidEntry: naming the first problem found.
     """
     if not isinstance(obj, dict):
         raise InvalidEntry("entry is not an object")
-    if set(obj) != ENTRY_KEYS:
+    if set(obj) != ENTRY_KEYS - {"sig"}:
         raise InvalidEntry("entry has missing or unknown fields")
     if not is_node_id(obj["author"]):
         raise InvalidEntry("author is not a node id")
@@ -204,6 +201,27 @@ def decode_entry(obj: object) -> Entry:
     if obj["kind"] not in KINDS:
         raise InvalidEntry(f"unknown kind {obj['kind']!r}")
     validate_body(obj["kind"], obj["body"])
+
+
+def _entry(wire: Dict[str, Any]) -> Entry:
+    return Entry(id=entry_id(wire), **wire)
+
+
+def decode_entry(obj: object) -> Entry:
+    """
+    Validate and verify an entry received from anywhere.
+
+    Checks every field (see L{_validate_fields}) and the signature.  Does
+    not check the chain against a store: see L{p2pchat.store.Store}.
+
+    @raise InvalidEntry: naming the first problem found.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEntry("entry is not an object")
+    if set(obj) != ENTRY_KEYS:
+        raise InvalidEntry("entry has missing or unknown fields")
+    unsigned = _unsigned(obj)
+    _validate_fields(unsigned)
     sig = obj["sig"]
     if not (isinstance(sig, str) and len(sig) == 128):
         raise InvalidEntry("sig is not 64 bytes of hex")
@@ -211,20 +229,10 @@ def decode_entry(obj: object) -> Entry:
         signature = bytes.fromhex(sig)
     except ValueError:
         raise InvalidEntry("sig is not hex") from None
-    message = SIGNING_CONTEXT + canonical_json(_unsigned(obj))
+    message = SIGNING_CONTEXT + canonical_json(unsigned)
     if not verify_signature(obj["author"], message, signature):
         raise InvalidEntry("bad signature")
-    return Entry(
-        author=obj["author"],
-        seq=obj["seq"],
-        prev=prev,
-        lamport=obj["lamport"],
-        ts=obj["ts"],
-        kind=obj["kind"],
-        body=obj["body"],
-        sig=sig,
-        id=entry_id(obj),
-    )
+    return _entry(obj)
 
 
 def create_entry(
@@ -239,9 +247,12 @@ def create_entry(
     """
     Author and sign a new entry.
 
-    @raise InvalidEntry: if the fields would not pass L{decode_entry}.
+    The fields are validated exactly as L{decode_entry} validates them, so
+    a bad field raises here rather than producing an entry every receiver
+    would reject; the fresh signature is not verified again.
+
+    @raise InvalidEntry: if a field is invalid.
     """
-    validate_body(kind, body)
     unsigned = {
         "author": identity.node_id,
         "seq": seq,
@@ -251,8 +262,6 @@ def create_entry(
         "kind": kind,
         "body": body,
     }
+    _validate_fields(unsigned)
     sig = identity.sign(SIGNING_CONTEXT + canonical_json(unsigned)).hex()
-    wire = dict(unsigned, sig=sig)
-    # Decode what we signed, so that bad fields raise InvalidEntry here
-    # rather than producing an entry every receiver would reject.
-    return decode_entry(wire)
+    return _entry(dict(unsigned, sig=sig))

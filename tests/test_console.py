@@ -247,6 +247,21 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertIn("<alice> still here", self.lines()[0])
         self.assertEqual(self.node.status()["messages"], 1)
 
+    def test_long_line_in_pieces_drops_only_that_line(self):
+        """
+        An over-long line that arrives in several pieces gets one error;
+        none of it is posted, and the line after it is.
+        """
+        self.console.dataReceived(b"z" * (MAX_LINE_BYTES - 5))
+        self.console.dataReceived(b"z" * 100)
+        self.console.dataReceived(b"z" * 5000 + b"\r\nnext line\r\n")
+        self.net.settle()
+        lines = self.lines()
+        self.assertEqual(lines[0], f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("<alice> next line", lines[1])
+        self.assertEqual(self.node.status()["messages"], 1)
+
     def test_quit_closes_only_session(self):
         """
         /quit closes this console; the node and other consoles carry on.
