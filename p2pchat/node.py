@@ -388,6 +388,7 @@ class ChatNode:
         @return: the last C{limit} messages this node can show, oldest
             first, in display order (Lamport time, then author id).
         """
+        self.flush()
         entries = self._store.history(limit, visible_to=self.node_id)
         return [m for m in map(self.message, entries) if m is not None]
 
@@ -395,12 +396,17 @@ class ChatNode:
         """
         @return: broadcast messages containing every word of C{text}.
         """
+        self.flush()
         return [m for m in map(self.message, self._store.search(text, limit)) if m]
 
     def status(self) -> Dict[str, object]:
         """
+        Pending entries are committed first, so the answer includes
+        everything this node has already accepted.
+
         @return: the node's status as ordered key/value pairs.
         """
+        self.flush()
         return {
             "id": self.node_id,
             "name": self.name,
@@ -410,6 +416,7 @@ class ChatNode:
             "links": len(self.links),
             "digest": self._store.digest(),
             "forks": len(self.forks),
+            "longest_store_call_ms": round(self.longest_flush_s * 1000, 1),
         }
 
     def close_links(self) -> None:

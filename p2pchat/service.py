@@ -187,7 +187,7 @@ class NodeService(MultiService):
             "{count} messages in {path}",
             name=config.name,
             id=short_id(identity.node_id),
-            listen=self.node.advertised_address or "no listener",
+            listen=self.node.advertised_address or "none",
             console=_describe_port(self.console_port),
             count=self.store.count(),
             path=config.data_dir,

@@ -193,7 +193,7 @@ class ConsoleClient:
         """
         @return: the node's /status as a dict.
         """
-        text = self.command("/status", rb"forks: \d+\r\n")
+        text = self.command("/status", rb"longest_store_call_ms: [\d.]+\r\n")
         text = text[text.rindex("id: "):]
         return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
 

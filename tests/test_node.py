@@ -60,6 +60,20 @@ class PostTests(SynchronousTestCase):
         self.assertEqual((second.seq, second.prev), (2, first.id))
         self.assertEqual([m.text for m in again.history(10)], ["one", "two"])
 
+    def test_reads_see_own_writes(self):
+        """
+        /status, history and search right after a post, in the same reactor
+        turn, already include it.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        alice.post("just now")
+        self.assertEqual(alice.status()["messages"], 1)
+        alice.post("and again")
+        self.assertEqual([m.text for m in alice.history(5)], ["just now", "and again"])
+        alice.post("third time")
+        self.assertEqual([m.text for m in alice.search("third")], ["third time"])
+
     def test_empty_post_refused(self):
         """
         An empty message raises L{InvalidEntry} and stores nothing.

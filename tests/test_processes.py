@@ -73,6 +73,27 @@ class NodeProcessTests(SynchronousTestCase):
         digests = {self.connect(n).status()["digest"] for n in (alice, bob, carol)}
         self.assertEqual(len(digests), 1)
 
+    def test_outbound_only_node(self):
+        """
+        A node started with --listen none opens no peer port, yet chats
+        both ways over its outbound link.
+        """
+        alice = self.start("alice")
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        natted = NodeProcess("natted", data_dir, "--listen", "none", "--console",
+                             "tcp:0:interface=127.0.0.1", "--peer", alice.peer_address)
+        natted.start()
+        self.addCleanup(natted.stop, signal.SIGKILL)
+        self.assertEqual(natted.peer_address, "none")
+        natted.wait_for_log(rb"link up with alice")
+        alice_console, natted_console = self.connect(alice), self.connect(natted)
+        natted_console.send("from behind the NAT")
+        alice_console.wait_for(rb"<natted> from behind the NAT")
+        alice_console.send("heard you")
+        natted_console.wait_for(rb"<alice> heard you")
+        self.assertEqual(natted_console.status()["port"], "none")
+
     def test_acknowledged_messages_survive_kill_9(self):
         """
         Messages a console has seen echoed (committed) are all there after
