@@ -159,6 +159,12 @@ class ConsoleProtocol(LineReceiver):
         """
         self.say(self.format(message))
 
+    def alert(self, text: str) -> None:
+        """
+        Print a problem the node ran into (not caused by this console).
+        """
+        self.say(f"error: {text}")
+
     def format(self, message: Message) -> str:
         """
         @return: how this console prints C{message}.

@@ -23,7 +23,7 @@ from p2pchat.config import PeerAddress
 from p2pchat.entry import Entry, InvalidEntry, create_entry, decode_entry
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.peer import IPeerHandler, PeerProtocol
-from p2pchat.store import Store
+from p2pchat.store import Store, StoreError
 
 MAX_BATCH_ENTRIES = 1000
 
@@ -143,7 +143,7 @@ class ChatNode:
     def attach(self, view) -> None:
         """
         Start showing new messages on C{view} (anything with C{show(message:
-        Message)}).
+        Message)} and C{alert(text: str)}).
         """
         self._views.add(view)
 
@@ -236,7 +236,11 @@ class ChatNode:
         if not batch:
             return
         started = time.perf_counter()
-        result = self._store.add_entries(batch)
+        try:
+            result = self._store.add_entries(batch)
+        except StoreError as e:
+            self._store_failed(batch, e)
+            return
         self.longest_flush_s = max(self.longest_flush_s, time.perf_counter() - started)
         for entry, existing_id in result.forks:
             self.forks.append((entry.author, entry.seq))
@@ -266,6 +270,24 @@ class ChatNode:
                 for view in list(self._views):
                     view.show(message)
             self._relay(entry, sources.get(entry.id))
+
+    def _store_failed(self, batch: List[Entry], error: StoreError) -> None:
+        """
+        A batch could not be committed (a full disk, an I/O error): nothing
+        of it was shown or relayed.  Say so once, and rewind this node's
+        own feed to what is really stored so the next post chains onto it.
+        """
+        own = sum(1 for entry in batch if entry.author == self.node_id)
+        self.log.critical(
+            "store write failed, {count} entries not stored ({own} of ours): {error}",
+            count=len(batch),
+            own=own,
+            error=str(error),
+        )
+        for view in list(self._views):
+            view.alert(f"could not store {len(batch)} message(s), not sent: {error}")
+        head = self._store.head(self.node_id)
+        self._own_seq, self._own_head = head if head else (0, None)
 
     def _relay(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
         frame = wire.entry_frame(entry.to_wire())

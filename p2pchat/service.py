@@ -131,9 +131,10 @@ class NodeService(MultiService):
         try:
             self._start(config)
         except StartupError as e:
+            # One clear line, then exit 1: a traceback would add nothing.
             self.log.critical("p2pchat cannot start: {reason}", reason=str(e))
             self._close_store()
-            raise
+            raise SystemExit(1) from e
         super().startService()
 
     def _start(self, config: NodeConfig) -> None:

@@ -21,9 +21,13 @@ class RecordingView:
 
     def __init__(self):
         self.messages = []
+        self.alerts = []
 
     def show(self, message):
         self.messages.append(message)
+
+    def alert(self, text):
+        self.alerts.append(text)
 
     @property
     def texts(self):

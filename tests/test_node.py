@@ -9,6 +9,7 @@ from p2pchat import wire
 from p2pchat.entry import InvalidEntry, create_entry
 from p2pchat.identity import Identity
 from p2pchat.node import AmbiguousPeer, UnknownPeer
+from p2pchat.store import StoreError
 from tests.nodes import Network
 
 
@@ -73,6 +74,37 @@ class PostTests(SynchronousTestCase):
         self.assertEqual([m.text for m in alice.history(5)], ["just now", "and again"])
         alice.post("third time")
         self.assertEqual([m.text for m in alice.search("third")], ["third time"])
+
+    def test_store_failure_loses_nothing_acknowledged(self):
+        """
+        When a commit fails (say, the disk is full) the batch is neither
+        shown nor relayed, consoles get an alert, and the next post chains
+        onto the last entry really stored, so the feed has no hole.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        kept = alice.post("kept")
+        net.clock.advance(0)
+        real_add = alice._store.add_entries
+        disk_full = [True]
+
+        def add_entries(entries):
+            if disk_full:
+                raise StoreError("database or disk is full")
+            return real_add(entries)
+
+        self.patch(alice._store, "add_entries", add_entries)
+        alice.post("lost")
+        net.clock.advance(0)
+        self.assertEqual(alice.view.texts, ["kept"])
+        self.assertEqual(len(alice.view.alerts), 1)
+        self.assertIn("disk is full", alice.view.alerts[0])
+        disk_full.clear()
+        after = alice.post("after")
+        net.clock.advance(0)
+        self.assertEqual((after.seq, after.prev), (2, kept.id))
+        self.assertEqual([m.text for m in alice.history(5)], ["kept", "after"])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     def test_empty_post_refused(self):
         """
