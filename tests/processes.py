@@ -156,16 +156,17 @@ class ConsoleClient:
         """
         self.socket.sendall(line.encode("utf-8") + b"\r\n")
 
-    def wait_for(self, pattern):
+    def wait_for(self, pattern, start=0):
         """
-        Wait until everything received so far matches C{pattern}.
+        Wait until what was received from offset C{start} on matches
+        C{pattern}.
 
         @return: the match.
         """
         pattern = re.compile(pattern) if isinstance(pattern, bytes) else pattern
         deadline = time.monotonic() + DEADLINE_S
         while True:
-            match = pattern.search(self.received)
+            match = pattern.search(self.received, start)
             if match:
                 return match
             remaining = deadline - time.monotonic()
@@ -186,8 +187,8 @@ class ConsoleClient:
         """
         start = len(self.received)
         self.send(line)
-        self.wait_for(until)
-        return self.received[start:].decode("utf-8")
+        match = self.wait_for(until, start)
+        return self.received[start:match.end()].decode("utf-8")
 
     def status(self):
         """
