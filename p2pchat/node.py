@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from p2pchat import wire
 from p2pchat.config import PeerAddress
-from p2pchat.entry import Entry, InvalidEntry, create_entry, decode_entry
+from p2pchat.entry import Entry, InvalidEntry, create_entry, decode_entry, entry_id
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.store import Store, StoreError
@@ -192,8 +192,14 @@ class ChatNode:
         """
         Verify an entry received from C{source} and queue it for storing.
 
+        An entry whose id is already held is dropped before its signature
+        is checked: the id hashes the whole signed entry, so it is
+        byte-for-byte one that was verified when it first arrived.
+
         @return: C{True} if it was valid and new.
         """
+        if self._known(wire_entry):
+            return False
         try:
             entry = decode_entry(wire_entry)
         except InvalidEntry as e:
@@ -205,12 +211,23 @@ class ChatNode:
             if source is not None:
                 source.send_frame(wire.error(f"rejected entry: {e}"))
             return False
-        if entry.id in self._batch_ids or self._store.has(entry.id):
-            return False
         if entry.author != self.node_id:
             self._record(entry.author, entry.name).last_seen = self._clock.seconds()
         self._queue(entry, source)
         return True
+
+    def _known(self, wire_entry: object) -> bool:
+        """
+        @return: whether an entry with the id of C{wire_entry} is stored
+            or queued.
+        """
+        if not isinstance(wire_entry, dict):
+            return False
+        try:
+            candidate = entry_id(wire_entry)
+        except (TypeError, ValueError):
+            return False
+        return candidate in self._batch_ids or self._store.has(candidate)
 
     def _queue(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
         self._batch.append(entry)

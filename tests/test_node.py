@@ -5,6 +5,7 @@ showing entries between nodes linked in memory.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from p2pchat import node as node_module
 from p2pchat import wire
 from p2pchat.entry import InvalidEntry, create_entry
 from p2pchat.identity import Identity
@@ -228,6 +229,22 @@ class RelayTests(SynchronousTestCase):
             self.assertEqual(node.status()["messages"], 0)
             self.assertEqual(node.view.texts, [])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_duplicate_not_verified_again(self):
+        """
+        An entry already held is dropped by id before its signature is
+        checked again.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        author = Identity.generate()
+        entry = create_entry(author, 1, None, 1, 0, "chat", {"name": "a", "text": "x"})
+        self.assertTrue(bob.rx_entry(entry.to_wire(), None))
+        net.clock.advance(0)
+        verified = []
+        self.patch(node_module, "decode_entry", lambda obj: verified.append(obj))
+        self.assertFalse(bob.rx_entry(entry.to_wire(), None))
+        self.assertEqual(verified, [])
 
     def test_self_link_refused(self):
         """
