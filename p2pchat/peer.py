@@ -4,15 +4,15 @@ hello handshake.  Everything it receives after the handshake is handed to an
 L{IPeerHandler}; it decides nothing itself.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
 from p2pchat import wire
 from p2pchat.identity import short_id
@@ -92,6 +92,7 @@ class PeerProtocol(LineReceiver):
         self.remote_address: Optional[str] = None
         self._handshake_outcome = None
         self._handshake_waiter: Optional[Deferred] = None
+        self._lost_callbacks: List[Callable[[Failure], None]] = []
 
     def __repr__(self) -> str:
         return f"<PeerProtocol {self.describe()}>"
@@ -178,7 +179,15 @@ class PeerProtocol(LineReceiver):
     def lineLengthExceeded(self, line: bytes) -> None:
         self.close(f"line longer than {self.MAX_LENGTH} bytes")
 
+    def notify_on_lost(self, callback: Callable[[Failure], None]) -> None:
+        """
+        Call C{callback} with the reason when this link's connection is lost.
+        """
+        self._lost_callbacks.append(callback)
+
     def connectionLost(self, reason: Failure = None) -> None:
+        for callback in self._lost_callbacks:
+            callback(reason)
         self._cancel_timeout()
         if self._accepted:
             self._accepted = False
@@ -270,3 +279,68 @@ class PeerFactory(Factory):
         )
         protocol.factory = self
         return protocol
+
+
+class LinkHandle(Protocol):
+    """
+    What a L{HandshakeEndpoint} gives its caller for an accepted link: a
+    protocol that shares the link's transport (so closing it closes the
+    link) and hears of the link's loss, but never sees its bytes.
+    """
+
+
+@implementer(IStreamClientEndpoint)
+class HandshakeEndpoint:
+    """
+    A client endpoint whose connections count only once the hello handshake
+    has succeeded.
+
+    Given to L{twisted.application.internet.ClientService}, it makes a
+    refused or broken handshake a I{failed attempt} (so the service backs
+    off further) instead of a connection that drops while
+    C{prepareConnection} is pending, which C{ClientService}'s state machine
+    does not handle.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint, peer_factory: PeerFactory):
+        """
+        @param endpoint: the transport endpoint (TCP, TLS ...).
+        @param peer_factory: builds the L{PeerProtocol} that runs the link.
+        """
+        self._endpoint = endpoint
+        self._peer_factory = peer_factory
+
+    def __repr__(self) -> str:
+        return f"<HandshakeEndpoint {self._endpoint}>"
+
+    def connect(self, factory: Factory) -> Deferred:
+        """
+        Connect, run the handshake, then build C{factory}'s protocol on the
+        link's transport.
+
+        @return: a L{Deferred} firing with that protocol, or failing with
+            the connection error or L{HandshakeFailed}; cancelling it
+            aborts the attempt.
+        """
+        links: List[PeerProtocol] = []
+
+        def cancel(result: Deferred) -> None:
+            if links:
+                links[0].transport.abortConnection()
+            else:
+                attempt.cancel()
+
+        def connected(link: PeerProtocol) -> Deferred:
+            links.append(link)
+            return link.handshake_done
+
+        def accepted(link: PeerProtocol) -> Protocol:
+            handle = factory.buildProtocol(link.transport.getPeer())
+            handle.makeConnection(link.transport)
+            link.notify_on_lost(handle.connectionLost)
+            return handle
+
+        result = Deferred(cancel)
+        attempt = self._endpoint.connect(self._peer_factory)
+        attempt.addCallback(connected).addCallback(accepted).chainDeferred(result)
+        return result

@@ -23,7 +23,7 @@ from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.console import ConsoleProtocol
 from p2pchat.identity import Identity, short_id
 from p2pchat.node import ChatNode
-from p2pchat.peer import PeerFactory
+from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
 from p2pchat.store import Store
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
@@ -210,11 +210,10 @@ class NodeService(MultiService):
             handshake_timeout_s=self.config.handshake_timeout_s,
         )
         service = ClientService(
-            endpoint,
-            factory,
+            HandshakeEndpoint(endpoint, factory),
+            Factory.forProtocol(LinkHandle),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=30.0),
             clock=reactor,
-            prepareConnection=lambda link: link.handshake_done,
         )
         self._outbound[address] = service
         service.setServiceParent(self)
