@@ -122,6 +122,18 @@ def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str
     return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
 
 
+def printable(text: str) -> str:
+    """
+    @return: C{text} with every non-printable character (line breaks,
+        terminal escape sequences, other control characters) written as an
+        escape such as C{\\x1b}, so a message can neither fake a line nor
+        drive someone's terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ConsoleProtocol(LineReceiver):
     """
     One console session: a TCP client or the terminal.
@@ -171,13 +183,14 @@ class ConsoleProtocol(LineReceiver):
         """
         entry = message.entry
         stamp = format_clock(entry.ts)
+        text = printable(message.text)
         if not message.direct:
-            return f"[{stamp}] <{entry.name}> {message.text}"
+            return f"[{stamp}] <{entry.name}> {text}"
         if entry.author == self._node.node_id and message.recipient != self._node.node_id:
             record = self._node.peers.get(message.recipient)
             to = record.name if record else short_id(message.recipient)
-            return f"[{stamp}] *{entry.name}* (to {to}) {message.text}"
-        return f"[{stamp}] *{entry.name}* {message.text}"
+            return f"[{stamp}] *{entry.name}* (to {to}) {text}"
+        return f"[{stamp}] *{entry.name}* {text}"
 
     def dataReceived(self, data: bytes) -> None:
         if self._discarding:

@@ -20,12 +20,13 @@ from zope.interface import implementer
 
 from p2pchat import wire
 from p2pchat.config import PeerAddress
-from p2pchat.entry import Entry, InvalidEntry, create_entry, decode_entry, entry_id
+from p2pchat.entry import MAX_INTEGER, Entry, InvalidEntry, create_entry, decode_entry, entry_id
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.store import Store, StoreError
 
 MAX_BATCH_ENTRIES = 1000
+MAX_LAMPORT_STEP = 1_000_000
 
 
 class UnknownPeer(LookupError):
@@ -277,7 +278,7 @@ class ChatNode:
                 reason=reason,
             )
         for entry in result.added:
-            self._lamport = max(self._lamport, entry.lamport)
+            self._follow_clock(entry)
             if entry.author != self.node_id:
                 self.peers[entry.author].name = entry.name
             elif entry.seq > self._own_seq:
@@ -287,6 +288,26 @@ class ChatNode:
                 for view in list(self._views):
                     view.show(message)
             self._relay(entry, sources.get(entry.id))
+
+    def _follow_clock(self, entry: Entry) -> None:
+        """
+        Advance this node's Lamport clock past C{entry}, unless the entry
+        claims a time implausibly far ahead: one signed entry with a
+        Lamport time near the maximum must not push every later post of
+        this node past it.  Such an entry is still stored, shown and
+        relayed (so every node converges); it just sorts late.
+        """
+        if entry.lamport - self._lamport > MAX_LAMPORT_STEP:
+            self.log.warn(
+                "entry {id} of {author} claims Lamport time {claimed}, far ahead "
+                "of ours ({ours}); not advancing our clock to it",
+                id=entry.id[:12],
+                author=f"{entry.name} ({short_id(entry.author)})",
+                claimed=entry.lamport,
+                ours=self._lamport,
+            )
+            return
+        self._lamport = max(self._lamport, entry.lamport)
 
     def _store_failed(self, batch: List[Entry], error: StoreError) -> None:
         """
@@ -315,7 +336,7 @@ class ChatNode:
     # Entries out
 
     def _author(self, kind: str, body: dict) -> Entry:
-        self._lamport += 1
+        self._lamport = min(self._lamport + 1, MAX_INTEGER)
         entry = create_entry(
             self.identity,
             seq=self._own_seq + 1,

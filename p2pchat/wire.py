@@ -39,9 +39,10 @@ def _check_hello(frame: Dict[str, Any]) -> None:
     if address is not None and not (
         isinstance(address, str)
         and 0 < len(address) <= MAX_ADDRESS_LENGTH
+        and address.isprintable()
         and _is_unicode(address)
     ):
-        raise FrameError("hello.addr is not a string or null")
+        raise FrameError("hello.addr is not a printable string or null")
 
 
 def _is_unicode(text: str) -> bool:

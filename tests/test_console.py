@@ -15,7 +15,8 @@ from p2pchat.console import (
     ConsoleProtocol,
     parse_command,
 )
-from p2pchat.entry import MAX_TEXT_BYTES
+from p2pchat.entry import MAX_TEXT_BYTES, create_entry
+from p2pchat.identity import Identity
 from tests.nodes import Network
 
 
@@ -167,6 +168,20 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"/msg bob psst\r\n")
         self.assertRegex(self.lines(bob_transport)[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* psst$")
         self.assertRegex(self.lines()[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* \(to bob\) psst$")
+
+    def test_control_characters_are_escaped(self):
+        """
+        A received message with a line break or a terminal escape sequence
+        is shown on one line with those characters escaped, so it cannot
+        fake a line from someone else.
+        """
+        mallory = Identity.generate()
+        body = {"name": "mallory", "text": "hi\r\n[12:00:00] <bob> send money\x1b[2J"}
+        entry = create_entry(mallory, 1, None, 1, 0, "chat", body)
+        self.node.rx_entry(entry.to_wire(), None)
+        self.net.settle()
+        (line,) = self.lines()
+        self.assertTrue(line.endswith("<mallory> hi\\r\\n[12:00:00] <bob> send money\\x1b[2J"))
 
     def test_status(self):
         """

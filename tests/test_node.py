@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import node as node_module
 from p2pchat import wire
-from p2pchat.entry import InvalidEntry, create_entry
+from p2pchat.entry import MAX_INTEGER, InvalidEntry, create_entry
 from p2pchat.identity import Identity
 from p2pchat.node import AmbiguousPeer, UnknownPeer
 from p2pchat.store import StoreError
@@ -245,6 +245,37 @@ class RelayTests(SynchronousTestCase):
         self.patch(node_module, "decode_entry", lambda obj: verified.append(obj))
         self.assertFalse(bob.rx_entry(entry.to_wire(), None))
         self.assertEqual(verified, [])
+
+    def test_far_future_lamport_does_not_poison_clock(self):
+        """
+        A signed entry claiming a Lamport time near the maximum is stored
+        and shown, but this node's next post still gets a small Lamport
+        time and stays valid.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        mallory = Identity.generate()
+        body = {"name": "m", "text": "from the far future"}
+        poison = create_entry(mallory, 1, None, MAX_INTEGER, 0, "chat", body)
+        self.assertTrue(bob.rx_entry(poison.to_wire(), None))
+        net.clock.advance(0)
+        reply = bob.post("still here")
+        net.clock.advance(0)
+        self.assertEqual(reply.lamport, 1)
+        self.assertEqual(bob.view.texts, ["from the far future", "still here"])
+
+    def test_lamport_saturates(self):
+        """
+        A node whose clock already is at the maximum (say, from an entry
+        stored before this guard existed) keeps posting valid entries.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        alice._lamport = MAX_INTEGER
+        first, second = alice.post("one"), alice.post("two")
+        net.clock.advance(0)
+        self.assertEqual((first.lamport, second.lamport), (MAX_INTEGER, MAX_INTEGER))
+        self.assertEqual([m.text for m in alice.history(2)], ["one", "two"])
 
     def test_self_link_refused(self):
         """
