@@ -20,13 +20,21 @@ from zope.interface import implementer
 
 from p2pchat import wire
 from p2pchat.config import PeerAddress
-from p2pchat.entry import MAX_INTEGER, Entry, InvalidEntry, create_entry, decode_entry, entry_id
+from p2pchat.entry import (
+    ENTRY_KEYS,
+    MAX_INTEGER,
+    Entry,
+    InvalidEntry,
+    create_entry,
+    decode_entry,
+    entry_id,
+)
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.store import Store, StoreError
 
 MAX_BATCH_ENTRIES = 1000
-MAX_LAMPORT_STEP = 1_000_000
+MAX_LAMPORT_LEAD = 1_000_000
 
 
 class UnknownPeer(LookupError):
@@ -52,6 +60,8 @@ class PeerRecord:
     @ivar links: how many open links this node has to it.
     @ivar last_seen: clock time it was last heard from (a hello or one of
         its own entries).
+    @ivar name_lamport: the Lamport time of the entry C{name} came from (a
+        late, older entry must not bring back an old name).
     """
 
     node_id: str
@@ -59,6 +69,7 @@ class PeerRecord:
     address: Optional[str]
     links: int = 0
     last_seen: float = 0.0
+    name_lamport: int = 0
 
     @property
     def state(self) -> str:
@@ -108,7 +119,7 @@ class ChatNode:
         clock: IReactorTime,
         advertised_address: Optional[str],
         port: Optional[int] = None,
-        connect: Optional[Callable[[PeerAddress], None]] = None,
+        connect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
     ):
         self.identity = identity
@@ -127,10 +138,11 @@ class ChatNode:
         self._batch_ids: Set[str] = set()
         self._batch_sources: Dict[str, Optional[PeerProtocol]] = {}
         self._flush_call = None
-        self.longest_flush_s = 0.0
+        self.longest_store_call_s = 0.0
+        self.stopping = False
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
-        self._lamport = store.max_lamport()
+        self._lamport = store.max_lamport(at_most=self._plausible_lamport())
 
     @property
     def node_id(self) -> str:
@@ -160,6 +172,8 @@ class ChatNode:
         return wire.hello(self.node_id, self.name, self.advertised_address)
 
     def link_up(self, link: PeerProtocol) -> Optional[str]:
+        if self.stopping:
+            return "node is stopping"
         if link.remote_id == self.node_id:
             return "connected to self"
         record = self._record(link.remote_id, link.remote_name)
@@ -199,21 +213,16 @@ class ChatNode:
 
         @return: C{True} if it was valid and new.
         """
-        if self._known(wire_entry):
+        if self.stopping or self._known(wire_entry):
             return False
         try:
             entry = decode_entry(wire_entry)
         except InvalidEntry as e:
-            self.log.warn(
-                "rejected entry from {peer}: {reason}",
-                peer=source.describe() if source else "?",
-                reason=str(e),
-            )
             if source is not None:
-                source.send_frame(wire.error(f"rejected entry: {e}"))
+                source.close(f"rejected entry: {e}")
+            else:
+                self.log.warn("rejected entry: {reason}", reason=str(e))
             return False
-        if entry.author != self.node_id:
-            self._record(entry.author, entry.name).last_seen = self._clock.seconds()
         self._queue(entry, source)
         return True
 
@@ -222,11 +231,11 @@ class ChatNode:
         @return: whether an entry with the id of C{wire_entry} is stored
             or queued.
         """
-        if not isinstance(wire_entry, dict):
+        if not isinstance(wire_entry, dict) or set(wire_entry) != ENTRY_KEYS:
             return False
         try:
             candidate = entry_id(wire_entry)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return False
         return candidate in self._batch_ids or self._store.has(candidate)
 
@@ -253,13 +262,11 @@ class ChatNode:
         self._batch, self._batch_ids, self._batch_sources = [], set(), {}
         if not batch:
             return
-        started = time.perf_counter()
         try:
-            result = self._store.add_entries(batch)
+            result = self._timed(self._store.add_entries, batch)
         except StoreError as e:
             self._store_failed(batch, e)
             return
-        self.longest_flush_s = max(self.longest_flush_s, time.perf_counter() - started)
         for entry, existing_id in result.forks:
             self.forks.append((entry.author, entry.seq))
             self.log.warn(
@@ -280,7 +287,7 @@ class ChatNode:
         for entry in result.added:
             self._follow_clock(entry)
             if entry.author != self.node_id:
-                self.peers[entry.author].name = entry.name
+                self._heard_from(entry)
             elif entry.seq > self._own_seq:
                 self._own_seq, self._own_head = entry.seq, entry.id
             message = self.message(entry)
@@ -289,25 +296,50 @@ class ChatNode:
                     view.show(message)
             self._relay(entry, sources.get(entry.id))
 
+    def _heard_from(self, entry: Entry) -> None:
+        """
+        Note a committed entry of another node in the peer table: it is
+        known (so C{/msg} can reach it), and its name is the one on its
+        newest entry.
+        """
+        record = self._record(entry.author, entry.name)
+        record.last_seen = self._clock.seconds()
+        if entry.lamport >= record.name_lamport:
+            record.name, record.name_lamport = entry.name, entry.lamport
+
+    def _plausible_lamport(self) -> int:
+        """
+        @return: the highest Lamport time this node's clock will follow.
+
+        An honest entry with Lamport time L implies a causal chain of L
+        entries, so L cannot be far above the number of entries in the
+        network.  Holding C{count} entries, a node follows times up to
+        C{count + MAX_LAMPORT_LEAD}; one signed entry claiming a time
+        near the maximum cannot drag every later post up there (which
+        would freeze ordering, and once made every post invalid).
+        """
+        return self._store.count() + MAX_LAMPORT_LEAD
+
     def _follow_clock(self, entry: Entry) -> None:
         """
-        Advance this node's Lamport clock past C{entry}, unless the entry
-        claims a time implausibly far ahead: one signed entry with a
-        Lamport time near the maximum must not push every later post of
-        this node past it.  Such an entry is still stored, shown and
-        relayed (so every node converges); it just sorts late.
+        Advance this node's Lamport clock past C{entry} if its time is
+        plausible (see L{_plausible_lamport}).  An implausible entry is
+        still stored, shown and relayed, so every node converges; it just
+        sorts late.
         """
-        if entry.lamport - self._lamport > MAX_LAMPORT_STEP:
+        if entry.lamport <= self._lamport:
+            return
+        if entry.lamport > self._plausible_lamport():
             self.log.warn(
                 "entry {id} of {author} claims Lamport time {claimed}, far ahead "
-                "of ours ({ours}); not advancing our clock to it",
+                "of the {count} entries held; not advancing our clock to it",
                 id=entry.id[:12],
                 author=f"{entry.name} ({short_id(entry.author)})",
                 claimed=entry.lamport,
-                ours=self._lamport,
+                count=self._store.count(),
             )
             return
-        self._lamport = max(self._lamport, entry.lamport)
+        self._lamport = entry.lamport
 
     def _store_failed(self, batch: List[Entry], error: StoreError) -> None:
         """
@@ -324,8 +356,23 @@ class ChatNode:
         )
         for view in list(self._views):
             view.alert(f"could not store {len(batch)} message(s), not sent: {error}")
-        head = self._store.head(self.node_id)
+        try:
+            head = self._store.head(self.node_id)
+        except StoreError:
+            return
         self._own_seq, self._own_head = head if head else (0, None)
+
+    def _timed(self, call: Callable, *args):
+        """
+        Run a store call, keeping the longest time one took (the longest
+        the reactor was blocked by the store), for C{/status}.
+        """
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.longest_store_call_s = max(self.longest_store_call_s, elapsed)
 
     def _relay(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
         frame = wire.entry_frame(entry.to_wire())
@@ -383,32 +430,39 @@ class ChatNode:
 
     def resolve(self, who: str) -> str:
         """
-        Find the id of a peer by name or short id among known peers, or
-        take a full node id as it is.
+        Find a peer's id from a full id, a short id (a unique prefix of at
+        least 4 hex digits of a known id) or a display name.
 
-        @raise UnknownPeer: if none matches.
-        @raise AmbiguousPeer: if several peers have that name.
+        Ids win over names: nobody can capture messages meant for a short
+        id by choosing that short id as a name.  A text that is one peer's
+        short id and another peer's name is ambiguous.
+
+        @raise UnknownPeer: if nothing matches.
+        @raise AmbiguousPeer: if several peers match.
         """
-        if who in self.peers or is_node_id(who):
+        if is_node_id(who):
             return who
-        by_name = [r for r in self.peers.values() if r.name == who]
-        if len(by_name) == 1:
-            return by_name[0].node_id
-        if len(by_name) > 1:
-            ids = ", ".join(sorted(short_id(r.node_id) for r in by_name))
-            raise AmbiguousPeer(f"several peers are called {who}: {ids}; use a short id")
-        by_id = [node_id for node_id in self.peers if node_id.startswith(who.lower())]
-        if len(who) >= 4 and len(by_id) == 1:
-            return by_id[0]
+        by_id = []
+        if len(who) >= 4 and all(c in "0123456789abcdef" for c in who.lower()):
+            by_id = [n for n in self.peers if n.startswith(who.lower())]
+        by_name = [r.node_id for r in self.peers.values() if r.name == who]
+        matches = set(by_id) | set(by_name)
+        if len(matches) == 1:
+            return matches.pop()
+        if len(matches) > 1:
+            ids = ", ".join(sorted(short_id(node_id) for node_id in matches))
+            raise AmbiguousPeer(f"several peers match {who}: {ids}; use a longer id")
         raise UnknownPeer(f"no known peer called {who}")
 
-    def connect(self, address: PeerAddress) -> None:
+    def connect(self, address: PeerAddress) -> bool:
         """
         Open (and keep open) a link to C{address}.
+
+        @return: C{False} if a link to C{address} is already kept.
         """
         if self._connect is None:
             raise RuntimeError("this node cannot open links")
-        self._connect(address)
+        return self._connect(address) is not False
 
     def set_name(self, name: str) -> None:
         """
@@ -449,7 +503,7 @@ class ChatNode:
             first, in display order (Lamport time, then author id).
         """
         self.flush()
-        entries = self._store.history(limit, visible_to=self.node_id)
+        entries = self._timed(self._store.history, limit, self.node_id)
         return [m for m in map(self.message, entries) if m is not None]
 
     def search(self, text: str, limit: int = 50) -> List[Message]:
@@ -457,7 +511,8 @@ class ChatNode:
         @return: broadcast messages containing every word of C{text}.
         """
         self.flush()
-        return [m for m in map(self.message, self._store.search(text, limit)) if m]
+        found = self._timed(self._store.search, text, limit)
+        return [m for m in map(self.message, found) if m is not None]
 
     def status(self) -> Dict[str, object]:
         """
@@ -476,12 +531,15 @@ class ChatNode:
             "links": len(self.links),
             "digest": self._store.digest(),
             "forks": len(self.forks),
-            "longest_store_call_ms": round(self.longest_flush_s * 1000, 1),
+            "longest_store_call_ms": round(self.longest_store_call_s * 1000, 1),
         }
 
-    def close_links(self) -> None:
+    def stop(self) -> None:
         """
-        Say goodbye on every link (when the node stops).
+        Stop taking entries and links, commit what is queued, and say
+        goodbye on every link.  The store can be closed afterwards.
         """
+        self.stopping = True
+        self.flush()
         for link in list(self.links):
             link.leave()

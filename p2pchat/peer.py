@@ -93,6 +93,8 @@ class PeerProtocol(LineReceiver):
         self._handshake_outcome = None
         self._handshake_waiter: Optional[Deferred] = None
         self._lost_callbacks: List[Callable[[Failure], None]] = []
+        self._spoke = False
+        self._peer_spoke = False
 
     def __repr__(self) -> str:
         return f"<PeerProtocol {self.describe()}>"
@@ -113,6 +115,11 @@ class PeerProtocol(LineReceiver):
         self._timeout_call = self._clock.callLater(
             self._handshake_timeout_s, self._handshake_timed_out
         )
+        if not self.outbound:
+            self._send_hello()
+
+    def _send_hello(self) -> None:
+        self._spoke = True
         self.send_frame(self._handler.local_hello())
 
     def _handshake_timed_out(self) -> None:
@@ -131,6 +138,7 @@ class PeerProtocol(LineReceiver):
         except wire.FrameError as e:
             self.close(f"bad frame: {e}")
             return
+        self._peer_spoke = True
         frame_type = frame["type"]
         if frame_type == "error":
             self.log.info(
@@ -167,6 +175,8 @@ class PeerProtocol(LineReceiver):
         self.remote_id = frame["id"]
         self.remote_name = frame["name"]
         self.remote_address = frame["addr"]
+        if not self._spoke:
+            self._send_hello()
         refusal = self._handler.link_up(self)
         if refusal is not None:
             self.close(refusal)
@@ -235,13 +245,19 @@ class PeerProtocol(LineReceiver):
     def close(self, reason: str) -> None:
         """
         Log why, tell the peer in an error frame, and close the link.
+
+        No error frame goes to something that has not spoken the protocol
+        on a link where this node has not spoken either (an outbound link
+        to, say, a console port by mistake): it would take the frame for
+        text.
         """
         if self._closing:
             return
         self.log.warn(
             "closing link with {peer}: {reason}", peer=self.describe(), reason=reason
         )
-        self.send_frame(wire.error(reason))
+        if self._spoke or self._peer_spoke:
+            self.send_frame(wire.error(reason))
         self._closing = True
         self.transport.loseConnection()
 

@@ -35,7 +35,9 @@ def _check_hello(frame: Dict[str, Any]) -> None:
         raise FrameError("hello.id is not a node id")
     if not validate_name(frame.get("name")):
         raise FrameError("hello.name is not a valid name")
-    address = frame.get("addr")
+    if "addr" not in frame:
+        raise FrameError("hello has no addr (use null for none)")
+    address = frame["addr"]
     if address is not None and not (
         isinstance(address, str)
         and 0 < len(address) <= MAX_ADDRESS_LENGTH

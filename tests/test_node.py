@@ -277,6 +277,89 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual((first.lamport, second.lamport), (MAX_INTEGER, MAX_INTEGER))
         self.assertEqual([m.text for m in alice.history(2)], ["one", "two"])
 
+    def test_far_future_lamport_not_followed_after_restart(self):
+        """
+        After a restart the clock is seeded only from plausible Lamport
+        times, so an absurd entry stored earlier still does not drag this
+        node's posts up to it.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        mallory = Identity.generate()
+        body = {"name": "m", "text": "bomb"}
+        bomb = create_entry(mallory, 1, None, MAX_INTEGER - 1, 0, "chat", body)
+        bob.rx_entry(bomb.to_wire(), None)
+        net.clock.advance(0)
+        bob._store.close()
+        again = net.node("bob", directory=bob.directory)
+        self.assertEqual(again.post("after restart").lamport, 1)
+
+    def test_deeply_nested_entry_is_refused_cleanly(self):
+        """
+        An entry frame whose body nests deeper than the interpreter can
+        hash is refused with the link closed, never an exception.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        bob_side, _ = net.link(bob, alice)
+        nested = "x"
+        for _ in range(5000):
+            nested = [nested]
+        wire_entry = {key: nested for key in ("author", "seq", "prev", "lamport",
+                                               "ts", "kind", "body", "sig")}
+        self.assertFalse(bob.rx_entry(wire_entry, bob_side))
+        self.assertTrue(bob_side.transport.disconnecting)
+        self.assertEqual(bob.status()["messages"], 0)
+
+    def test_invalid_entry_closes_link(self):
+        """
+        A link that sends an invalid entry is closed with an error frame
+        naming the problem.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        bob_side, alice_side = net.link(bob, alice)
+        forged = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
+                              {"name": "m", "text": "x"})
+        alice_side.send_frame(wire.entry_frame(dict(forged.to_wire(), ts=5)))
+        net.settle()
+        self.assertEqual(bob.links, set())
+        self.assertEqual(alice.links, set())
+
+    def test_late_old_entry_keeps_newer_name(self):
+        """
+        A peer's name is the one on its newest entry (by Lamport time), even
+        when an older entry arrives later.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        carol = Identity.generate()
+        first = create_entry(carol, 1, None, 1, 0, "chat", {"name": "carol", "text": "a"})
+        second = create_entry(carol, 2, first.id, 2, 0, "chat", {"name": "caz", "text": "b"})
+        bob.rx_entry(second.to_wire(), None)
+        net.clock.advance(0)
+        bob.rx_entry(first.to_wire(), None)
+        net.clock.advance(0)
+        self.assertEqual(bob.peers[carol.node_id].name, "caz")
+
+    def test_stopping_node_takes_nothing_new(self):
+        """
+        After stop(), queued entries are committed, links get a bye, and
+        new entries and links are refused.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        net.link(alice, bob)
+        alice.post("last words")
+        alice.stop()
+        self.assertEqual(alice.status()["messages"], 1)
+        net.settle()
+        self.assertEqual(bob.links, set())
+        late = create_entry(Identity.generate(), 1, None, 1, 0, "chat", {"name": "l", "text": "x"})
+        self.assertFalse(alice.rx_entry(late.to_wire(), None))
+        server, _ = net.link(alice, net.node("carol"))
+        self.assertFalse(server.accepted)
+
     def test_self_link_refused(self):
         """
         A node that connects to itself refuses the link.
@@ -364,6 +447,20 @@ class DirectMessageTests(SynchronousTestCase):
         A DM to a name nobody has raises L{UnknownPeer}.
         """
         self.assertRaises(UnknownPeer, self.alice.send_direct, "zed", "hi")
+
+    def test_short_id_beats_a_name(self):
+        """
+        A peer who takes another peer's short id as its name cannot capture
+        messages sent to that short id: the text matches both, so it is
+        ambiguous, and the full id still reaches the right peer.
+        """
+        impostor = self.net.node(self.alice.node_id[:8])
+        self.net.link(self.bob, impostor)
+        self.assertRaises(AmbiguousPeer, self.bob.send_direct, self.alice.node_id[:8], "x")
+        self.bob.send_direct(self.alice.node_id[:12], "for alice")
+        self.net.settle()
+        self.assertEqual(self.alice.view.texts, ["for alice"])
+        self.assertEqual(impostor.view.texts, [])
 
     def test_ambiguous_name(self):
         """

@@ -70,7 +70,7 @@ class PeerTestCase(SynchronousTestCase):
     Connects a L{PeerProtocol} to a L{StringTransportWithDisconnection}.
     """
 
-    def connect(self, handler=None):
+    def connect(self, handler=None, outbound=False):
         """
         Make C{self.protocol} on C{self.transport}, driven by C{self.clock},
         reporting to C{self.handler}; log events go to C{self.log_events}.
@@ -79,7 +79,7 @@ class PeerTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.log_events = []
         self.protocol = PeerProtocol(
-            self.handler, self.clock, outbound=False, handshake_timeout_s=TIMEOUT_S
+            self.handler, self.clock, outbound=outbound, handshake_timeout_s=TIMEOUT_S
         )
         self.protocol.log = Logger(observer=self.log_events.append)
         self.transport = StringTransportWithDisconnection()
@@ -275,6 +275,46 @@ class HandshakeTests(PeerTestCase):
         clock.advance(3.0)
         self.assertFalse(transport.connected)
         self.failureResultOf(protocol.handshake_done, HandshakeFailed)
+
+
+class OutboundHandshakeTests(PeerTestCase):
+    """
+    The connecting side speaks only after the listener's hello.
+    """
+
+    def test_waits_for_listener_hello(self):
+        """
+        An outbound link writes nothing until the listener's hello
+        arrives, then answers with its own hello and is accepted.
+        """
+        self.connect(outbound=True)
+        self.assertEqual(self.transport.value(), b"")
+        self.protocol.dataReceived(encode(BOB_HELLO))
+        self.assertEqual([frame["type"] for frame in self.written()], ["hello"])
+        self.assertTrue(self.protocol.accepted)
+
+    def test_silent_to_a_non_peer(self):
+        """
+        An outbound link to something that does not speak the protocol
+        (a console port, say) is closed without writing a single byte, so
+        nothing of ours is taken for text there.
+        """
+        self.connect(outbound=True)
+        self.protocol.dataReceived(b"p2pchat: you are alice (12345678); type /help\r\n")
+        self.assertEqual(self.transport.value(), b"")
+        self.assertFalse(self.transport.connected)
+        self.assertFalse(self.handler.calls)
+
+    def test_refusal_after_hello_is_explained(self):
+        """
+        When the handler refuses the listener (say, it is this node), the
+        outbound side has sent its hello and then an error frame naming
+        the reason.
+        """
+        self.connect(RecordingHandler(refusal="connected to self"), outbound=True)
+        self.protocol.dataReceived(encode(BOB_HELLO))
+        self.assertEqual([frame["type"] for frame in self.written()], ["hello", "error"])
+        self.assertClosedWithError("connected to self")
 
 
 class BadInputTests(PeerTestCase):

@@ -266,3 +266,20 @@ class RoundTripTests(SynchronousTestCase):
             encode_frame({"type": "error", "reason": "\u00e9"}),
             '{"reason":"\u00e9","type":"error"}'.encode("utf-8"),
         )
+
+
+class HelloAddressTests(SynchronousTestCase):
+    """
+    The hello's C{addr} key.
+    """
+
+    def test_addr_key_required(self):
+        """
+        A hello without an C{addr} key is a L{FrameError} (null stands for
+        "no address"), never a crash later in the handshake.
+        """
+        frame = wire.hello("ab" * 32, "bob", None)
+        del frame["addr"]
+        error = self.assertRaises(wire.FrameError, wire.parse_frame, wire.encode_frame(frame))
+        self.assertIn("addr", str(error))
+
