@@ -10,6 +10,7 @@ peers, flushes the store and closes everything.
 
 import os
 import signal
+import stat
 from typing import Dict, List, Optional
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -27,6 +28,7 @@ from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
 from p2pchat.store import Store
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
+log = Logger()
 
 
 class StartupError(Exception):
@@ -50,6 +52,26 @@ def ensure_data_dir(path: str) -> None:
         raise StartupError(f"data dir {path} is not a directory")
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise StartupError(f"data dir {path} is not readable and writable")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        log.warn(
+            "data dir {path} has mode {mode:o}: others on this machine may read "
+            "its messages; chmod 700 it",
+            path=path,
+            mode=mode,
+        )
+
+
+def _server_endpoint(reactor, description: str, what: str):
+    """
+    Build a server endpoint, turning whatever its parser raises (a missing
+    key file for C{ssl:}, no inherited socket for C{systemd:}) into a
+    L{StartupError}.
+    """
+    try:
+        return endpoints.serverFromString(reactor, description)
+    except Exception as e:
+        raise StartupError(f"cannot listen for {what} on {description}: {e!r}") from None
 
 
 def _listen_now(endpoint, factory):
@@ -159,7 +181,7 @@ class NodeService(MultiService):
             connect=self.connect,
         )
         if config.listen is not None:
-            endpoint = endpoints.serverFromString(reactor, config.listen)
+            endpoint = _server_endpoint(reactor, config.listen, "peers")
             factory = PeerFactory(
                 self.node, reactor, outbound=False,
                 handshake_timeout_s=config.handshake_timeout_s,
@@ -172,9 +194,9 @@ class NodeService(MultiService):
             port = bound or config.port
             self.node.port = port
             if port:
-                self.node.advertised_address = f"{config.advertise_host}:{port}"
+                self.node.advertised_address = str(PeerAddress(config.advertise_host, port))
         if config.console is not None:
-            endpoint = endpoints.serverFromString(reactor, config.console)
+            endpoint = _server_endpoint(reactor, config.console, "consoles")
             try:
                 self.console_port = _listen_now(endpoint, ConsoleFactory(self.node))
             except StartupError as e:
@@ -196,13 +218,15 @@ class NodeService(MultiService):
         for address in config.peers:
             self.connect(address)
 
-    def connect(self, address: PeerAddress) -> None:
+    def connect(self, address: PeerAddress) -> bool:
         """
         Keep a link open to C{address}, reconnecting with exponential
         backoff when it drops or cannot be made.
+
+        @return: C{False} if this node already keeps a link to C{address}.
         """
         if address in self._outbound:
-            return
+            return False
         reactor = self.reactor
         endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=10)
         factory = PeerFactory(
@@ -217,16 +241,22 @@ class NodeService(MultiService):
         )
         self._outbound[address] = service
         service.setServiceParent(self)
+        return True
 
     @defer.inlineCallbacks
     def stopService(self):
-        if self.node is not None:
-            self.node.flush()
-            self.node.close_links()
-        yield super().stopService()
+        """
+        Stop in an order that loses nothing: stop accepting connections,
+        stop the node (it takes no more entries or links, commits what is
+        queued and says goodbye on every link), stop the outbound links,
+        and only then close the store.
+        """
         for port in (self.peer_port, self.console_port):
             if port is not None:
                 yield port.stopListening()
+        if self.node is not None:
+            self.node.stop()
+        yield super().stopService()
         self._close_store()
         self._exit_cleanly_on_sigterm()
         self.log.info("p2pchat node stopped")
