@@ -42,6 +42,7 @@ missing seq-1) are allowed and filled later.
 
 import hashlib
 import json
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -53,6 +54,11 @@ DIGEST_MODULUS = 2**256
 _EMPTY_DIGEST = "0" * 64
 # Host parameters per "IN (...)" query; well below every SQLite limit.
 _CHUNK = 400
+_SQLITE_MIN_INT = -(2**63)
+_SQLITE_MAX_INT = 2**63 - 1
+# Store.search collects at most this many times isqrt(limit * count) + 1
+# matching rowids (inside SQLite) before it switches to probing each row.
+_SCAN_MAX_FACTOR = 16
 
 _ENTRY_COLUMNS = "author, seq, prev, lamport, ts, kind, body, sig, id"
 
@@ -490,12 +496,23 @@ class Store:
         """
         return self._query("SELECT count FROM meta")[0][0]
 
-    def max_lamport(self) -> int:
+    def max_lamport(self, at_most: Optional[int] = None) -> int:
         """
-        @return: the highest Lamport time of any stored entry, or 0 when
-            the store is empty.
+        One seek in the C{entries_display} index, whatever the store's size.
+
+        @param at_most: if given, consider only entries whose Lamport time
+            is at most this.
+        @return: the highest Lamport time of any stored entry (that is at
+            most C{at_most}, if given), or 0 when there is none.
         """
-        return self._query("SELECT COALESCE(MAX(lamport), 0) FROM entries")[0][0]
+        if at_most is None:
+            return self._query("SELECT COALESCE(MAX(lamport), 0) FROM entries")[0][0]
+        # SQLite integers are 64-bit; clamping keeps the comparison exact.
+        bound = min(max(at_most, _SQLITE_MIN_INT), _SQLITE_MAX_INT)
+        return self._query(
+            "SELECT COALESCE(MAX(lamport), 0) FROM entries WHERE lamport <= ?",
+            (bound,),
+        )[0][0]
 
     def has(self, entry_id: str) -> bool:
         """
@@ -630,48 +647,74 @@ class Store:
         """
         Find the rowids of the newest C{limit} entries matching C{query}.
 
-        Two plans give the same answer at different costs.  I{join} looks
+        Three plans give the same answer at different costs.  I{join} looks
         up every match in C{entries} and sorts: cheap for rare words.
-        I{scan} walks the display index backwards until it has met C{limit}
-        matches: cheap for common words, since it reads about
-        C{limit * count / matches} index rows.  The plan with the smaller
-        estimate is used unless C{strategy} forces one (for tests).
+        I{scan} collects the matches (inside SQLite) and walks the display
+        index backwards until it has met C{limit} of them: cheap for common
+        words, since it reads about C{limit * count / matches} index rows.
+        I{probe} walks the display index the same way but asks the
+        full-text index about each row instead of collecting the matches:
+        each row costs more, but memory stays constant however many
+        entries match, and very common words need few rows.
+
+        I{join} is used when C{matches ** 2 <= limit * count}, I{scan} when
+        there are more matches but at most L{_SCAN_MAX_FACTOR} times the
+        threshold C{isqrt(limit * count) + 1}, and I{probe} beyond that,
+        unless C{strategy} forces a plan (for tests).  The choice counts
+        matches only up to that bound, inside SQLite, and no chosen plan
+        holds more matches than that in memory: a common word over a large
+        store never loads every match.
         """
-        db = self._conn
-        matches = [
-            row[0]
-            for row in db.execute(
-                "SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?", (query,)
-            )
-        ]
-        if not matches:
+        if limit <= 0:
             return []
         if strategy is None:
-            total = self.count()
-            strategy = "scan" if len(matches) ** 2 > limit * total else "join"
+            strategy = self._search_plan(query, limit)
+            if strategy is None:
+                return []
+        display = "ORDER BY e.lamport DESC, e.author DESC, e.seq DESC LIMIT ?"
         if strategy == "join":
-            return [
-                row[0]
-                for row in db.execute(
-                    "SELECT e.rowid FROM chat_fts "
-                    "JOIN entries AS e ON e.rowid = chat_fts.rowid "
-                    "WHERE chat_fts MATCH ? "
-                    "ORDER BY e.lamport DESC, e.author DESC, e.seq DESC LIMIT ?",
-                    (query, limit),
-                )
-            ]
-        wanted = set(matches)
-        found: List[int] = []
-        cursor = db.execute(
-            "SELECT rowid FROM entries INDEXED BY entries_display "
-            "ORDER BY lamport DESC, author DESC, seq DESC"
-        )
-        try:
-            for (rowid,) in cursor:
-                if rowid in wanted:
-                    found.append(rowid)
-                    if len(found) == limit:
-                        break
-        finally:
-            cursor.close()
-        return found
+            sql = (
+                "SELECT e.rowid FROM chat_fts "
+                "JOIN entries AS e ON e.rowid = chat_fts.rowid "
+                "WHERE chat_fts MATCH ? " + display
+            )
+        elif strategy == "scan":
+            sql = (
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
+                "WHERE e.rowid IN "
+                "(SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?) " + display
+            )
+        elif strategy == "probe":
+            sql = (
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
+                "WHERE EXISTS (SELECT 1 FROM chat_fts WHERE chat_fts MATCH ? "
+                "AND chat_fts.rowid = e.rowid) " + display
+            )
+        else:
+            raise ValueError(f"unknown search strategy {strategy!r}")
+        return [row[0] for row in self._conn.execute(sql, (query, limit))]
+
+    def _search_plan(self, query: str, limit: int) -> Optional[str]:
+        """
+        Choose the plan for L{_search_rowids} (see there) from a count of
+        the matches that stops as soon as the choice is certain.
+
+        @param limit: a positive number of entries wanted.
+        @return: C{"join"}, C{"scan"} or C{"probe"}; C{None} if nothing
+            matches C{query}.
+        """
+        threshold = math.isqrt(limit * self.count()) + 1
+        most = min(threshold * _SCAN_MAX_FACTOR, _SQLITE_MAX_INT - 1)
+        (matches,) = self._conn.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM chat_fts "
+            "WHERE chat_fts MATCH ? LIMIT ?)",
+            (query, most + 1),
+        ).fetchone()
+        if not matches:
+            return None
+        # matches ** 2 > limit * count exactly when matches >= threshold.
+        if matches < threshold:
+            return "join"
+        if matches <= most:
+            return "scan"
+        return "probe"

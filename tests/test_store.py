@@ -533,6 +533,61 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.history(-1), [])
         self.assertEqual(store.max_lamport(), 6)
 
+    def test_maxLamportAtMost(self):
+        """
+        L{Store.max_lamport} with C{at_most} gives the highest stored
+        Lamport time not above it, or 0 when there is none, for any
+        integer, including ones beyond SQLite's 64-bit range.
+        """
+        store = self.open_store()
+        self.assertEqual(store.max_lamport(5), 0)
+        self.assertEqual(store.max_lamport(0), 0)
+        store.add_entries(make_chain(self.alice, 4, start_lamport=1))  # 1..4
+        store.add_entries(make_chain(self.bob, 3, start_lamport=10))  # 10..12
+        cases = {
+            None: 12,
+            -(2**80): 0,
+            -1: 0,
+            0: 0,
+            1: 1,
+            3: 3,
+            4: 4,
+            5: 4,
+            9: 4,
+            10: 10,
+            11: 11,
+            12: 12,
+            13: 12,
+            2**53: 12,
+            2**63: 12,
+            2**80: 12,
+        }
+        for at_most, expected in cases.items():
+            self.assertEqual(store.max_lamport(at_most), expected, at_most)
+        self.assertEqual(store.max_lamport(), 12)
+
+    def test_maxLamportAtMostUsesIndex(self):
+        """
+        L{Store.max_lamport} with C{at_most} runs one query, which seeks in
+        the C{entries_display} index rather than scanning the table.
+        """
+        store = self.open_store()
+        store.add_entries(make_chain(self.alice, 3))
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        try:
+            self.assertEqual(store.max_lamport(2), 2)
+        finally:
+            store._db.set_trace_callback(None)
+        self.assertEqual(len(statements), 1, statements)
+        plan = [
+            row[-1]
+            for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0])
+        ]
+        self.assertEqual(
+            plan, ["SEARCH entries USING COVERING INDEX entries_display (lamport<?)"]
+        )
+
     def test_searchFindsWords(self):
         """
         Search finds chat entries containing all the words, any case,
@@ -631,6 +686,44 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
             for limit in [1, 3, 10, 100]:
                 join = store._search_rowids(query, limit, "join")
                 scan = store._search_rowids(query, limit, "scan")
+                probe = store._search_rowids(query, limit, "probe")
                 self.assertEqual(join, scan, (words, limit))
+                self.assertEqual(join, probe, (words, limit))
                 self.assertEqual(store.search(words, limit), matching[-limit:])
         self.assertEqual(store.search("common", 0), [])
+
+    def test_searchPlanChoice(self):
+        """
+        The search plan is chosen from the number of matches, counted only
+        as far as the choice needs: I{join} while C{matches ** 2 <= limit *
+        count}, I{scan} from there up to C{_SCAN_MAX_FACTOR} times that
+        threshold, I{probe} beyond; every plan returns the newest matches.
+        """
+        store = self.open_store()
+        texts = []
+        for i in range(40):
+            words = ["all"]
+            words += ["twenty"] if i < 20 else []
+            words += ["twentyone"] if i < 21 else []
+            words += ["twentytwo"] if i < 22 else []
+            texts.append(" ".join(words + [f"n{i}"]))
+        chain = make_chain(self.alice, 40, texts=texts)
+        store.add_entries(chain)
+        # limit * count = 10 * 40 = 400: the threshold is 21 matches.
+        self.patch(store_module, "_SCAN_MAX_FACTOR", 1)
+        expected = {
+            "n5": "join",
+            "twenty": "join",
+            "twentyone": "scan",
+            "twentytwo": "probe",
+            "all": "probe",
+            "missing": None,
+        }
+        for word, plan in expected.items():
+            query = store_module._fts_query(word)
+            self.assertEqual(store._search_plan(query, 10), plan, word)
+            matching = [e for e in chain if word in e.body["text"].split()]
+            self.assertEqual(store.search(word, 10), matching[-10:], word)
+        self.patch(store_module, "_SCAN_MAX_FACTOR", 16)
+        self.assertEqual(store._search_plan('"all"', 10), "scan")
+        self.assertRaises(ValueError, store._search_rowids, '"all"', 10, "bogus")
