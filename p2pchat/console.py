@@ -7,6 +7,7 @@ L{ConsoleProtocol} runs commands against a L{p2pchat.node.ChatNode} and
 prints messages as they arrive.
 """
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -24,6 +25,10 @@ from p2pchat.tap import parse_peer
 MAX_LINE_BYTES = 8192
 DEFAULT_HISTORY = 20
 MAX_HISTORY = 1000
+# ASCII digits only: str.isdigit() and int() also accept other scripts'
+# digits and superscripts, some of which int() then refuses.  Leading zeros
+# are skipped and at most 9 digits kept, so int() never sees a huge number.
+_NUMBER = re.compile(r"0*([0-9]{1,9})")
 
 HELP = """\
 Commands:
@@ -68,11 +73,13 @@ def parse_command(line: str) -> Command:
     """
     Parse one console line (already decoded, without its line ending).
 
-    @raise CommandError: for an unknown command, a missing argument or an
-        over-long message.
+    @raise CommandError: for an unknown command, a missing or bad argument,
+        or a message that is empty, blank or over-long.
     """
     if not line.startswith("/") or line.startswith("//"):
         text = line[1:] if line.startswith("//") else line
+        if not text.strip():
+            raise CommandError("nothing to send; try /help")
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
         return Command("say", (text,))
@@ -99,9 +106,10 @@ def parse_command(line: str) -> Command:
     if word == "history":
         if not rest:
             return Command("history", (DEFAULT_HISTORY,))
-        if not rest.isdigit() or not 1 <= int(rest) <= MAX_HISTORY:
+        number = _NUMBER.fullmatch(rest)
+        if number is None or not 1 <= int(number.group(1)) <= MAX_HISTORY:
             raise CommandError(f"/history takes a number 1-{MAX_HISTORY}; try /help")
-        return Command("history", (int(rest),))
+        return Command("history", (int(number.group(1)),))
     if word == "search":
         if not rest:
             raise _usage("/search", "a TEXT")
@@ -147,6 +155,7 @@ class ConsoleProtocol(LineReceiver):
         self._node = node
         self._on_quit = on_quit
         self._discarding = False
+        self._rest: Optional[bytes] = None
 
     def connectionMade(self) -> None:
         self._node.attach(self)
@@ -193,22 +202,37 @@ class ConsoleProtocol(LineReceiver):
         return f"[{stamp}] *{entry.name}* {text}"
 
     def dataReceived(self, data: bytes) -> None:
-        if self._discarding:
-            _, newline, data = data.partition(self.delimiter)
-            if not newline:
+        """
+        Feed C{data} to L{LineReceiver}, then whatever followed an
+        over-long line in it (see L{lineLengthExceeded}), until nothing is
+        left; while discarding the rest of an over-long line, drop data up
+        to and including the next newline first.
+        """
+        while True:
+            if self._discarding:
+                _, newline, data = data.partition(self.delimiter)
+                if not newline:
+                    return
+                self._discarding = False
+            super().dataReceived(data)
+            if self._rest is None:
                 return
-            self._discarding = False
-        super().dataReceived(data)
+            data, self._rest = self._rest, None
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
         Refuse an over-long line with one error, drop it up to its end, and
         go on with whatever follows it; the session stays open.
+
+        L{LineReceiver} is still busy when it calls this, so the data after
+        the line is kept for L{dataReceived} to feed in once it returns;
+        if the line has not ended yet, its remainder is dropped as it
+        arrives.
         """
         self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
         _, newline, rest = line.partition(self.delimiter)
         if newline:
-            self.dataReceived(rest)
+            self._rest = rest
         else:
             self._discarding = True
 
@@ -253,11 +277,16 @@ class ConsoleProtocol(LineReceiver):
             )
 
     def do_connect(self, address: PeerAddress) -> None:
-        self._node.connect(address)
-        self.say(f"connecting to {address}")
+        if self._node.connect(address):
+            self.say(f"connecting to {address}")
+        else:
+            self.say(f"already keeping a link to {address}")
 
     def do_history(self, limit: int) -> None:
-        for message in self._node.history(limit):
+        messages = self._node.history(limit)
+        if not messages:
+            self.say("no messages yet")
+        for message in messages:
             self.say(self.format(message))
 
     def do_search(self, text: str) -> None:

@@ -9,6 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.config import PeerAddress
 from p2pchat.console import (
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
     MAX_LINE_BYTES,
     Command,
     CommandError,
@@ -80,6 +82,85 @@ class ParseCommandTests(SynchronousTestCase):
             error = self.assertRaises(CommandError, parse_command, line)
             self.assertIn(fragment, str(error), line)
             self.assertIn("/help", str(error), line)
+
+    def test_history_number_is_ascii_digits(self):
+        """
+        /history accepts only ASCII digits for 1-MAX_HISTORY (leading zeros
+        allowed); other scripts' digits, superscripts, signs, fractions and
+        numbers too long for int() are refused with L{CommandError}, never
+        another exception.
+        """
+        self.assertEqual(parse_command("/history 1"), Command("history", (1,)))
+        self.assertEqual(parse_command("/history 0007"), Command("history", (7,)))
+        self.assertEqual(
+            parse_command(f"/history {MAX_HISTORY}"), Command("history", (MAX_HISTORY,))
+        )
+        self.assertEqual(
+            parse_command("/history " + "0" * 5000 + "12"), Command("history", (12,))
+        )
+        for argument in [
+            "\N{SUPERSCRIPT TWO}",
+            "\N{ARABIC-INDIC DIGIT ONE}\N{ARABIC-INDIC DIGIT TWO}",
+            "\N{FULLWIDTH DIGIT FIVE}",
+            "1\N{SUPERSCRIPT TWO}",
+            "\N{DEVANAGARI DIGIT THREE}",
+            "-3",
+            "+3",
+            "1.5",
+            "1 2",
+            "0",
+            "000",
+            str(MAX_HISTORY + 1),
+            "9" * 5000,
+        ]:
+            error = self.assertRaises(
+                CommandError, parse_command, "/history " + argument
+            )
+            self.assertEqual(
+                str(error), f"/history takes a number 1-{MAX_HISTORY}; try /help"
+            )
+
+    @given(
+        st.one_of(
+            st.text(),
+            st.text("0123456789 \t.+-\N{SUPERSCRIPT TWO}\N{ARABIC-INDIC DIGIT TWO}"),
+            st.text("0123456789", min_size=4301, max_size=4400),
+        )
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_history_argument_parses_or_raises_command_error(self, argument):
+        """
+        Whatever follows "/history ", L{parse_command} either returns a
+        history command for the ASCII number given (or the default when
+        there is none) or raises the /history L{CommandError}; it never
+        raises anything else.
+        """
+        try:
+            command = parse_command("/history " + argument)
+        except CommandError as e:
+            self.assertEqual(
+                str(e), f"/history takes a number 1-{MAX_HISTORY}; try /help"
+            )
+            return
+        self.assertEqual(command.name, "history")
+        number = argument.strip()
+        if number:
+            self.assertRegex(number, r"\A[0-9]+\Z")
+            self.assertEqual(command.args, (int(number.lstrip("0")),))
+        else:
+            self.assertEqual(command.args, (DEFAULT_HISTORY,))
+        self.assertTrue(1 <= command.args[0] <= MAX_HISTORY)
+
+    def test_empty_message_refused(self):
+        """
+        A message with no text, or only blanks, raises L{CommandError}
+        instead of being sent; C{//} alone still sends C{/}.
+        """
+        for line in ["", " ", "  \t "]:
+            error = self.assertRaises(CommandError, parse_command, line)
+            self.assertEqual(str(error), "nothing to send; try /help")
+        self.assertEqual(parse_command("//"), Command("say", ("/",)))
+        self.assertEqual(parse_command("// "), Command("say", ("/ ",)))
 
     def test_over_long_message(self):
         """
@@ -214,6 +295,19 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual([line.split("> ")[1] for line in found[:-1]], ["apple pie", "cherry pie"])
         self.assertEqual(found[-1], "2 matching message(s)")
 
+    def test_history_empty(self):
+        """
+        /history on a node with no messages says so; once there is one it
+        is listed instead.
+        """
+        self.type(b"/history\r\n")
+        self.assertEqual(self.lines(), ["no messages yet"])
+        self.type(b"first\r\n")
+        self.lines()
+        self.type(b"/history 5\r\n")
+        (line,) = self.lines()
+        self.assertRegex(line, r"^\[\d\d:\d\d:\d\d\] <alice> first$")
+
     def test_peers(self):
         """
         /peers lists each known peer: name, short id, address, state and
@@ -235,6 +329,14 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"/connect example.org:9000\r\n")
         self.assertEqual(self.net.connects, [PeerAddress("example.org", 9000)])
         self.assertEqual(self.lines(), ["connecting to example.org:9000"])
+
+    def test_connect_twice(self):
+        """
+        /connect to an address the node already keeps a link to says so.
+        """
+        self.patch(self.node, "_connect", lambda address: False)
+        self.type(b"/connect example.org:9000\r\n")
+        self.assertEqual(self.lines(), ["already keeping a link to example.org:9000"])
 
     def test_nick(self):
         """
@@ -275,6 +377,45 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual(lines[0], f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
         self.assertEqual(len(lines), 2, lines)
         self.assertIn("<alice> next line", lines[1])
+        self.assertEqual(self.node.status()["messages"], 1)
+
+    def test_lines_after_long_line_in_same_chunk(self):
+        """
+        The lines that follow an over-long line in the same chunk of data
+        are handled at once, in order, without waiting for more data.
+        """
+        self.console.dataReceived(
+            b"A" * (MAX_LINE_BYTES + 808) + b"\n/status\nhello\n"
+        )
+        self.net.settle()
+        lines = self.lines()
+        self.assertEqual(
+            lines[0], f"error: line longer than {MAX_LINE_BYTES} bytes; ignored"
+        )
+        status = lines[1:-1]
+        self.assertEqual(
+            [line.split(": ", 1)[0] for line in status], list(self.node.status())
+        )
+        self.assertIn("messages: 0", status)
+        self.assertRegex(lines[-1], r"^\[\d\d:\d\d:\d\d\] <alice> hello$")
+        self.assertEqual(self.node.status()["messages"], 1)
+
+    def test_several_long_lines_in_one_chunk(self):
+        """
+        Two over-long lines in one chunk get one error each, and the
+        commands after them run; an over-long line left unfinished at the
+        end of a chunk is dropped up to its newline in the next one.
+        """
+        self.type(
+            b"A" * (MAX_LINE_BYTES + 1) + b"\r\n"
+            + b"B" * (MAX_LINE_BYTES * 2) + b"\r\n/history\r\n"
+            + b"C" * (MAX_LINE_BYTES + 1)
+        )
+        error = f"error: line longer than {MAX_LINE_BYTES} bytes; ignored"
+        self.assertEqual(self.lines(), [error, error, "no messages yet", error])
+        self.type(b"CCCC\r\nafter\r\n")
+        (line,) = self.lines()
+        self.assertRegex(line, r"^\[\d\d:\d\d:\d\d\] <alice> after$")
         self.assertEqual(self.node.status()["messages"], 1)
 
     def test_quit_closes_only_session(self):
