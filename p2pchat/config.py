@@ -6,7 +6,7 @@ L{p2pchat.service.NodeService} builds the running node from it.  Nothing in
 this module touches the network or the disk.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 
@@ -44,6 +44,18 @@ class NodeConfig:
     @ivar console: a server endpoint string for the line console, or C{None}.
     @ivar stdio: whether to attach a console to standard input/output.
     @ivar advertise_host: the host others should use to reach this node.
+    @ivar handshake_timeout_s: how long a link may take to say hello.
+    @ivar max_links: how many peer links the node aims to keep open.
+    @ivar hidden: whether the node leaves itself out of membership gossip.
+    @ivar failure_timeout_s: how long a member may stay silent before it is
+        suspected (it is declared dead after as long again).
+    @ivar tls: the files for mutual TLS on peer links, or C{None}.
+    @ivar manhole: a server endpoint string for the SSH manhole, or C{None}.
+    @ivar manhole_keys: an authorized_keys file for the manhole.
+    @ivar manhole_passwd: a C{user:password} file for the manhole.
+    @ivar metrics: a server endpoint string for Prometheus metrics, or
+        C{None}.
+    @ivar log_format: C{text} or C{json}.
     """
 
     name: str
@@ -55,4 +67,27 @@ class NodeConfig:
     stdio: bool
     advertise_host: str = "127.0.0.1"
     handshake_timeout_s: float = 10.0
-    extra: dict = field(default_factory=dict)
+    max_links: int = 5
+    hidden: bool = False
+    failure_timeout_s: float = 4.0
+    tls: Optional["TLSFiles"] = None
+    manhole: Optional[str] = None
+    manhole_keys: Optional[str] = None
+    manhole_passwd: Optional[str] = None
+    metrics: Optional[str] = None
+    log_format: str = "text"
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """
+    The PEM files that make every peer link mutual TLS.
+
+    @ivar cert: this node's certificate (chain).
+    @ivar key: this node's private key.
+    @ivar ca: the network's CA certificate(s): peers must chain to it.
+    """
+
+    cert: str
+    key: str
+    ca: str

@@ -22,13 +22,16 @@ from twisted.internet.interfaces import IStreamServerEndpointStringParser
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
-from p2pchat.config import NodeConfig, PeerAddress
+from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
 
 DEFAULT_PORT = 9090
 DEFAULT_CONSOLE_PORT = DEFAULT_PORT + 1
 DEFAULT_ADVERTISE_HOST = "127.0.0.1"
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
+DEFAULT_MAX_LINKS = 5
+MAX_LINKS_LIMIT = 64
+DEFAULT_FAILURE_TIMEOUT_S = 4.0
 FALLBACK_NAME = "user"
 MAX_NAME_LENGTH = 32
 
@@ -357,6 +360,36 @@ class Options(usage.Options):
             str(DEFAULT_HANDSHAKE_TIMEOUT_S),
             "Seconds to wait for a peer's hello before dropping it.",
         ],
+        [
+            "max-links",
+            None,
+            str(DEFAULT_MAX_LINKS),
+            "How many peer links to keep open (1-64); the node learns every "
+            "member by gossip and reaches the rest by relay.",
+        ],
+        [
+            "failure-timeout",
+            None,
+            str(DEFAULT_FAILURE_TIMEOUT_S),
+            "Seconds without news from a member before it is suspected; "
+            "it is declared dead after as long again.",
+        ],
+        ["tls-cert", None, None, "PEM certificate of this node (with "
+         "--tls-key and --tls-ca: every peer link is mutual TLS)."],
+        ["tls-key", None, None, "PEM private key of this node."],
+        ["tls-ca", None, None, "PEM certificate of the network's CA: "
+         "only peers it signed get in."],
+        ["manhole", None, None, "Serve an SSH Python shell with the live "
+         "node on this endpoint (a bare port means 127.0.0.1); needs "
+         "--manhole-keys or --manhole-passwd. Off by default."],
+        ["manhole-keys", None, None, "authorized_keys file of the SSH "
+         "keys allowed into the manhole."],
+        ["manhole-passwd", None, None, "File of user:password lines "
+         "allowed into the manhole."],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on "
+         "this endpoint (a bare port means 127.0.0.1). Off by default."],
+        ["log-format", None, "text", "Log format on standard output: "
+         "text (timestamped lines) or json (twisted.logger events)."],
     ]
 
     optFlags = [
@@ -364,6 +397,8 @@ class Options(usage.Options):
          "(default when standard input is a terminal)."],
         ["no-stdio", None, "Do not attach a console to standard "
          "input/output."],
+        ["hidden", None, "Do not advertise this node in membership "
+         "gossip; it can still read and post."],
     ]
 
     def __init__(
@@ -410,8 +445,22 @@ class Options(usage.Options):
             advertise_host=parse_host(
                 self["advertise-host"], "--advertise-host"
             ),
-            handshake_timeout_s=self._handshake_timeout(),
+            handshake_timeout_s=self._positive_seconds("handshake-timeout"),
+            max_links=self._max_links(),
+            hidden=bool(self["hidden"]),
+            failure_timeout_s=self._positive_seconds("failure-timeout"),
+            tls=self._tls(),
+            manhole=self._local_endpoint("manhole"),
+            manhole_keys=self._readable_file("manhole-keys"),
+            manhole_passwd=self._readable_file("manhole-passwd"),
+            metrics=self._local_endpoint("metrics"),
+            log_format=self._log_format(),
         )
+        if self.config.manhole and not (self.config.manhole_keys or self.config.manhole_passwd):
+            raise usage.UsageError(
+                "--manhole: refuses to start without credentials; give "
+                "--manhole-keys FILE or --manhole-passwd FILE"
+            )
 
     def _name(self) -> str:
         name = self["name"]
@@ -472,18 +521,63 @@ class Options(usage.Options):
             return False
         return default_stdio(sys.stdin if self._stdin is None else self._stdin)
 
-    def _handshake_timeout(self) -> float:
-        text = self["handshake-timeout"]
+    def _positive_seconds(self, option: str) -> float:
+        text = self[option]
         try:
-            timeout_s = float(text)
+            seconds = float(text)
         except ValueError:
-            timeout_s = math.nan
-        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
             raise usage.UsageError(
-                "--handshake-timeout: must be a number of seconds > 0, "
-                f"got {text!r}"
+                f"--{option}: must be a number of seconds > 0, got {text!r}"
             )
-        return timeout_s
+        return seconds
+
+    def _max_links(self) -> int:
+        text = self["max-links"]
+        if not (_ASCII_DIGITS.match(text) and 1 <= int(text) <= MAX_LINKS_LIMIT):
+            raise usage.UsageError(
+                f"--max-links: must be an integer 1-{MAX_LINKS_LIMIT}, got {text!r}"
+            )
+        return int(text)
+
+    def _readable_file(self, option: str) -> Optional[str]:
+        path = self[option]
+        if path is None:
+            return None
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise usage.UsageError(f"--{option}: cannot read file {path!r}")
+        return os.path.abspath(path)
+
+    def _tls(self) -> Optional[TLSFiles]:
+        given = [self[o] is not None for o in ("tls-cert", "tls-key", "tls-ca")]
+        if not any(given):
+            return None
+        if not all(given):
+            raise usage.UsageError(
+                "--tls-cert, --tls-key and --tls-ca must be given together"
+            )
+        return TLSFiles(
+            cert=self._readable_file("tls-cert"),
+            key=self._readable_file("tls-key"),
+            ca=self._readable_file("tls-ca"),
+        )
+
+    def _local_endpoint(self, option: str) -> Optional[str]:
+        text = self[option]
+        if text is None or text == "none":
+            return None
+        if _ASCII_DIGITS.match(text):
+            parse_port(text, f"--{option}", allow_zero=True)
+            return f"tcp:{text}:interface=127.0.0.1"
+        parse_server_endpoint(text, f"--{option}")
+        return text
+
+    def _log_format(self) -> str:
+        value = self["log-format"]
+        if value not in ("text", "json"):
+            raise usage.UsageError(f"--log-format: must be text or json, got {value!r}")
+        return value
 
 
 def makeService(options: Options):

@@ -635,6 +635,88 @@ class HandshakeTimeoutTests(OptionsTestsMixin, SynchronousTestCase):
             )
 
 
+class LaterIssueOptionsTests(OptionsTestsMixin, SynchronousTestCase):
+    """
+    The options for membership, TLS, the manhole, metrics and logging.
+    """
+
+    def files(self, *names):
+        """
+        @return: paths of readable files with these names in a temp dir.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        paths = []
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "w") as f:
+                f.write("x")
+            paths.append(path)
+        return paths
+
+    def test_defaults(self) -> None:
+        """
+        Without these options: 5 links, not hidden, 4 s failure time-out,
+        no TLS, manhole or metrics, text logs.
+        """
+        config = parse()
+        self.assertEqual(
+            (config.max_links, config.hidden, config.failure_timeout_s, config.tls,
+             config.manhole, config.metrics, config.log_format),
+            (5, False, 4.0, None, None, None, "text"),
+        )
+
+    def test_membership_options(self) -> None:
+        """
+        --max-links, --hidden and --failure-timeout are parsed and checked.
+        """
+        config = parse("--max-links", "8", "--hidden", "--failure-timeout", "2.5")
+        self.assertEqual((config.max_links, config.hidden, config.failure_timeout_s),
+                         (8, True, 2.5))
+        for bad in ("0", "65", "x", "-1"):
+            self.assertUsageError("--max-links", "--max-links", bad)
+        self.assertUsageError("--failure-timeout", "--failure-timeout", "0")
+
+    def test_tls_all_or_nothing(self) -> None:
+        """
+        The three TLS files go together, and each must be readable.
+        """
+        cert, key, ca = self.files("cert.pem", "key.pem", "ca.pem")
+        config = parse("--tls-cert", cert, "--tls-key", key, "--tls-ca", ca)
+        self.assertEqual((config.tls.cert, config.tls.key, config.tls.ca), (cert, key, ca))
+        message = self.assertUsageError("--tls-cert", "--tls-cert", cert, "--tls-key", key)
+        self.assertIn("together", message)
+        self.assertUsageError("--tls-ca", "--tls-cert", cert, "--tls-key", key,
+                              "--tls-ca", cert + ".missing")
+
+    def test_manhole_needs_credentials(self) -> None:
+        """
+        --manhole without --manhole-keys or --manhole-passwd is refused; a
+        bare port binds 127.0.0.1.
+        """
+        message = self.assertUsageError("--manhole", "--manhole", "2222")
+        self.assertIn("credentials", message)
+        (keys,) = self.files("authorized_keys")
+        config = parse("--manhole", "2222", "--manhole-keys", keys)
+        self.assertEqual(config.manhole, "tcp:2222:interface=127.0.0.1")
+        self.assertEqual(config.manhole_keys, keys)
+
+    def test_metrics_endpoint(self) -> None:
+        """
+        --metrics takes a bare port (bound to 127.0.0.1) or an endpoint.
+        """
+        self.assertEqual(parse("--metrics", "9100").metrics, "tcp:9100:interface=127.0.0.1")
+        self.assertEqual(parse("--metrics", "tcp:9100").metrics, "tcp:9100")
+        self.assertUsageError("--metrics", "--metrics", "bogus:thing")
+
+    def test_log_format(self) -> None:
+        """
+        --log-format is text or json.
+        """
+        self.assertEqual(parse("--log-format", "json").log_format, "json")
+        self.assertUsageError("--log-format", "--log-format", "xml")
+
+
 class MakeServiceTests(SynchronousTestCase):
     """
     L{tap.makeService}.
