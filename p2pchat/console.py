@@ -39,6 +39,9 @@ Commands:
   /history [N]      show the last N messages (default 20)
   /search TEXT      show messages containing every word of TEXT
   /status           show this node's id, name, port, messages, peers, digest
+  /block NAME       stop showing NAME's messages here (still relayed)
+  /unblock NAME     show NAME's messages again
+  /blocked          list who you blocked
   /nick NAME        change your display name
   /help             show this help
   /quit             close this console (the node keeps running)
@@ -86,8 +89,12 @@ def parse_command(line: str) -> Command:
     word, _, rest = line[1:].partition(" ")
     rest = rest.strip()
     word = word.lower()
-    if word in ("peers", "status", "help", "quit"):
+    if word in ("peers", "status", "help", "quit", "blocked"):
         return Command(word)
+    if word in ("block", "unblock"):
+        if not rest or " " in rest:
+            raise _usage(f"/{word}", "one NAME or short id")
+        return Command(word, (rest,))
     if word == "msg":
         target, _, text = rest.partition(" ")
         text = text.strip()
@@ -298,6 +305,25 @@ class ConsoleProtocol(LineReceiver):
     def do_status(self) -> None:
         for key, value in self._node.status().items():
             self.say(f"{key}: {value}")
+
+    def do_block(self, who: str) -> None:
+        node_id = self._node.block(who)
+        self.say(f"blocked {self._label(node_id)}; their messages are still relayed to others")
+
+    def do_unblock(self, who: str) -> None:
+        self.say(f"unblocked {self._label(self._node.unblock(who))}")
+
+    def do_blocked(self) -> None:
+        blocked = self._node.blocked()
+        if not blocked:
+            self.say("nobody is blocked")
+        for node_id in blocked:
+            self.say(self._label(node_id))
+
+    def _label(self, node_id: str) -> str:
+        record = self._node.peers.get(node_id)
+        name = record.name if record else "?"
+        return f"{name} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:
         self._node.set_name(name)

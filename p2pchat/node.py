@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Set
 
 from nacl.exceptions import CryptoError
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -31,7 +32,11 @@ from p2pchat.entry import (
 )
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.peer import IPeerHandler, PeerProtocol
+from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
+from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
 from p2pchat.store import Store, StoreError
+from p2pchat.streaming import EntryStreamer
+from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
 MAX_LAMPORT_LEAD = 1_000_000
@@ -97,7 +102,7 @@ class Message:
     recipient: Optional[str] = None
 
 
-@implementer(IPeerHandler)
+@implementer(IPeerHandler, IReplicationOutput)
 class ChatNode:
     """
     One p2pchat node.
@@ -107,6 +112,9 @@ class ChatNode:
     @ivar links: the accepted peer links.
     @ivar peers: known peers by id.
     @ivar forks: (author, seq) pairs where a forked feed was detected.
+    @ivar replicator: decides which links carry which entries.
+    @ivar entries_received: entry frames received from peers.
+    @ivar duplicates_received: of those, entries already held.
     """
 
     log = Logger()
@@ -121,6 +129,7 @@ class ChatNode:
         port: Optional[int] = None,
         connect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
+        replication: Optional[ReplicationConfig] = None,
     ):
         self.identity = identity
         self.name = name
@@ -140,6 +149,14 @@ class ChatNode:
         self._flush_call = None
         self.longest_store_call_s = 0.0
         self.stopping = False
+        self.entries_received = 0
+        self.duplicates_received = 0
+        replication = replication or ReplicationConfig()
+        self.replicator = Replicator(clock, self, replication)
+        self._streamers: Dict[PeerProtocol, EntryStreamer] = {}
+        self._ticker: Optional[LoopingCall] = None
+        self._replication = replication
+        self._blocked: Set[str] = set(store.blocked())
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
         self._lamport = store.max_lamport(at_most=self._plausible_lamport())
@@ -150,6 +167,15 @@ class ChatNode:
         This node's id.
         """
         return self.identity.node_id
+
+    def start(self) -> None:
+        """
+        Start the periodic work: replication announcements, grafts and
+        anti-entropy every C{announce_interval_s}.
+        """
+        self._ticker = LoopingCall(self.replicator.tick)
+        self._ticker.clock = self._clock
+        self._ticker.start(self._replication.announce_interval_s, now=False)
 
     # Consoles
 
@@ -183,17 +209,61 @@ class ChatNode:
         record.links += 1
         record.last_seen = self._clock.seconds()
         self.links.add(link)
+        streamer = EntryStreamer(link, self._store.entries_after, self._clock)
+        self._streamers[link] = streamer
+        link.transport.registerProducer(streamer, True)
+        self.replicator.link_up(link)
         return None
 
     def link_down(self, link: PeerProtocol) -> None:
         self.links.discard(link)
+        self.replicator.link_down(link)
+        streamer = self._streamers.pop(link, None)
+        if streamer is not None:
+            streamer.stopProducing()
         record = self.peers.get(link.remote_id)
         if record is not None:
             record.links = max(0, record.links - 1)
 
     def rx_frame(self, link: PeerProtocol, frame: dict) -> None:
-        if frame["type"] == "entry":
-            self.rx_entry(frame["entry"], link)
+        frame_type = frame["type"]
+        if frame_type == "entry":
+            self.rx_entry(frame["entry"], link, live=not frame.get("sync", False))
+        elif frame_type in REPLICATION_FRAMES:
+            try:
+                self.replicator.rx_frame(link, frame)
+            except FrameError as e:
+                link.close(f"bad frame: {e}")
+
+    # The replication output interface
+
+    def send(self, link: PeerProtocol, frame: dict) -> None:
+        link.send_frame(frame)
+
+    def stream(self, link: PeerProtocol, cursors: Dict[str, int]) -> None:
+        streamer = self._streamers.get(link)
+        if streamer is not None:
+            streamer.request(cursors)
+
+    def send_entries(self, link: PeerProtocol, entry_ids: List[str]) -> None:
+        self.flush()
+        for wanted in entry_ids:
+            entry = self._store.get(wanted)
+            if entry is not None:
+                link.send_frame(wire.entry_frame(entry.to_wire(), sync=True))
+
+    def holds(self, entry_id: str) -> bool:
+        return entry_id in self._batch_ids or self._store.has(entry_id)
+
+    def version_vector(self) -> Dict[str, int]:
+        self.flush()
+        return self._store.version_vector()
+
+    def heads(self) -> Dict[str, int]:
+        self.flush()
+        return {
+            author: self._store.head(author)[0] for author in self._store.version_vector()
+        }
 
     def _record(self, node_id: str, name: str) -> PeerRecord:
         record = self.peers.get(node_id)
@@ -203,17 +273,29 @@ class ChatNode:
 
     # Entries in
 
-    def rx_entry(self, wire_entry: dict, source: Optional[PeerProtocol]) -> bool:
+    def rx_entry(
+        self, wire_entry: dict, source: Optional[PeerProtocol], live: bool = True
+    ) -> bool:
         """
         Verify an entry received from C{source} and queue it for storing.
 
         An entry whose id is already held is dropped before its signature
         is checked: the id hashes the whole signed entry, so it is
-        byte-for-byte one that was verified when it first arrived.
+        byte-for-byte one that was verified when it first arrived.  A
+        I{live} copy of an entry already held tells the replicator that
+        the link is redundant for live delivery.
 
         @return: C{True} if it was valid and new.
         """
-        if self.stopping or self._known(wire_entry):
+        if self.stopping:
+            return False
+        if source is not None:
+            self.entries_received += 1
+        if self._known(wire_entry):
+            if source is not None:
+                self.duplicates_received += 1
+                if live:
+                    self.replicator.entry_duplicate(source)
             return False
         try:
             entry = decode_entry(wire_entry)
@@ -237,7 +319,7 @@ class ChatNode:
             candidate = entry_id(wire_entry)
         except (TypeError, ValueError, RecursionError):
             return False
-        return candidate in self._batch_ids or self._store.has(candidate)
+        return self.holds(candidate)
 
     def _queue(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
         self._batch.append(entry)
@@ -294,7 +376,10 @@ class ChatNode:
             if message is not None:
                 for view in list(self._views):
                     view.show(message)
-            self._relay(entry, sources.get(entry.id))
+            source = sources.get(entry.id)
+            self._relay(entry, source)
+            if source is not None and self._store.contiguous_seq(entry.author) < entry.seq:
+                self.replicator.gap_seen(source)
 
     def _heard_from(self, entry: Entry) -> None:
         """
@@ -375,9 +460,14 @@ class ChatNode:
             self.longest_store_call_s = max(self.longest_store_call_s, elapsed)
 
     def _relay(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
-        frame = wire.entry_frame(entry.to_wire())
-        for link in list(self.links):
-            if link is not source:
+        """
+        Push a committed entry in full on the replicator's eager links;
+        the other links get it announced at the next tick.
+        """
+        links = self.replicator.entry_added(entry.id, source)
+        if links:
+            frame = wire.entry_frame(entry.to_wire())
+            for link in links:
                 link.send_frame(frame)
 
     # Entries out
@@ -477,6 +567,8 @@ class ChatNode:
         @return: how this node shows C{entry}, or C{None} if it is a
             direct message for someone else (or one it cannot open).
         """
+        if entry.author in self._blocked:
+            return None
         if entry.kind == "chat":
             return Message(entry, entry.body["text"], direct=False)
         recipient = entry.body["to"]
@@ -503,7 +595,7 @@ class ChatNode:
             first, in display order (Lamport time, then author id).
         """
         self.flush()
-        entries = self._timed(self._store.history, limit, self.node_id)
+        entries = self._timed(self._store.history, limit, self.node_id, self._blocked)
         return [m for m in map(self.message, entries) if m is not None]
 
     def search(self, text: str, limit: int = 50) -> List[Message]:
@@ -531,8 +623,42 @@ class ChatNode:
             "links": len(self.links),
             "digest": self._store.digest(),
             "forks": len(self.forks),
+            "blocked": len(self._blocked),
+            "entries_received": self.entries_received,
+            "duplicates_received": self.duplicates_received,
             "longest_store_call_ms": round(self.longest_store_call_s * 1000, 1),
         }
+
+    def block(self, who: str) -> str:
+        """
+        Stop showing the messages of C{who} (a name or id) on this node.
+        They are still stored and relayed, so other nodes converge.
+
+        @return: the blocked id.
+        """
+        node_id = self.resolve(who)
+        if node_id == self.node_id:
+            raise UnknownPeer("you cannot block yourself")
+        self._store.block(node_id)
+        self._blocked.add(node_id)
+        return node_id
+
+    def unblock(self, who: str) -> str:
+        """
+        Show the messages of C{who} again.
+
+        @return: the unblocked id.
+        """
+        node_id = self.resolve(who)
+        self._store.unblock(node_id)
+        self._blocked.discard(node_id)
+        return node_id
+
+    def blocked(self) -> List[str]:
+        """
+        @return: the blocked ids, sorted.
+        """
+        return sorted(self._blocked)
 
     def stop(self) -> None:
         """
@@ -540,6 +666,8 @@ class ChatNode:
         goodbye on every link.  The store can be closed afterwards.
         """
         self.stopping = True
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
         self.flush()
         for link in list(self.links):
             link.leave()

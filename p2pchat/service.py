@@ -201,6 +201,7 @@ class NodeService(MultiService):
                 self.console_port = _listen_now(endpoint, ConsoleFactory(self.node))
             except StartupError as e:
                 raise StartupError(f"cannot listen for consoles on {config.console}: {e}") from None
+        self.node.start()
         if config.stdio:
             from twisted.internet import stdio
 

@@ -64,6 +64,13 @@ _ENTRY_COLUMNS = "author, seq, prev, lamport, ts, kind, body, sig, id"
 
 _SCHEMA = [
     """
+    CREATE TABLE IF NOT EXISTS block_events (
+        rowid INTEGER PRIMARY KEY,
+        author TEXT NOT NULL,
+        blocked INTEGER NOT NULL
+    )
+    """,
+    """
     CREATE TABLE IF NOT EXISTS entries (
         rowid INTEGER PRIMARY KEY,
         id TEXT UNIQUE NOT NULL,
@@ -579,30 +586,72 @@ class Store:
         )
         return [_row_to_entry(row) for row in rows]
 
-    def history(self, limit: int, visible_to: Optional[str] = None) -> List[Entry]:
+    def history(
+        self,
+        limit: int,
+        visible_to: Optional[str] = None,
+        exclude_authors: Iterable[str] = (),
+    ) -> List[Entry]:
         """
         @param limit: how many entries to return at most.
         @param visible_to: if given, a node id: leave out direct messages
             that this node neither sent nor received.
+        @param exclude_authors: leave out the entries of these authors.
         @return: the last C{limit} entries in display order (by lamport,
             then author, then seq), oldest first.
         """
         if limit <= 0:
             return []
-        where, params = "", (limit,)
+        conditions, params = [], []
         if visible_to is not None:
-            where = (
-                "WHERE kind = 'chat' OR author = ? "
-                "OR json_extract(body, '$.to') = ? "
+            conditions.append(
+                "(kind = 'chat' OR author = ? OR json_extract(body, '$.to') = ?)"
             )
-            params = (visible_to, visible_to, limit)
+            params += [visible_to, visible_to]
+        excluded = sorted(set(exclude_authors))
+        if excluded:
+            conditions.append(f"author NOT IN ({', '.join('?' * len(excluded))})")
+            params += excluded
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         rows = self._query(
             f"SELECT {_ENTRY_COLUMNS} FROM entries {where}"
             "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?",
-            params,
+            tuple(params) + (limit,),
         )
         rows.reverse()
         return [_row_to_entry(row) for row in rows]
+
+    def blocked(self) -> List[str]:
+        """
+        @return: the authors this node's user blocked (a local preference,
+            not part of the replicated log, kept as append-only block and
+            unblock events: the last one for an author wins).
+        """
+        rows = self._query(
+            "SELECT author FROM block_events AS e "
+            "WHERE blocked = 1 AND rowid = "
+            "(SELECT max(rowid) FROM block_events WHERE author = e.author) "
+            "ORDER BY author"
+        )
+        return [row[0] for row in rows]
+
+    def block(self, author: str) -> None:
+        """
+        Remember that the user blocked C{author}.
+        """
+        self._write("INSERT INTO block_events (author, blocked) VALUES (?, 1)", (author,))
+
+    def unblock(self, author: str) -> None:
+        """
+        Forget that the user blocked C{author}.
+        """
+        self._write("INSERT INTO block_events (author, blocked) VALUES (?, 0)", (author,))
+
+    def _write(self, sql: str, params: tuple) -> None:
+        try:
+            self._conn.execute(sql, params)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to store {self.path}: {e}") from None
 
     def search(self, text: str, limit: int = 50) -> List[Entry]:
         """

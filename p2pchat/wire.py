@@ -60,6 +60,8 @@ def _is_unicode(text: str) -> bool:
 def _check_entry(frame: Dict[str, Any]) -> None:
     if not isinstance(frame.get("entry"), dict):
         raise FrameError("entry.entry is not an object")
+    if not isinstance(frame.get("sync", False), bool):
+        raise FrameError("entry.sync is not a boolean")
 
 
 def _check_error(frame: Dict[str, Any]) -> None:
@@ -78,6 +80,12 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "ping": _check_nothing,
     "pong": _check_nothing,
     "bye": _check_nothing,
+    # Replication frames; their fields are checked by
+    # p2pchat.replication.Replicator, which raises FrameError too.
+    "summary": _check_nothing,
+    "ihave": _check_nothing,
+    "graft": _check_nothing,
+    "prune": _check_nothing,
 }
 
 
@@ -138,10 +146,15 @@ def hello(node_id: str, name: str, address: Optional[str]) -> Dict[str, Any]:
     }
 
 
-def entry_frame(wire_entry: Dict[str, Any]) -> Dict[str, Any]:
+def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:
     """
-    @return: an C{entry} frame carrying one signed entry.
+    @return: an C{entry} frame carrying one signed entry; C{sync} marks
+        one sent to catch a peer up (anti-entropy or graft) rather than
+        pushed live, so a copy the peer already holds is not taken as a
+        sign of a redundant live link.
     """
+    if sync:
+        return {"type": "entry", "entry": wire_entry, "sync": True}
     return {"type": "entry", "entry": wire_entry}
 
 

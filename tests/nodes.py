@@ -48,6 +48,7 @@ class Network:
         self.wall_clock = wall_clock
         self.pumps = []
         self.connects = []
+        self.nodes = []
 
     def node(self, name, directory=None):
         """
@@ -70,6 +71,7 @@ class Network:
             wall_clock=self.wall_clock,
         )
         node.directory = directory
+        self.nodes.append(node)
         node.view = RecordingView()
         node.attach(node.view)
         return node
@@ -90,16 +92,36 @@ class Network:
         self.settle()
         return server_protocol, client_protocol
 
-    def settle(self, rounds=20):
+    def settle(self, rounds=50):
         """
-        Deliver every pending byte and run every due flush until quiet.
+        Deliver every pending byte and run every flush and stream batch
+        that is due now, until nothing moves.
         """
         for _ in range(rounds):
             moved = False
             for pump in self.pumps:
                 moved = pump.pump() or moved
             self.clock.advance(0)
-            if not moved and not self.clock.getDelayedCalls():
+            if not moved:
                 return
         for pump in self.pumps:
             pump.flush()
+
+    def tick(self, seconds=0.2, times=1):
+        """
+        Let C{seconds} of time pass C{times} times, running every node's
+        replication tick and settling after each.
+        """
+        for _ in range(times):
+            for node in self.nodes:
+                node.replicator.tick()
+            self.clock.advance(seconds)
+            self.settle()
+
+    def unlink(self, server_protocol, client_protocol):
+        """
+        Close a link made by L{link} from both ends.
+        """
+        client_protocol.transport.loseConnection()
+        server_protocol.transport.loseConnection()
+        self.settle()

@@ -418,6 +418,28 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertRegex(line, r"^\[\d\d:\d\d:\d\d\] <alice> after$")
         self.assertEqual(self.node.status()["messages"], 1)
 
+    def test_block_commands(self):
+        """
+        /block hides a peer's messages here, /blocked lists it, /unblock
+        shows them again; a missing name is an error pointing to /help.
+        """
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        self.type(b"/block bob\r\n")
+        self.assertEqual(self.lines(), [
+            f"blocked bob ({bob.node_id[:8]}); their messages are still relayed to others"])
+        bob.post("can you hear me")
+        self.net.settle()
+        self.assertEqual(self.lines(), [])
+        self.type(b"/blocked\r\n")
+        self.assertEqual(self.lines(), [f"bob ({bob.node_id[:8]})"])
+        self.type(b"/unblock bob\r\n/history\r\n")
+        lines = self.lines()
+        self.assertEqual(lines[0], f"unblocked bob ({bob.node_id[:8]})")
+        self.assertIn("<bob> can you hear me", lines[1])
+        self.type(b"/block\r\n")
+        self.assertEqual(self.lines(), ["error: /block needs one NAME or short id; try /help"])
+
     def test_quit_closes_only_session(self):
         """
         /quit closes this console; the node and other consoles carry on.
