@@ -198,6 +198,21 @@ class ConsoleClient:
         text = text[text.rindex("id: "):]
         return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
 
+    def wait_status(self, key, value):
+        """
+        Ask for /status until C{key} shows C{value} (each ask waits for the
+        node's answer) or the deadline passes.
+
+        @return: the last status.
+        """
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            status = self.status()
+            if status.get(key) == value:
+                return status
+            if time.monotonic() > deadline:
+                raise Timeout(f"/status {key} stayed {status.get(key)!r}, not {value!r}")
+
     def close(self):
         """
         Close the connection.
