@@ -31,6 +31,7 @@ from p2pchat.entry import (
     entry_id,
 )
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
+from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
@@ -130,6 +131,7 @@ class ChatNode:
         connect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
         replication: Optional[ReplicationConfig] = None,
+        metrics: Optional[Metrics] = None,
     ):
         self.identity = identity
         self.name = name
@@ -151,6 +153,10 @@ class ChatNode:
         self.stopping = False
         self.entries_received = 0
         self.duplicates_received = 0
+        self.metrics = metrics or Metrics()
+        self.on_change: Callable[[], None] = lambda: None
+        self._closed_traffic = [0, 0]
+        self._counted_traffic = [0, 0]
         replication = replication or ReplicationConfig()
         self.replicator = Replicator(clock, self, replication)
         self._streamers: Dict[PeerProtocol, EntryStreamer] = {}
@@ -213,6 +219,7 @@ class ChatNode:
         self._streamers[link] = streamer
         link.transport.registerProducer(streamer, True)
         self.replicator.link_up(link)
+        self.on_change()
         return None
 
     def link_down(self, link: PeerProtocol) -> None:
@@ -224,6 +231,9 @@ class ChatNode:
         record = self.peers.get(link.remote_id)
         if record is not None:
             record.links = max(0, record.links - 1)
+        self._closed_traffic[0] += link.bytes_in
+        self._closed_traffic[1] += link.bytes_out
+        self.on_change()
 
     def rx_frame(self, link: PeerProtocol, frame: dict) -> None:
         frame_type = frame["type"]
@@ -300,6 +310,7 @@ class ChatNode:
         try:
             entry = decode_entry(wire_entry)
         except InvalidEntry as e:
+            self.metrics.entry_rejected("invalid")
             if source is not None:
                 source.close(f"rejected entry: {e}")
             else:
@@ -349,7 +360,9 @@ class ChatNode:
         except StoreError as e:
             self._store_failed(batch, e)
             return
+        self.metrics.entry_stored(len(result.added))
         for entry, existing_id in result.forks:
+            self.metrics.entry_rejected("fork")
             self.forks.append((entry.author, entry.seq))
             self.log.warn(
                 "fork detected in the feed of {author} at seq {seq}: "
@@ -360,6 +373,7 @@ class ChatNode:
                 old=existing_id[:12],
             )
         for entry, reason in result.rejected:
+            self.metrics.entry_rejected("chain")
             self.log.warn(
                 "rejected entry {id} of {author}: {reason}",
                 id=entry.id[:12],
@@ -380,6 +394,8 @@ class ChatNode:
             self._relay(entry, source)
             if source is not None and self._store.contiguous_seq(entry.author) < entry.seq:
                 self.replicator.gap_seen(source)
+        if result.added:
+            self.on_change()
 
     def _heard_from(self, entry: Entry) -> None:
         """
@@ -433,6 +449,7 @@ class ChatNode:
         own feed to what is really stored so the next post chains onto it.
         """
         own = sum(1 for entry in batch if entry.author == self.node_id)
+        self.metrics.entry_rejected("store_error", len(batch))
         self.log.critical(
             "store write failed, {count} entries not stored ({own} of ours): {error}",
             count=len(batch),
@@ -469,6 +486,7 @@ class ChatNode:
             frame = wire.entry_frame(entry.to_wire())
             for link in links:
                 link.send_frame(frame)
+            self.metrics.entry_relayed(len(links))
 
     # Entries out
 
@@ -659,6 +677,27 @@ class ChatNode:
         @return: the blocked ids, sorted.
         """
         return sorted(self._blocked)
+
+    def metrics_status(self) -> Dict[str, object]:
+        """
+        The levels Prometheus scrapes (cheap: no flush, no digest), and the
+        traffic counters brought up to date.
+        """
+        live = [sum(link.bytes_in for link in self.links),
+                sum(link.bytes_out for link in self.links)]
+        totals = [closed + now for closed, now in zip(self._closed_traffic, live)]
+        self.metrics.bytes_in(max(0, totals[0] - self._counted_traffic[0]))
+        self.metrics.bytes_out(max(0, totals[1] - self._counted_traffic[1]))
+        self._counted_traffic = totals
+        states: Dict[str, int] = {}
+        for record in self.peers.values():
+            states[record.state] = states.get(record.state, 0) + 1
+        return {
+            "messages": self._store.count(),
+            "links": len(self.links),
+            "peer_states": states,
+            "replication_lag": len(self.replicator.missing),
+        }
 
     def stop(self) -> None:
         """

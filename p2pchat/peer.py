@@ -95,6 +95,8 @@ class PeerProtocol(LineReceiver):
         self._lost_callbacks: List[Callable[[Failure], None]] = []
         self._spoke = False
         self._peer_spoke = False
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     def __repr__(self) -> str:
         return f"<PeerProtocol {self.describe()}>"
@@ -110,6 +112,10 @@ class PeerProtocol(LineReceiver):
         return f"{self.remote_name} ({short_id(self.remote_id)}) at {where}"
 
     # Framing and handshake
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        super().dataReceived(data)
 
     def connectionMade(self) -> None:
         self._timeout_call = self._clock.callLater(
@@ -240,7 +246,9 @@ class PeerProtocol(LineReceiver):
         Send one frame, unless the link is closing.
         """
         if not self._closing and self.transport is not None:
-            self.sendLine(wire.encode_frame(frame))
+            line = wire.encode_frame(frame)
+            self.bytes_out += len(line) + 1
+            self.sendLine(line)
 
     def close(self, reason: str) -> None:
         """

@@ -11,6 +11,7 @@ peers, flushes the store and closes everything.
 import os
 import signal
 import stat
+import threading
 from typing import Dict, List, Optional
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -23,11 +24,17 @@ from twisted.python.failure import Failure
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.console import ConsoleProtocol
 from p2pchat.identity import Identity, short_id
+from p2pchat.logs import use_log_format
+from p2pchat.manhole import listens_beyond_loopback
+from p2pchat.metrics import Metrics, metrics_site
 from p2pchat.node import ChatNode
 from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
+from p2pchat.sdnotify import Notifier, NotifyError
 from p2pchat.store import Store
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
+READY_TIMEOUT_S = 5.0
+STATUS_INTERVAL_S = 1.0
 log = Logger()
 
 
@@ -134,6 +141,13 @@ class NodeService(MultiService):
         self.store: Optional[Store] = None
         self.peer_port = None
         self.console_port = None
+        self.metrics_port = None
+        self.metrics = Metrics()
+        self.notifier: Optional[Notifier] = None
+        self.ready = False
+        self._ready_call = None
+        self._status_call = None
+        self._previous_hup = None
         self._outbound: Dict[PeerAddress, ClientService] = {}
 
     @property
@@ -148,6 +162,14 @@ class NodeService(MultiService):
             self._reactor = reactor
         return self._reactor
 
+    def setServiceParent(self, parent):
+        """
+        Attach to C{parent} (twistd's application), choosing the log format
+        there: twistd attaches the service before it starts logging.
+        """
+        use_log_format(parent, self.config.log_format)
+        return super().setServiceParent(parent)
+
     def startService(self) -> None:
         config = self.config
         try:
@@ -157,10 +179,18 @@ class NodeService(MultiService):
             self.log.critical("p2pchat cannot start: {reason}", reason=str(e))
             self._close_store()
             raise SystemExit(1) from e
+        if threading.current_thread() is threading.main_thread():
+            self._previous_hup = signal.signal(signal.SIGHUP, self._hangup)
         super().startService()
 
     def _start(self, config: NodeConfig) -> None:
         reactor = self.reactor
+        try:
+            self.notifier = Notifier.from_environ(os.environ, reactor)
+            if self.notifier is not None:
+                self.notifier.start_watchdog(os.environ)
+        except NotifyError as e:
+            raise StartupError(str(e)) from None
         ensure_data_dir(config.data_dir)
         try:
             identity = Identity.load_or_create(config.data_dir)
@@ -179,7 +209,9 @@ class NodeService(MultiService):
             advertised_address=None,
             port=config.port,
             connect=self.connect,
+            metrics=self.metrics,
         )
+        self.metrics.collect_from(self.node.metrics_status)
         if config.listen is not None:
             endpoint = _server_endpoint(reactor, config.listen, "peers")
             factory = PeerFactory(
@@ -196,16 +228,39 @@ class NodeService(MultiService):
             if port:
                 self.node.advertised_address = str(PeerAddress(config.advertise_host, port))
         if config.console is not None:
+            if listens_beyond_loopback(config.console):
+                self.log.warn(
+                    "the console listens beyond this machine ({console}): anyone who "
+                    "reaches it can post and read direct messages as this node",
+                    console=config.console,
+                )
             endpoint = _server_endpoint(reactor, config.console, "consoles")
             try:
                 self.console_port = _listen_now(endpoint, ConsoleFactory(self.node))
             except StartupError as e:
                 raise StartupError(f"cannot listen for consoles on {config.console}: {e}") from None
+        if config.metrics is not None:
+            endpoint = _server_endpoint(reactor, config.metrics, "metrics")
+            try:
+                self.metrics_port = _listen_now(endpoint, metrics_site(self.metrics))
+            except StartupError as e:
+                raise StartupError(f"cannot serve metrics on {config.metrics}: {e}") from None
+            self.metrics.start_lag_monitor(reactor)
         self.node.start()
+        self.node.on_change = self._changed
         if config.stdio:
             from twisted.internet import stdio
 
             stdio.StandardIO(ConsoleProtocol(self.node), reactor=reactor)
+        for address in config.peers:
+            self.connect(address)
+        # Log "started" and signal readiness only once the reactor runs:
+        # then its signal handlers are in place, so whoever acts on that
+        # line (an operator, systemd, a test) can stop the node cleanly.
+        reactor.callWhenRunning(self._running, identity)
+
+    def _running(self, identity: Identity) -> None:
+        config = self.config
         self.log.info(
             "p2pchat node {name} ({id}) started: peers on {listen}, console on {console}, "
             "{count} messages in {path}",
@@ -216,8 +271,55 @@ class NodeService(MultiService):
             count=self.store.count(),
             path=config.data_dir,
         )
-        for address in config.peers:
-            self.connect(address)
+        if config.peers and not self.node.links:
+            # Ready after the first exchange with a peer, or soon anyway.
+            self._ready_call = self.reactor.callLater(READY_TIMEOUT_S, self._become_ready)
+        else:
+            self._become_ready()
+
+    def _status_text(self) -> str:
+        alive = sum(1 for record in self.node.peers.values() if record.links)
+        return f"{alive} peers alive, {self.store.count()} messages"
+
+    def _become_ready(self) -> None:
+        """
+        Tell systemd the node is ready: the store is open, the listeners
+        are up and (with --peer) a first peer answered or time ran out.
+        """
+        if self._ready_call is not None and self._ready_call.active():
+            self._ready_call.cancel()
+        self._ready_call = None
+        if not self.ready:
+            self.ready = True
+            if self.notifier is not None:
+                self.notifier.ready(self._status_text())
+
+    def _changed(self) -> None:
+        """
+        Links or messages changed: become ready on the first link, and send
+        systemd a new status line at most once a second.
+        """
+        if not self.ready and self.node.links:
+            self._become_ready()
+        if self.notifier is not None and self._status_call is None:
+            self._status_call = self.reactor.callLater(STATUS_INTERVAL_S, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_call = None
+        if self.store is not None and self.notifier is not None:
+            self.notifier.status(self._status_text())
+
+    def _hangup(self, signum=None, frame=None) -> None:
+        self.reactor.callFromThread(self._on_hangup)
+
+    def _on_hangup(self) -> None:
+        """
+        SIGHUP: commit what is queued and keep running.  The configuration
+        is not reloaded: it comes from the command line.
+        """
+        if self.node is not None:
+            self.node.flush()
+        self.log.info("SIGHUP: queued entries committed; configuration is not reloaded")
 
     def connect(self, address: PeerAddress) -> bool:
         """
@@ -252,13 +354,25 @@ class NodeService(MultiService):
         queued and says goodbye on every link), stop the outbound links,
         and only then close the store.
         """
-        for port in (self.peer_port, self.console_port):
+        if self.notifier is not None:
+            self.notifier.stopping()
+            self.notifier.stop_watchdog()
+        if self._previous_hup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
+        for call in (self._ready_call, self._status_call):
+            if call is not None and call.active():
+                call.cancel()
+        self.metrics.stop_lag_monitor()
+        for port in (self.peer_port, self.console_port, self.metrics_port):
             if port is not None:
                 yield port.stopListening()
         if self.node is not None:
             self.node.stop()
         yield super().stopService()
         self._close_store()
+        if self.notifier is not None:
+            self.notifier.close()
         self._exit_cleanly_on_sigterm()
         self.log.info("p2pchat node stopped")
 

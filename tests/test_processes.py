@@ -109,6 +109,20 @@ class NodeProcessTests(SynchronousTestCase):
         status = self.connect(alice).status()
         self.assertEqual(status["messages"], "50")
 
+    def test_sighup_keeps_running(self):
+        """
+        SIGHUP commits what is queued, says so in the log and leaves the node
+        running; SIGTERM then stops it with status 0.
+        """
+        alice = self.start("alice")
+        console = self.connect(alice)
+        console.send("before the hangup")
+        console.wait_for(rb"<alice> before the hangup")
+        alice.process.send_signal(signal.SIGHUP)
+        alice.wait_for_log(rb"SIGHUP: queued entries committed")
+        self.assertEqual(console.status()["messages"], "1")
+        self.assertEqual(alice.stop(), 0)
+
     def test_garbage_from_peer_is_refused(self):
         """
         A connection that sends garbage to the peer port gets an error frame
