@@ -42,6 +42,8 @@ Commands:
   /block NAME       stop showing NAME's messages here (still relayed)
   /unblock NAME     show NAME's messages again
   /blocked          list who you blocked
+  /hide             stop advertising this node in membership gossip
+  /show             advertise it again
   /nick NAME        change your display name
   /help             show this help
   /quit             close this console (the node keeps running)
@@ -89,7 +91,7 @@ def parse_command(line: str) -> Command:
     word, _, rest = line[1:].partition(" ")
     rest = rest.strip()
     word = word.lower()
-    if word in ("peers", "status", "help", "quit", "blocked"):
+    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
         return Command(word)
     if word in ("block", "unblock"):
         if not rest or " " in rest:
@@ -187,6 +189,12 @@ class ConsoleProtocol(LineReceiver):
         """
         self.say(self.format(message))
 
+    def notice(self, text: str) -> None:
+        """
+        Print news about the network (a member came, went, failed).
+        """
+        self.say(f"*** {printable(text)}")
+
     def alert(self, text: str) -> None:
         """
         Print a problem the node ran into (not caused by this console).
@@ -273,15 +281,26 @@ class ConsoleProtocol(LineReceiver):
         self._node.send_direct(target, text)
 
     def do_peers(self) -> None:
-        records = sorted(self._node.peers.values(), key=lambda r: (r.name, r.node_id))
-        if not records:
+        members = sorted(self._node.membership.members(), key=lambda m: (m.name, m.node_id))
+        if not members:
             self.say("no known peers")
-        for record in records:
-            linked = "connected" if record.links else "not connected"
+        now = self._node.membership.clock.seconds()
+        for member in members:
+            linked = "connected" if member.linked else "not connected"
+            heard = max(0, int(now - member.last_heard))
             self.say(
-                f"{record.name} {short_id(record.node_id)} "
-                f"{record.address or '-'} {record.state} {linked}"
+                f"{member.name} {short_id(member.node_id)} "
+                f"{member.address or 'via-relay'} {member.state} {linked} "
+                f"heard {heard}s ago"
             )
+
+    def do_hide(self) -> None:
+        self._node.set_hidden(True)
+        self.say("hidden: this node is no longer advertised; you can still read and post")
+
+    def do_show(self) -> None:
+        self._node.set_hidden(False)
+        self.say("shown: this node is advertised again")
 
     def do_connect(self, address: PeerAddress) -> None:
         if self._node.connect(address):

@@ -17,6 +17,7 @@ from nacl.exceptions import CryptoError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.usage import UsageError
 from zope.interface import implementer
 
 from p2pchat import wire
@@ -31,12 +32,14 @@ from p2pchat.entry import (
     entry_id,
 )
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
+from p2pchat.membership import IMembershipOutput, Member, Membership, MembershipConfig
 from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
+from p2pchat.tap import parse_peer
 from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
@@ -132,6 +135,8 @@ class ChatNode:
         wall_clock: Callable[[], float] = time.time,
         replication: Optional[ReplicationConfig] = None,
         metrics: Optional[Metrics] = None,
+        membership: Optional[MembershipConfig] = None,
+        dial: Optional[Callable[[PeerAddress], None]] = None,
     ):
         self.identity = identity
         self.name = name
@@ -140,7 +145,7 @@ class ChatNode:
         self._clock = clock
         self._wall_clock = wall_clock
         self._connect = connect
-        self.advertised_address = advertised_address
+        self._dial = dial
         self.links: Set[PeerProtocol] = set()
         self.peers: Dict[str, PeerRecord] = {}
         self.forks: List[tuple] = []
@@ -159,6 +164,16 @@ class ChatNode:
         self._counted_traffic = [0, 0]
         replication = replication or ReplicationConfig()
         self.replicator = Replicator(clock, self, replication)
+        self.membership = Membership(
+            identity.node_id,
+            name,
+            advertised_address,
+            clock,
+            _MembershipOutput(self),
+            membership or MembershipConfig(),
+            incarnation=int(wall_clock()),
+            signer=identity.sign,
+        )
         self._streamers: Dict[PeerProtocol, EntryStreamer] = {}
         self._ticker: Optional[LoopingCall] = None
         self._replication = replication
@@ -174,14 +189,33 @@ class ChatNode:
         """
         return self.identity.node_id
 
+    @property
+    def advertised_address(self) -> Optional[str]:
+        """
+        The C{host:port} this node tells peers to reach it at, or C{None}.
+        """
+        return self.membership.address
+
+    @advertised_address.setter
+    def advertised_address(self, address: Optional[str]) -> None:
+        self.membership.address = address
+
     def start(self) -> None:
         """
-        Start the periodic work: replication announcements, grafts and
-        anti-entropy every C{announce_interval_s}.
+        Start the periodic work: membership gossip and failure detection,
+        replication announcements, grafts and anti-entropy, every
+        C{announce_interval_s}.
         """
-        self._ticker = LoopingCall(self.replicator.tick)
+        self._ticker = LoopingCall(self.tick)
         self._ticker.clock = self._clock
         self._ticker.start(self._replication.announce_interval_s, now=False)
+
+    def tick(self) -> None:
+        """
+        One round of periodic work.
+        """
+        self.membership.tick()
+        self.replicator.tick()
 
     # Consoles
 
@@ -219,12 +253,16 @@ class ChatNode:
         self._streamers[link] = streamer
         link.transport.registerProducer(streamer, True)
         self.replicator.link_up(link)
+        self.membership.link_up(
+            link.remote_id, link.remote_name, link.remote_address, link.outbound
+        )
         self.on_change()
         return None
 
     def link_down(self, link: PeerProtocol) -> None:
         self.links.discard(link)
         self.replicator.link_down(link)
+        self.membership.link_down(link.remote_id)
         streamer = self._streamers.pop(link, None)
         if streamer is not None:
             streamer.stopProducing()
@@ -242,6 +280,11 @@ class ChatNode:
         elif frame_type in REPLICATION_FRAMES:
             try:
                 self.replicator.rx_frame(link, frame)
+            except FrameError as e:
+                link.close(f"bad frame: {e}")
+        elif frame_type in Membership.frame_types:
+            try:
+                self.membership.rx_frame(link.remote_id, frame)
             except FrameError as e:
                 link.close(f"bad frame: {e}")
 
@@ -550,10 +593,12 @@ class ChatNode:
         """
         if is_node_id(who):
             return who
+        names = {node_id: record.name for node_id, record in self.peers.items()}
+        names.update((m.node_id, m.name) for m in self.membership.members())
         by_id = []
         if len(who) >= 4 and all(c in "0123456789abcdef" for c in who.lower()):
-            by_id = [n for n in self.peers if n.startswith(who.lower())]
-        by_name = [r.node_id for r in self.peers.values() if r.name == who]
+            by_id = [n for n in names if n.startswith(who.lower())]
+        by_name = [node_id for node_id, name in names.items() if name == who]
         matches = set(by_id) | set(by_name)
         if len(matches) == 1:
             return matches.pop()
@@ -574,9 +619,27 @@ class ChatNode:
 
     def set_name(self, name: str) -> None:
         """
-        Change this node's display name for new entries and new links.
+        Change this node's display name for new entries, new links and
+        membership gossip.
         """
         self.name = name
+        self.membership.set_name(name)
+
+    def set_hidden(self, hidden: bool) -> None:
+        """
+        Stop (or start again) advertising this node in membership gossip.
+        It still reads and posts.
+        """
+        self.membership.set_hidden(hidden)
+
+    def link_to(self, node_id: str) -> Optional[PeerProtocol]:
+        """
+        @return: an accepted link to C{node_id}, or C{None}.
+        """
+        for link in self.links:
+            if link.remote_id == node_id:
+                return link
+        return None
 
     # Reading
 
@@ -637,7 +700,7 @@ class ChatNode:
             "name": self.name,
             "port": self.port if self.port is not None else "none",
             "messages": self._store.count(),
-            "peers": sum(1 for r in self.peers.values() if r.links),
+            "peers": self.membership.alive_count(),
             "links": len(self.links),
             "digest": self._store.digest(),
             "forks": len(self.forks),
@@ -690,8 +753,8 @@ class ChatNode:
         self.metrics.bytes_out(max(0, totals[1] - self._counted_traffic[1]))
         self._counted_traffic = totals
         states: Dict[str, int] = {}
-        for record in self.peers.values():
-            states[record.state] = states.get(record.state, 0) + 1
+        for member in self.membership.members():
+            states[member.state] = states.get(member.state, 0) + 1
         return {
             "messages": self._store.count(),
             "links": len(self.links),
@@ -708,5 +771,48 @@ class ChatNode:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self.flush()
+        self.membership.leave()
         for link in list(self.links):
             link.leave()
+
+
+@implementer(IMembershipOutput)
+class _MembershipOutput:
+    """
+    Carries out what a node's L{Membership} asks for, over its links.
+    """
+
+    log = Logger()
+
+    def __init__(self, node: ChatNode):
+        self._node = node
+
+    def send(self, peer_id: str, frame: dict) -> None:
+        link = self._node.link_to(peer_id)
+        if link is not None:
+            link.send_frame(frame)
+
+    def connect(self, address: str) -> None:
+        if self._node._dial is None:
+            return
+        try:
+            target = parse_peer(address, "gossiped address")
+        except UsageError as e:
+            self.log.info("not connecting to {address!r}: {reason}", address=address, reason=str(e))
+            return
+        self._node._dial(target)
+
+    def disconnect(self, peer_id: str, reason: str) -> None:
+        for link in [link for link in self._node.links if link.remote_id == peer_id]:
+            self.log.info("closing link with {peer}: {reason}", peer=link.describe(), reason=reason)
+            link.leave()
+
+    def member_changed(self, member: Member, old_state: Optional[str]) -> None:
+        who = f"{member.name} ({short_id(member.node_id)})"
+        self.log.info(
+            "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state
+        )
+        if old_state is not None and old_state != member.state:
+            for view in list(self._node._views):
+                view.notice(f"{who} is {member.state}")
+

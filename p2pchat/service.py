@@ -26,6 +26,7 @@ from p2pchat.console import ConsoleProtocol
 from p2pchat.identity import Identity, short_id
 from p2pchat.logs import use_log_format
 from p2pchat.manhole import listens_beyond_loopback
+from p2pchat.membership import MembershipConfig
 from p2pchat.metrics import Metrics, metrics_site
 from p2pchat.node import ChatNode
 from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
@@ -210,6 +211,12 @@ class NodeService(MultiService):
             port=config.port,
             connect=self.connect,
             metrics=self.metrics,
+            membership=MembershipConfig(
+                max_links=config.max_links,
+                failure_timeout_s=config.failure_timeout_s,
+                hidden=config.hidden,
+            ),
+            dial=self.dial,
         )
         self.metrics.collect_from(self.node.metrics_status)
         if config.listen is not None:
@@ -331,13 +338,8 @@ class NodeService(MultiService):
         if address in self._outbound:
             return False
         reactor = self.reactor
-        endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=10)
-        factory = PeerFactory(
-            self.node, reactor, outbound=True,
-            handshake_timeout_s=self.config.handshake_timeout_s,
-        )
         service = ClientService(
-            HandshakeEndpoint(endpoint, factory),
+            self._link_endpoint(address),
             Factory.forProtocol(LinkHandle),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=30.0),
             clock=reactor,
@@ -345,6 +347,31 @@ class NodeService(MultiService):
         self._outbound[address] = service
         service.setServiceParent(self)
         return True
+
+    def dial(self, address: PeerAddress) -> None:
+        """
+        Try once to open a link to C{address} (membership keeps the active
+        view full this way; it decides about retries itself).
+        """
+        if self.node is None or self.node.stopping:
+            return
+        attempt = self._link_endpoint(address).connect(Factory.forProtocol(LinkHandle))
+        attempt.addErrback(
+            lambda failure: self.log.info(
+                "could not link to {address}: {reason}",
+                address=str(address),
+                reason=failure.getErrorMessage(),
+            )
+        )
+
+    def _link_endpoint(self, address: PeerAddress) -> HandshakeEndpoint:
+        reactor = self.reactor
+        endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=10)
+        factory = PeerFactory(
+            self.node, reactor, outbound=True,
+            handshake_timeout_s=self.config.handshake_timeout_s,
+        )
+        return HandshakeEndpoint(endpoint, factory)
 
     @defer.inlineCallbacks
     def stopService(self):

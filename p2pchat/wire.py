@@ -86,6 +86,8 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "ihave": _check_nothing,
     "graft": _check_nothing,
     "prune": _check_nothing,
+    # Membership gossip; checked by p2pchat.membership.Membership.
+    "gossip": _check_nothing,
 }
 
 

@@ -22,12 +22,16 @@ class RecordingView:
     def __init__(self):
         self.messages = []
         self.alerts = []
+        self.notices = []
 
     def show(self, message):
         self.messages.append(message)
 
     def alert(self, text):
         self.alerts.append(text)
+
+    def notice(self, text):
+        self.notices.append(text)
 
     @property
     def texts(self):
@@ -114,7 +118,7 @@ class Network:
         """
         for _ in range(times):
             for node in self.nodes:
-                node.replicator.tick()
+                node.tick()
             self.clock.advance(seconds)
             self.settle()
 

@@ -310,8 +310,8 @@ class ConsoleProtocolTests(SynchronousTestCase):
 
     def test_peers(self):
         """
-        /peers lists each known peer: name, short id, address, state and
-        whether it is connected.
+        /peers lists each member: name, short id, address, state, whether
+        this node has a link to it, and when it was last heard from.
         """
         self.type(b"/peers\r\n")
         self.assertEqual(self.lines(), ["no known peers"])
@@ -319,7 +319,8 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.net.link(self.node, bob)
         self.type(b"/peers\r\n")
         self.assertEqual(
-            self.lines(), [f"bob {bob.node_id[:8]} bob.example:9090 alive connected"]
+            self.lines(),
+            [f"bob {bob.node_id[:8]} bob.example:9090 alive connected heard 0s ago"],
         )
 
     def test_connect_delegates(self):

@@ -389,16 +389,20 @@ class RelayTests(SynchronousTestCase):
 
     def test_link_down_marks_peer(self):
         """
-        When the only link to a peer closes, the peer is no longer counted
-        as alive.
+        When the only link to a peer closes, the peer is shown as not
+        linked at once, and, as nothing more is heard from it, suspected
+        and then no longer counted as alive.
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         _, client = net.link(alice, bob)
         client.transport.loseConnection()
         net.settle()
-        self.assertEqual(alice.status()["peers"], 0)
         self.assertEqual(alice.peers[bob.node_id].state, "unlinked")
+        self.assertFalse(alice.membership.member(bob.node_id).linked)
+        net.tick(seconds=0.2, times=50)
+        self.assertEqual(alice.status()["peers"], 0)
+        self.assertEqual(alice.membership.member(bob.node_id).state, "dead")
 
 
 class DirectMessageTests(SynchronousTestCase):

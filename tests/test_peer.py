@@ -345,7 +345,7 @@ class BadInputTests(PeerTestCase):
         """
         A frame of unknown type closes the link.
         """
-        self.assertRejected(b'{"type": "gossip"}\n', "unknown frame type")
+        self.assertRejected(b'{"type": "gossiping"}\n', "unknown frame type")
 
     def test_not_utf8(self):
         """
