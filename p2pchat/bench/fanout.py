@@ -1,0 +1,179 @@
+"""
+fanout: one post, every node, how fast and with how many copies.
+
+C{fanout_nodes} real nodes on loopback.  Node i > 0 is started with
+C{--peer} to two earlier nodes (chosen at random, seeded; node 1 has only
+node 0), so the network is connected and has cycles, as a partial mesh
+does.  Once every link is up, C{fanout_messages} messages are posted one
+at a time, C{fanout_interval_s} apart, each from the next node in turn,
+through its console; every node's console is watched, and the latency of
+each (message, receiving node) pair is from writing the post to reading
+the message on that node's console.
+
+C{redundancy} is the number of entry frames (copies) received by all
+nodes during the posts, divided by messages times receiving nodes.  It
+needs a counter in C{/status} (see L{COPY_COUNTERS}); a build without one
+reports it as C{None} with the reason.
+"""
+
+import random
+import re
+import select
+import time
+
+from p2pchat.bench.processes import NodeGroup, free_ports, loopback_args
+from p2pchat.bench.results import (
+    INCOMPLETE,
+    mark_field_unsupported,
+    measured,
+    percentile,
+)
+
+# /status keys that count the entry frames a node received, duplicates
+# included, in order of preference.
+COPY_COUNTERS = ("received_copies", "entries_received")
+TOKEN = re.compile(rb"fanout-(\d+)-end")
+LINKS_DEADLINE_S = 60.0
+GOAL_NODES = 32
+GOAL_P99_MS = 100.0
+GOAL_COPIES = 2.0
+
+
+def topology(nodes: int, seed: int = 3):
+    """
+    @return: for each node, the earlier nodes it is given as C{--peer}.
+    """
+    chooser = random.Random(seed)
+    return [
+        sorted(chooser.sample(range(index), min(2, index))) for index in range(nodes)
+    ]
+
+
+def _wait_for_links(consoles, expected, deadline_s):
+    """
+    Wait until every node counts at least its expected links.
+
+    @return: the links each node counts at the end.
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        links = [int(console.status()["links"]) for console in consoles]
+        if all(have >= want for have, want in zip(links, expected)):
+            return links
+        if time.monotonic() > deadline:
+            return links
+        time.sleep(0.2)
+
+
+def _copies(statuses):
+    """
+    @return: the copy counter's name and each node's value, or
+        C{(None, None)} if the build has none.
+    """
+    for key in COPY_COUNTERS:
+        if all(key in status for status in statuses):
+            return key, [int(status[key]) for status in statuses]
+    return None, None
+
+
+def run(sizes, workdir, progress):
+    """
+    @return: C{nodes}, C{p50_ms}, C{p99_ms}, C{redundancy}, C{delivered}.
+    """
+    count, messages = sizes.fanout_nodes, sizes.fanout_messages
+    peers = topology(count)
+    ports = free_ports(2 * count)
+    expected_links = [len(peers[i]) for i in range(count)]
+    for index in range(count):
+        for peer in peers[index]:
+            expected_links[peer] += 1
+    with NodeGroup(workdir) as group:
+        progress(f"starting {count} nodes")
+        nodes = []
+        for index in range(count):
+            args = loopback_args(ports[2 * index], ports[2 * index + 1])
+            for peer in peers[index]:
+                args += ["--peer", f"127.0.0.1:{ports[2 * peer]}"]
+            nodes.append(group.add(f"n{index:02d}", *args).spawn())
+        for node in nodes:
+            node.wait_started()
+        consoles = [group.console(node) for node in nodes]
+        progress(f"waiting for {sum(expected_links) // 2} links")
+        links = _wait_for_links(consoles, expected_links, LINKS_DEADLINE_S)
+        before = [console.status() for console in consoles]
+        progress(f"posting {messages} messages, one every {sizes.fanout_interval_s:g} s")
+        sent_at, arrived = {}, {}
+        sockets = {console.socket: index for index, console in enumerate(consoles)}
+        pending = {index: b"" for index in range(count)}
+
+        def read(timeout_s):
+            ready, _, _ = select.select(list(sockets), [], [], timeout_s)
+            now = time.perf_counter()
+            for sock in ready:
+                index = sockets[sock]
+                data = sock.recv(1 << 20)
+                lines = (pending[index] + data).split(b"\n")
+                pending[index] = lines.pop()
+                for line in lines:
+                    match = TOKEN.search(line)
+                    if match:
+                        arrived.setdefault((int(match.group(1)), index), now)
+
+        for number in range(messages):
+            origin = number % count
+            sent_at[number] = (origin, time.perf_counter())
+            consoles[origin].send(f"fan-out test fanout-{number}-end")
+            until = time.perf_counter() + sizes.fanout_interval_s
+            while time.perf_counter() < until:
+                read(max(0.0, until - time.perf_counter()))
+        expected_arrivals = messages * (count - 1)
+        last_change = time.perf_counter()
+        while len(arrived) - messages < expected_arrivals:
+            seen = len(arrived)
+            read(0.1)
+            if len(arrived) != seen:
+                last_change = time.perf_counter()
+            elif time.perf_counter() - last_change > sizes.stall_s:
+                break
+        for console in consoles:
+            console.received = b""
+        after = [console.status() for console in consoles]
+    latencies_ms = [
+        (at - sent_at[number][1]) * 1000
+        for (number, index), at in arrived.items()
+        if index != sent_at[number][0]
+    ]
+    delivered = len(latencies_ms) / expected_arrivals
+    result = measured(
+        nodes=count,
+        messages=messages,
+        links=sum(links) // 2,
+        p50_ms=round(percentile(latencies_ms, 0.5), 2) if latencies_ms else None,
+        p99_ms=round(percentile(latencies_ms, 0.99), 2) if latencies_ms else None,
+        max_ms=round(max(latencies_ms), 2) if latencies_ms else None,
+        redundancy=None,
+        delivered=round(delivered, 4),
+        digests_equal=len({status["digest"] for status in after}) == 1,
+    )
+    key, copies_before = _copies(before)
+    if key is None:
+        mark_field_unsupported(
+            result,
+            "redundancy",
+            "/status has no count of entry frames received "
+            f"(looked for {', '.join(COPY_COUNTERS)})",
+        )
+    else:
+        _, copies_after = _copies(after)
+        received = sum(copies_after) - sum(copies_before)
+        result["redundancy"] = round(received / expected_arrivals, 3)
+        result["copy_counter"] = key
+    if delivered < 1:
+        result.update(
+            status=INCOMPLETE,
+            reason=f"{expected_arrivals - len(latencies_ms)} of {expected_arrivals} "
+            "arrivals missing",
+        )
+    if sum(links) // 2 < sum(expected_links) // 2:
+        result["links_missing"] = sum(expected_links) // 2 - sum(links) // 2
+    return result
