@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.usage import UsageError
 from zope.interface import implementer
 
-from p2pchat import wire
+from p2pchat import tls, wire
 from p2pchat.config import PeerAddress
 from p2pchat.entry import (
     ENTRY_KEYS,
@@ -43,6 +43,7 @@ from p2pchat.tap import parse_peer
 from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
+MAX_LINKS = 64
 MAX_LAMPORT_LEAD = 1_000_000
 
 
@@ -237,11 +238,16 @@ class ChatNode:
     def local_hello(self) -> dict:
         return wire.hello(self.node_id, self.name, self.advertised_address)
 
+    def sign_binding(self, material: bytes) -> str:
+        return tls.sign_binding(self.identity, material)
+
     def link_up(self, link: PeerProtocol) -> Optional[str]:
         if self.stopping:
             return "node is stopping"
         if link.remote_id == self.node_id:
             return "connected to self"
+        if len(self.links) >= MAX_LINKS:
+            return f"too many links (at most {MAX_LINKS})"
         record = self._record(link.remote_id, link.remote_name)
         record.name = link.remote_name
         if link.remote_address is not None:

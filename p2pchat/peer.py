@@ -4,18 +4,29 @@ hello handshake.  Everything it receives after the handshake is handed to an
 L{IPeerHandler}; it decides nothing itself.
 """
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IHandshakeListener, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from p2pchat import wire
+from p2pchat import tls, wire
 from p2pchat.identity import short_id
+from p2pchat.ratelimit import TokenBucket
+
+# Per link: live entries (pushed as they are posted) and sync entries
+# (streamed to catch a node up) have separate budgets, so catch-up stays
+# fast while a member flooding new posts is held to a chat-like rate.
+LIVE_ENTRIES_PER_S = 1_000
+LIVE_ENTRY_BURST = 5_000
+SYNC_ENTRIES_PER_S = 10_000
+SYNC_ENTRY_BURST = 20_000
+MAX_PENDING_HANDSHAKES = 64
 
 
 class HandshakeFailed(Exception):
@@ -53,7 +64,14 @@ class IPeerHandler(Interface):
         an accepted link.
         """
 
+    def sign_binding(material: bytes) -> str:
+        """
+        Sign a TLS session's exporter value with the node's identity key,
+        for the C{bind} field of the hello on a TLS link.
+        """
 
+
+@implementer(IHandshakeListener)
 class PeerProtocol(LineReceiver):
     """
     One peer link.
@@ -79,8 +97,12 @@ class PeerProtocol(LineReceiver):
         clock: IReactorTime,
         outbound: bool,
         handshake_timeout_s: float,
+        live_bucket: Optional[TokenBucket] = None,
+        sync_bucket: Optional[TokenBucket] = None,
     ):
         self._handler = handler
+        self._buckets = {False: live_bucket, True: sync_bucket}
+        self._resume_call = None
         self._clock = clock
         self.outbound = outbound
         self._handshake_timeout_s = handshake_timeout_s
@@ -121,12 +143,24 @@ class PeerProtocol(LineReceiver):
         self._timeout_call = self._clock.callLater(
             self._handshake_timeout_s, self._handshake_timed_out
         )
-        if not self.outbound:
+        if not self.outbound and tls.tls_connection(self.transport) is None:
+            self._send_hello()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake finished: the listener can now send its hello,
+        which signs this session's exporter value.
+        """
+        if not self.outbound and not self._spoke and not self._closing:
             self._send_hello()
 
     def _send_hello(self) -> None:
         self._spoke = True
-        self.send_frame(self._handler.local_hello())
+        hello = self._handler.local_hello()
+        material = tls.binding_material(self.transport)
+        if material is not None:
+            hello[tls.BINDING_FIELD] = self._handler.sign_binding(material)
+        self.send_frame(hello)
 
     def _handshake_timed_out(self) -> None:
         self._timeout_call = None
@@ -169,7 +203,28 @@ class PeerProtocol(LineReceiver):
         elif frame_type == "pong":
             pass
         else:
+            if frame_type == "entry":
+                self._throttle(frame.get("sync", False))
             self._handler.rx_frame(self, frame)
+
+    def _throttle(self, sync: bool) -> None:
+        """
+        Charge one entry to this link's live or sync token bucket; when it
+        runs dry, stop reading from this link (only) until it has refilled.
+        Nothing is dropped: the peer's data waits in its socket.
+        """
+        bucket = self._buckets[bool(sync)]
+        if bucket is None:
+            return
+        delay_s = bucket.charge(1)
+        if delay_s > 0 and self._resume_call is None:
+            self.pauseProducing()
+            self._resume_call = self._clock.callLater(delay_s, self._resume)
+
+    def _resume(self) -> None:
+        self._resume_call = None
+        if not self._closing and self.transport is not None:
+            self.resumeProducing()
 
     def _rx_hello(self, frame: Dict[str, Any]) -> None:
         if frame["version"] != wire.PROTOCOL_VERSION:
@@ -181,6 +236,10 @@ class PeerProtocol(LineReceiver):
         self.remote_id = frame["id"]
         self.remote_name = frame["name"]
         self.remote_address = frame["addr"]
+        refusal = tls.check_hello(self.transport, frame)
+        if refusal is not None:
+            self.close(refusal)
+            return
         if not self._spoke:
             self._send_hello()
         refusal = self._handler.link_up(self)
@@ -188,6 +247,8 @@ class PeerProtocol(LineReceiver):
             self.close(refusal)
             return
         self._accepted = True
+        if self.factory is not None:
+            self.factory.pending.discard(self)
         self._cancel_timeout()
         self.log.info("link up with {peer}", peer=self.describe())
         self._handshake_finished(self)
@@ -205,11 +266,22 @@ class PeerProtocol(LineReceiver):
         for callback in self._lost_callbacks:
             callback(reason)
         self._cancel_timeout()
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
+        if self.factory is not None:
+            self.factory.pending.discard(self)
         if self._accepted:
             self._accepted = False
             self.log.info("link down with {peer}", peer=self.describe())
             self._handler.link_down(self)
         elif self._handshake_outcome is None:
+            if reason is not None and reason.check(SSL.Error):
+                self.log.warn(
+                    "refused TLS link with {peer}: {reason}",
+                    peer=self.describe(),
+                    reason=_tls_reason(reason),
+                )
             self._handshake_finished(
                 Failure(HandshakeFailed(f"link to {self.describe()} closed before hello"))
             )
@@ -291,18 +363,49 @@ class PeerFactory(Factory):
         clock: IReactorTime,
         outbound: bool,
         handshake_timeout_s: float = 10.0,
+        max_pending: int = MAX_PENDING_HANDSHAKES,
     ):
         self.handler = handler
         self.clock = clock
         self.outbound = outbound
         self.handshake_timeout_s = handshake_timeout_s
+        self.max_pending = max_pending
+        self.pending: Set[PeerProtocol] = set()
 
-    def buildProtocol(self, addr) -> PeerProtocol:
+    def buildProtocol(self, addr) -> Optional[PeerProtocol]:
+        """
+        Build a link, unless C{max_pending} links are already waiting for
+        their handshake: then refuse the connection (it is closed at once).
+        """
+        if len(self.pending) >= self.max_pending:
+            PeerProtocol.log.warn(
+                "refusing a connection from {addr}: {count} handshakes already pending",
+                addr=addr,
+                count=len(self.pending),
+            )
+            return None
         protocol = PeerProtocol(
-            self.handler, self.clock, self.outbound, self.handshake_timeout_s
+            self.handler,
+            self.clock,
+            self.outbound,
+            self.handshake_timeout_s,
+            live_bucket=TokenBucket(LIVE_ENTRIES_PER_S, LIVE_ENTRY_BURST, self.clock),
+            sync_bucket=TokenBucket(SYNC_ENTRIES_PER_S, SYNC_ENTRY_BURST, self.clock),
         )
         protocol.factory = self
+        self.pending.add(protocol)
         return protocol
+
+
+def _tls_reason(failure: Failure) -> str:
+    """
+    @return: what OpenSSL said about a failed TLS handshake, briefly (for
+        example C{certificate verify failed}).
+    """
+    errors = getattr(failure.value, "args", [None])[0]
+    if isinstance(errors, list) and errors and isinstance(errors[0], tuple):
+        return "; ".join(str(error[-1]) for error in errors)
+    return failure.getErrorMessage()
 
 
 class LinkHandle(Protocol):

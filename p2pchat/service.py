@@ -25,13 +25,14 @@ from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.console import ConsoleProtocol
 from p2pchat.identity import Identity, short_id
 from p2pchat.logs import use_log_format
-from p2pchat.manhole import listens_beyond_loopback
+from p2pchat.manhole import listens_beyond_loopback, manhole_service
 from p2pchat.membership import MembershipConfig
 from p2pchat.metrics import Metrics, metrics_site
 from p2pchat.node import ChatNode
 from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
 from p2pchat.sdnotify import Notifier, NotifyError
 from p2pchat.store import Store
+from p2pchat.tls import PeerTLS, TLSConfigError
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
 READY_TIMEOUT_S = 5.0
@@ -197,6 +198,12 @@ class NodeService(MultiService):
             identity = Identity.load_or_create(config.data_dir)
         except (OSError, ValueError) as e:
             raise StartupError(f"cannot load identity: {e}") from None
+        self.tls = None
+        if config.tls is not None:
+            try:
+                self.tls = PeerTLS.load(config.tls)
+            except TLSConfigError as e:
+                raise StartupError(f"cannot use the TLS files: {e}") from None
         self.store = Store(os.path.join(config.data_dir, STORE_FILE_NAME))
         try:
             self.store.open()
@@ -220,7 +227,7 @@ class NodeService(MultiService):
         )
         self.metrics.collect_from(self.node.metrics_status)
         if config.listen is not None:
-            endpoint = _server_endpoint(reactor, config.listen, "peers")
+            endpoint = self._peer_server_endpoint(config.listen)
             factory = PeerFactory(
                 self.node, reactor, outbound=False,
                 handshake_timeout_s=config.handshake_timeout_s,
@@ -253,6 +260,19 @@ class NodeService(MultiService):
             except StartupError as e:
                 raise StartupError(f"cannot serve metrics on {config.metrics}: {e}") from None
             self.metrics.start_lag_monitor(reactor)
+        if config.manhole is not None:
+            try:
+                manhole = manhole_service(
+                    config.manhole,
+                    {"node": self.node, "service": self},
+                    keys_file=config.manhole_keys,
+                    passwd_file=config.manhole_passwd,
+                    reactor=reactor,
+                    host_key_dir=config.data_dir,
+                )
+            except ValueError as e:
+                raise StartupError(f"cannot start the manhole: {e}") from None
+            manhole.setServiceParent(self)
         self.node.start()
         self.node.on_change = self._changed
         if config.stdio:
@@ -364,9 +384,26 @@ class NodeService(MultiService):
             )
         )
 
+    def _peer_server_endpoint(self, description: str):
+        """
+        The peer listener: C{description} as given, or with mutual TLS on
+        top when the node has TLS files.
+        """
+        if self.tls is None:
+            return _server_endpoint(self.reactor, description, "peers")
+        try:
+            return self.tls.server_endpoint(self.reactor, description)
+        except Exception as e:
+            raise StartupError(f"cannot listen for peers on {description}: {e!r}") from None
+
     def _link_endpoint(self, address: PeerAddress) -> HandshakeEndpoint:
         reactor = self.reactor
-        endpoint = endpoints.HostnameEndpoint(reactor, address.host, address.port, timeout=10)
+        if self.tls is None:
+            endpoint = endpoints.HostnameEndpoint(
+                reactor, address.host, address.port, timeout=10
+            )
+        else:
+            endpoint = self.tls.client_endpoint(reactor, address.host, address.port, 10)
         factory = PeerFactory(
             self.node, reactor, outbound=True,
             handshake_timeout_s=self.config.handshake_timeout_s,

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IStreamServerEndpointStringParser
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
+from p2pchat.ca import is_dns_safe_name
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
 
@@ -456,6 +457,16 @@ class Options(usage.Options):
             metrics=self._local_endpoint("metrics"),
             log_format=self._log_format(),
         )
+        if self.config.tls is not None and not is_dns_safe_name(name):
+            raise usage.UsageError(
+                f"--name: with --tls-cert the name is checked against the certificate's "
+                f"DNS name, so it must be DNS-safe (letters, digits, '-', '.'), got {name!r}"
+            )
+        if self.config.tls is None and listen is not None and listen.startswith("ssl:"):
+            raise usage.UsageError(
+                "--listen ssl:... needs --tls-cert, --tls-key and --tls-ca: every peer "
+                "link is mutual TLS with the network's CA"
+            )
         if self.config.manhole and not (self.config.manhole_keys or self.config.manhole_passwd):
             raise usage.UsageError(
                 "--manhole: refuses to start without credentials; give "

@@ -48,6 +48,10 @@ class RecordingHandler:
     def rx_frame(self, link, frame):
         self.calls.append(("rx_frame", frame))
 
+    def sign_binding(self, material):
+        self.calls.append(("sign_binding", material))
+        return ALICE.sign(b"p2pchat-bind-v1\n" + material).hex()
+
     def names(self):
         """
         @return: the names of the calls made so far.

@@ -207,11 +207,45 @@ class ListenTests(OptionsTestsMixin, SynchronousTestCase):
 
     def test_sslDerivesPort(self) -> None:
         """
-        C{--listen ssl:N:...} advertises port N, and the key file is not
-        read while parsing.
+        C{--listen ssl:N:...} (with the TLS files) advertises port N.
         """
-        config = parse("--listen", "ssl:7443:privateKey=/nonexistent.pem")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        files = []
+        for name in ("cert.pem", "key.pem", "ca.pem"):
+            files.append(os.path.join(directory, name))
+            with open(files[-1], "w") as f:
+                f.write("x")
+        config = parse("--listen", "ssl:7443", "--tls-cert", files[0], "--tls-key", files[1],
+                       "--tls-ca", files[2], "--name", "alice")
         self.assertEqual(config.port, 7443)
+
+    def test_sslNeedsTLSFiles(self) -> None:
+        """
+        C{--listen ssl:...} without the TLS files is a usage error: peer
+        links are mutual TLS with the network's CA or not TLS at all.
+        """
+        message = self.assertUsageErrorMessage("ssl:7443:privateKey=/nonexistent.pem")
+        self.assertIn("--tls-cert", message)
+
+    def assertUsageErrorMessage(self, listen: str) -> str:
+        error = self.assertRaises(usage.UsageError, parse, "--listen", listen)
+        return str(error)
+
+    def test_tlsNameMustBeDnsSafe(self) -> None:
+        """
+        With TLS, a name that cannot be a certificate's DNS name is refused.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        files = []
+        for name in ("cert.pem", "key.pem", "ca.pem"):
+            files.append(os.path.join(directory, name))
+            with open(files[-1], "w") as f:
+                f.write("x")
+        error = self.assertRaises(usage.UsageError, parse, "--name", "al_ice!", "--tls-cert",
+                                  files[0], "--tls-key", files[1], "--tls-ca", files[2])
+        self.assertIn("--name", str(error))
 
     def test_unixHasNoPort(self) -> None:
         """

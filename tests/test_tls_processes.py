@@ -1,0 +1,87 @@
+"""
+Closed networks with mutual TLS, with real C{twistd -n p2pchat} processes
+and certificates from C{p2pchat-ca}.
+"""
+
+import io
+import os
+import signal
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat import ca
+from tests.processes import NodeProcess
+
+
+class ClosedNetworkTests(SynchronousTestCase):
+    """
+    Only members with a certificate from the network's CA, for the name
+    they claim, get in.
+    """
+
+    def setUp(self):
+        self.network = os.path.abspath(self.mktemp())
+        self.outsiders = os.path.abspath(self.mktemp())
+        quiet = io.StringIO()
+        self.assertEqual(ca.main(["init", self.network], stdout=quiet, stderr=quiet), 0)
+        self.assertEqual(ca.main(["init", self.outsiders], stdout=quiet, stderr=quiet), 0)
+        for name in ("alice", "bob", "carol", "dave"):
+            self.assertEqual(ca.main(["issue", self.network, name], stdout=quiet, stderr=quiet), 0)
+        self.assertEqual(ca.main(["issue", self.outsiders, "mallory"], stdout=quiet,
+                                 stderr=quiet), 0)
+
+    def start(self, name, directory, cert_name=None, *args):
+        cert_name = cert_name or name
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        node = NodeProcess(
+            name, data_dir, "--port", "0", "--console", "tcp:0:interface=127.0.0.1",
+            "--tls-cert", os.path.join(directory, f"{cert_name}.pem"),
+            "--tls-key", os.path.join(directory, f"{cert_name}.key"),
+            "--tls-ca", os.path.join(directory, "ca.pem"),
+            *args,
+        )
+        node.start()
+        self.addCleanup(node.stop, signal.SIGKILL)
+        return node
+
+    def console(self, node):
+        console = node.console()
+        self.addCleanup(console.close)
+        return console
+
+    def test_members_chat_outsiders_never_get_in(self):
+        """
+        Three nodes with certificates from one CA chat over mutual TLS.  A
+        node whose certificate comes from another CA, and one whose hello
+        claims a name its certificate is not for, are refused with a log
+        line saying why; neither is ever listed, and their posts are never
+        shown.
+        """
+        alice = self.start("alice", self.network)
+        bob = self.start("bob", self.network, None, "--peer", alice.peer_address)
+        carol = self.start("carol", self.network, None, "--peer", alice.peer_address)
+        bob.wait_for_log(rb"link up with alice")
+        carol.wait_for_log(rb"link up with alice")
+        alice_console, bob_console = self.console(alice), self.console(bob)
+        carol_console = self.console(carol)
+        carol_console.send("members only")
+        alice_console.wait_for(rb"<carol> members only")
+        bob_console.wait_for(rb"<carol> members only")
+
+        mark = len(alice.output)
+        mallory = self.start("mallory", self.outsiders, None, "--peer", alice.peer_address)
+        refused = rb"refused TLS link with unidentified peer at [^:]+:\d+: .*(ca|certificate)"
+        alice.wait_for_log(refused, mark)
+        impostor = self.start("bob2", self.network, "dave", "--peer", alice.peer_address)
+        alice.wait_for_log(rb"closing link with bob2 \([0-9a-f]{8}\) at [^:]+:\d+: .*dave", mark)
+        for console in (self.console(mallory), self.console(impostor)):
+            console.send("let me in")
+        bob_console.send("still here")
+        alice_console.wait_for(rb"<bob> still here")
+        peers = alice_console.command("/peers", rb"(ago|peers)\r\n(?![a-z])")
+        self.assertNotIn("mallory", peers)
+        self.assertNotIn("bob2", peers)
+        self.assertNotIn(b"let me in", alice_console.received)
+        self.assertNotIn(b"let me in", bob_console.received)
+        self.assertEqual(alice_console.status()["digest"], bob_console.status()["digest"])
