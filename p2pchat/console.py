@@ -340,8 +340,9 @@ class ConsoleProtocol(LineReceiver):
             self.say(self._label(node_id))
 
     def _label(self, node_id: str) -> str:
+        member = self._node.membership.member(node_id)
         record = self._node.peers.get(node_id)
-        name = record.name if record else "?"
+        name = member.name if member else record.name if record else "?"
         return f"{name} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:

@@ -29,7 +29,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 LAG_INTERVAL_S = 1.0
-PEER_STATES = ("alive", "unlinked")
+PEER_STATES = ("alive", "suspect", "dead", "left")
 
 StatusSource = Callable[[], Mapping[str, object]]
 
@@ -69,7 +69,7 @@ class Metrics:
             namespace=namespace, registry=registry,
         )
         self._peers = Gauge(
-            "peers", "Known peers by state (alive: linked now; unlinked: known, no link).",
+            "peers", "Members by membership state (alive, suspect, dead, left).",
             ["state"], namespace=namespace, registry=registry,
         )
         self._links = Gauge(
@@ -160,7 +160,7 @@ class Metrics:
         but missing from C{counts} drops to 0, so a series never sticks at
         a stale value.
 
-        @param counts: peers by state, e.g. C{{"alive": 2, "unlinked": 1}}.
+        @param counts: members by state, e.g. C{{"alive": 2, "dead": 1}}.
         """
         for state in self._peer_states - set(counts):
             self._peers.labels(state=state).set(0)

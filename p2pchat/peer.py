@@ -27,6 +27,8 @@ LIVE_ENTRY_BURST = 5_000
 SYNC_ENTRIES_PER_S = 10_000
 SYNC_ENTRY_BURST = 20_000
 MAX_PENDING_HANDSHAKES = 64
+KEEPALIVE_INTERVAL_S = 5.0
+IDLE_TIMEOUT_S = 15.0
 
 
 class HandshakeFailed(Exception):
@@ -119,6 +121,8 @@ class PeerProtocol(LineReceiver):
         self._peer_spoke = False
         self.bytes_in = 0
         self.bytes_out = 0
+        self._last_rx = self._last_tx = clock.seconds()
+        self._keepalive_call = None
 
     def __repr__(self) -> str:
         return f"<PeerProtocol {self.describe()}>"
@@ -137,7 +141,24 @@ class PeerProtocol(LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
+        self._last_rx = self._clock.seconds()
         super().dataReceived(data)
+
+    def _keepalive(self) -> None:
+        """
+        Every L{KEEPALIVE_INTERVAL_S}: close the link if the peer has been
+        silent for L{IDLE_TIMEOUT_S} (a dead or partitioned peer whose TCP
+        connection lingers), else send a C{ping} if we have been silent,
+        so the peer's own check sees us.
+        """
+        self._keepalive_call = None
+        now = self._clock.seconds()
+        if now - self._last_rx >= IDLE_TIMEOUT_S:
+            self.close(f"silent for {now - self._last_rx:.0f} s")
+            return
+        if now - self._last_tx >= KEEPALIVE_INTERVAL_S:
+            self.send_frame({"type": "ping"})
+        self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
 
     def connectionMade(self) -> None:
         self._timeout_call = self._clock.callLater(
@@ -250,6 +271,7 @@ class PeerProtocol(LineReceiver):
         if self.factory is not None:
             self.factory.pending.discard(self)
         self._cancel_timeout()
+        self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
         self.log.info("link up with {peer}", peer=self.describe())
         self._handshake_finished(self)
 
@@ -266,9 +288,10 @@ class PeerProtocol(LineReceiver):
         for callback in self._lost_callbacks:
             callback(reason)
         self._cancel_timeout()
-        if self._resume_call is not None and self._resume_call.active():
-            self._resume_call.cancel()
-        self._resume_call = None
+        for call in (self._resume_call, self._keepalive_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._resume_call = self._keepalive_call = None
         if self.factory is not None:
             self.factory.pending.discard(self)
         if self._accepted:
@@ -320,6 +343,7 @@ class PeerProtocol(LineReceiver):
         if not self._closing and self.transport is not None:
             line = wire.encode_frame(frame)
             self.bytes_out += len(line) + 1
+            self._last_tx = self._clock.seconds()
             self.sendLine(line)
 
     def close(self, reason: str) -> None:

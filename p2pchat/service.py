@@ -305,7 +305,7 @@ class NodeService(MultiService):
             self._become_ready()
 
     def _status_text(self) -> str:
-        alive = sum(1 for record in self.node.peers.values() if record.links)
+        alive = self.node.membership.alive_count()
         return f"{alive} peers alive, {self.store.count()} messages"
 
     def _become_ready(self) -> None:

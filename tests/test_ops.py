@@ -327,11 +327,11 @@ class MetricsTests(SynchronousTestCase):
         """
         metrics = Metrics()
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 0)
-        metrics.set_peer_states({"alive": 2, "suspected": 1})
-        metrics.count_peer_states(["unlinked", "alive", "unlinked"])
+        metrics.set_peer_states({"alive": 2, "suspect": 1})
+        metrics.count_peer_states(["dead", "alive", "dead"])
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 1)
-        self.assertEqual(sample(metrics, "p2pchat_peers", state="unlinked"), 2)
-        self.assertEqual(sample(metrics, "p2pchat_peers", state="suspected"), 0)
+        self.assertEqual(sample(metrics, "p2pchat_peers", state="dead"), 2)
+        self.assertEqual(sample(metrics, "p2pchat_peers", state="suspect"), 0)
 
     def test_private_registries(self):
         """
@@ -438,7 +438,7 @@ class MetricsHTTPTests(TestCase):
             "p2pchat_entries_relayed_total 0.0",
             'p2pchat_entries_rejected_total{reason="invalid_signature"} 1.0',
             'p2pchat_peers{state="alive"} 2.0',
-            'p2pchat_peers{state="unlinked"} 0.0',
+            'p2pchat_peers{state="dead"} 0.0',
             "p2pchat_links 0.0",
             "p2pchat_replication_lag_entries 0.0",
             "p2pchat_received_bytes_total 0.0",

@@ -13,7 +13,14 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from p2pchat import wire
-from p2pchat.peer import HandshakeFailed, IPeerHandler, PeerFactory, PeerProtocol
+from p2pchat.peer import (
+    IDLE_TIMEOUT_S,
+    KEEPALIVE_INTERVAL_S,
+    HandshakeFailed,
+    IPeerHandler,
+    PeerFactory,
+    PeerProtocol,
+)
 from tests import strategies
 
 ALICE, BOB = strategies.IDENTITIES[:2]
@@ -67,6 +74,15 @@ def encode(*frames, delimiter=b"\n"):
 
 
 BOB_HELLO = wire.hello(BOB.node_id, "bob", "10.0.0.2:9090")
+
+
+def handshake_timers(clock):
+    """
+    @return: the handshake time-outs still scheduled on C{clock} (keep-alive
+        timers of accepted links are not among them).
+    """
+    return [call for call in clock.getDelayedCalls()
+            if call.func.__name__ == "_handshake_timed_out"]
 
 
 class PeerTestCase(SynchronousTestCase):
@@ -189,11 +205,13 @@ class HandshakeTests(PeerTestCase):
         self.connect()
         self.clock.advance(TIMEOUT_S - 1)
         self.protocol.dataReceived(encode(BOB_HELLO))
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(handshake_timers(self.clock), [])
         self.transport.clear()
-        self.clock.advance(TIMEOUT_S * 10)
+        for _ in range(20):
+            self.clock.advance(TIMEOUT_S / 2)
+            self.protocol.dataReceived(encode({"type": "pong"}))
         self.assertTrue(self.transport.connected)
-        self.assertEqual(self.transport.value(), b"")
+        self.assertNotIn("error", [frame["type"] for frame in self.written()])
         self.assertEqual(self.handler.names(), ["link_up"])
 
     def test_lost_before_hello(self):
@@ -568,7 +586,7 @@ class ConnectedPairTests(SynchronousTestCase):
         self.assertEqual(
             bob.calls, [("link_up", ALICE.node_id, "alice", "127.0.0.1:9090")]
         )
-        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(handshake_timers(clock), [])
 
         client.send_frame(wire.entry_frame({"n": 1}))
         pump.flush()
@@ -580,3 +598,41 @@ class ConnectedPairTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(alice.calls[-1], ("link_down", BOB.node_id))
         self.assertEqual(bob.calls[-1], ("link_down", ALICE.node_id))
+
+
+class KeepaliveTests(PeerTestCase):
+    """
+    Idle links send pings; silent links are closed.
+    """
+
+    def test_idle_link_pings(self):
+        """
+        An accepted link that has sent nothing for the keep-alive interval
+        sends a ping; one that keeps talking does not.
+        """
+        self.accept()
+        self.clock.advance(KEEPALIVE_INTERVAL_S)
+        self.assertEqual(self.written(), [{"type": "ping"}])
+        self.transport.clear()
+        self.protocol.dataReceived(encode({"type": "pong"}))
+        self.clock.advance(KEEPALIVE_INTERVAL_S / 2)
+        self.protocol.send_frame({"type": "ping"})
+        self.transport.clear()
+        self.clock.advance(KEEPALIVE_INTERVAL_S / 2)
+        self.assertEqual(self.written(), [])
+        self.assertTrue(self.transport.connected)
+
+    def test_silent_peer_is_dropped(self):
+        """
+        A peer that sends nothing for the idle time-out is closed with an
+        error saying so; one that answers pings stays.
+        """
+        self.accept()
+        for _ in range(int(IDLE_TIMEOUT_S / KEEPALIVE_INTERVAL_S) - 1):
+            self.clock.advance(KEEPALIVE_INTERVAL_S)
+            self.protocol.dataReceived(encode({"type": "pong"}))
+        self.assertTrue(self.transport.connected)
+        self.clock.advance(IDLE_TIMEOUT_S)
+        self.assertClosedWithError("silent for")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+

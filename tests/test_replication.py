@@ -112,8 +112,7 @@ class AntiEntropyTests(SynchronousTestCase):
         lost = create_entry(stranger, 1, None, 1, 0, "chat", {"name": "s", "text": "lost"})
         alice._store.add_entries([lost])
         self.assertEqual(bob.status()["messages"], 0)
-        net.tick(seconds=31.0)
-        net.tick()
+        net.tick(seconds=1.0, times=32)
         self.assertEqual(bob.view.texts, ["lost"])
 
 
