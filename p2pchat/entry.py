@@ -24,9 +24,13 @@ never sent: every receiver computes it.
 import hashlib
 import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Dict, Optional
 
-from p2pchat.identity import Identity, is_node_id, verify_signature
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
+
+from p2pchat.identity import Identity
 
 SIGNING_CONTEXT = b"p2pchat-entry-v1\n"
 MAX_TEXT_BYTES = 4096
@@ -36,6 +40,14 @@ KINDS = ("chat", "dm")
 ENTRY_KEYS = frozenset(
     ["author", "seq", "prev", "lamport", "ts", "kind", "body", "sig"]
 )
+_UNSIGNED_KEYS = ENTRY_KEYS - {"sig"}
+_CHAT_KEYS = frozenset(["name", "text"])
+_DM_KEYS = frozenset(["name", "to", "box", "self_box"])
+_HEX_DIGITS = "0123456789abcdef"
+# Verify keys of recent authors, so that a stream of one author's entries
+# does not build the same key object again for every entry.
+_VERIFY_KEYS: Dict[str, VerifyKey] = {}
+_VERIFY_KEYS_MAX = 4096
 
 
 class InvalidEntry(ValueError):
@@ -95,8 +107,16 @@ class Entry:
         return self.body["name"]
 
 
-def _unsigned(obj: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: value for key, value in obj.items() if key != "sig"}
+def body_json(body: Dict[str, Any]) -> str:
+    """
+    @return: C{canonical_json(body).decode("utf-8")}, built directly for
+        the usual chat body (exactly C{name} and C{text}, both strings).
+    """
+    if body.keys() == _CHAT_KEYS:
+        name, text = body["name"], body["text"]
+        if type(name) is str and type(text) is str:
+            return '{"name":%s,"text":%s}' % (encode_basestring(name), encode_basestring(text))
+    return canonical_json(body).decode("utf-8")
 
 
 def entry_id(wire: Dict[str, Any]) -> str:
@@ -105,6 +125,15 @@ def entry_id(wire: Dict[str, Any]) -> str:
         encoding.
     """
     return hashlib.sha256(canonical_json(wire)).hexdigest()
+
+
+def _is_hex_id(value: object) -> bool:
+    """
+    @return: whether C{value} is 64 lowercase hex digits: the form of a
+        node id (L{p2pchat.identity.is_node_id}) and of an entry id,
+        checked without a Python loop over its characters.
+    """
+    return isinstance(value, str) and len(value) == 64 and not value.strip(_HEX_DIGITS)
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -131,11 +160,13 @@ def validate_name(name: object) -> bool:
     @return: whether C{name} is a valid display name: 1-32 printable
         characters, no whitespace.
     """
+    # name.split() == [name] exactly when name is non-empty and has no
+    # character for which str.isspace() holds (both use one definition).
     return (
         isinstance(name, str)
         and 1 <= len(name) <= 32
         and name.isprintable()
-        and not any(c.isspace() for c in name)
+        and name.split() == [name]
     )
 
 
@@ -149,42 +180,73 @@ def validate_body(kind: str, body: object) -> None:
 
     @raise InvalidEntry: if it does not.
     """
+    _body_json(kind, body)
+
+
+def _body_json(kind: str, body: object) -> str:
+    """
+    Check C{body} as L{validate_body} does.
+
+    @return: its canonical encoding, as text (not yet UTF-8 encoded).
+    @raise InvalidEntry: if it has the wrong shape.
+    """
     if not isinstance(body, dict):
         raise InvalidEntry("body is not an object")
     if not validate_name(body.get("name")):
         raise InvalidEntry("body.name is not a valid name")
     if kind == "chat":
-        if set(body) != {"name", "text"}:
+        if body.keys() != _CHAT_KEYS:
             raise InvalidEntry("chat body must have exactly name and text")
         text = body["text"]
         if not _is_text(text, MAX_TEXT_BYTES) or not text:
             raise InvalidEntry("chat text is empty, not a string, or too long")
+        # Every value is a string: the canonical encoding, keys sorted.
+        encoded = '{"name":%s,"text":%s}' % (
+            encode_basestring(body["name"]),
+            encode_basestring(text),
+        )
     elif kind == "dm":
-        if set(body) != {"name", "to", "box", "self_box"}:
+        if body.keys() != _DM_KEYS:
             raise InvalidEntry("dm body must have exactly name, to, box, self_box")
-        if not is_node_id(body["to"]):
+        if not _is_hex_id(body["to"]):
             raise InvalidEntry("dm recipient is not a node id")
         for key in ("box", "self_box"):
             if not _is_text(body[key], MAX_BODY_BYTES // 2):
                 raise InvalidEntry(f"dm {key} is not a string or too long")
+        encoded = '{"box":%s,"name":%s,"self_box":%s,"to":%s}' % (
+            encode_basestring(body["box"]),
+            encode_basestring(body["name"]),
+            encode_basestring(body["self_box"]),
+            encode_basestring(body["to"]),
+        )
     else:
         raise InvalidEntry(f"unknown kind {kind!r}")
-    if len(canonical_json(body)) > MAX_BODY_BYTES:
+    if len(encoded.encode("utf-8")) > MAX_BODY_BYTES:
         raise InvalidEntry("body too large")
+    return encoded
 
 
-def _validate_fields(obj: object) -> None:
+def _validate_fields(obj: object) -> str:
     """
     Check every field of an unsigned entry: types, ranges, the chain link
     form (C{prev} is null iff C{seq} is 1) and the body's shape.
 
+    @return: the canonical encoding of the body, as text.
     @raise InvalidEntry: naming the first problem found.
     """
     if not isinstance(obj, dict):
         raise InvalidEntry("entry is not an object")
-    if set(obj) != ENTRY_KEYS - {"sig"}:
+    if obj.keys() != _UNSIGNED_KEYS:
         raise InvalidEntry("entry has missing or unknown fields")
-    if not is_node_id(obj["author"]):
+    return _check_fields(obj)
+
+
+def _check_fields(obj: Dict[str, Any]) -> str:
+    """
+    L{_validate_fields} for a dict whose keys are known to be those of an
+    entry (with or without C{sig}, which is not looked at).
+    """
+    if not _is_hex_id(obj["author"]):
         raise InvalidEntry("author is not a node id")
     if not _is_int(obj["seq"], 1):
         raise InvalidEntry("seq is not a positive integer")
@@ -192,7 +254,7 @@ def _validate_fields(obj: object) -> None:
     if obj["seq"] == 1:
         if prev is not None:
             raise InvalidEntry("first entry must have prev null")
-    elif not (isinstance(prev, str) and len(prev) == 64 and is_node_id(prev)):
+    elif not _is_hex_id(prev):
         raise InvalidEntry("prev is not an entry id")
     if not _is_int(obj["lamport"], 1):
         raise InvalidEntry("lamport is not a positive integer")
@@ -200,11 +262,121 @@ def _validate_fields(obj: object) -> None:
         raise InvalidEntry("ts is not a non-negative integer")
     if obj["kind"] not in KINDS:
         raise InvalidEntry(f"unknown kind {obj['kind']!r}")
-    validate_body(obj["kind"], obj["body"])
+    return _body_json(obj["kind"], obj["body"])
 
 
-def _entry(wire: Dict[str, Any]) -> Entry:
-    return Entry(id=entry_id(wire), **wire)
+def _encode_checked(obj: Dict[str, Any], body_json: str) -> tuple:
+    """
+    The canonical encodings of an entry whose fields passed
+    L{_check_fields}, built from its fields in one pass instead of
+    serializing the whole object twice.  Equal, byte for byte, to
+    C{canonical_json} of the unsigned and of the signed entry: keys in
+    sorted order (author, body, kind, lamport, prev, seq, sig, ts), strings
+    encoded by the same function C{json.dumps} uses, integers as
+    C{int.__repr__} writes them.
+
+    @param body_json: the body's canonical encoding (L{_body_json}).
+    @return: C{(unsigned, signed)}: the unsigned entry's encoding, and the
+        whole entry's (C{None} if C{obj} has no C{sig}), as UTF-8 bytes.
+    """
+    prev = obj["prev"]
+    head = '{"author":%s,"body":%s,"kind":%s,"lamport":%s,"prev":%s,"seq":%s' % (
+        encode_basestring(obj["author"]),
+        body_json,
+        encode_basestring(obj["kind"]),
+        int.__repr__(obj["lamport"]),
+        "null" if prev is None else encode_basestring(prev),
+        int.__repr__(obj["seq"]),
+    )
+    tail = ',"ts":%s}' % int.__repr__(obj["ts"])
+    unsigned = (head + tail).encode("utf-8")
+    sig = obj.get("sig")
+    if sig is None:
+        return unsigned, None
+    signed = (head + ',"sig":' + encode_basestring(sig) + tail).encode("utf-8")
+    return unsigned, signed
+
+
+def _verify(author: str, message: bytes, signature: bytes) -> bool:
+    """
+    L{p2pchat.identity.verify_signature}, with the verify key of each
+    recent author kept instead of rebuilt for every entry.
+
+    @param author: a node id (64 lowercase hex digits).
+    """
+    key = _VERIFY_KEYS.get(author)
+    if key is None:
+        try:
+            key = VerifyKey(bytes.fromhex(author))
+        except (ValueError, CryptoError):
+            return False
+        if len(_VERIFY_KEYS) >= _VERIFY_KEYS_MAX:
+            _VERIFY_KEYS.clear()
+        _VERIFY_KEYS[author] = key
+    try:
+        key.verify(message, signature)
+    except (BadSignatureError, ValueError, CryptoError):
+        return False
+    return True
+
+
+class UnverifiedEntry:
+    """
+    A received entry whose fields are valid and whose id is known, but
+    whose signature is not checked yet: L{verify} checks it.
+
+    Made by L{parse_entry}; its canonical encodings are computed once and
+    used both for the signature and for the id.
+
+    @ivar id: the entry id (SHA-256 of the canonical encoding of the whole
+        entry).
+    @ivar author: the author's node id.
+    @ivar seq: the author's sequence number.
+    """
+
+    __slots__ = ("id", "author", "seq", "_wire", "_message", "_signature")
+
+    def __init__(self, wire: Dict[str, Any], message: bytes, signed: bytes, signature: bytes):
+        self._wire = wire
+        self._message = message
+        self._signature = signature
+        self.author = wire["author"]
+        self.seq = wire["seq"]
+        self.id = hashlib.sha256(signed).hexdigest()
+
+    def verify(self) -> Entry:
+        """
+        @return: the verified L{Entry}.
+        @raise InvalidEntry: if the signature is not the author's.
+        """
+        if not _verify(self.author, self._message, self._signature):
+            raise InvalidEntry("bad signature")
+        return Entry(id=self.id, **self._wire)
+
+
+def parse_entry(obj: object) -> UnverifiedEntry:
+    """
+    The checks of L{decode_entry} but the signature: every field (see
+    L{_validate_fields}) and the form of C{sig}.  The signature is
+    checked by L{UnverifiedEntry.verify}, so that a caller can first drop,
+    by its id, an entry it already holds.
+
+    @raise InvalidEntry: naming the first problem found.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEntry("entry is not an object")
+    if obj.keys() != ENTRY_KEYS:
+        raise InvalidEntry("entry has missing or unknown fields")
+    body_json = _check_fields(obj)
+    sig = obj["sig"]
+    if not (isinstance(sig, str) and len(sig) == 128):
+        raise InvalidEntry("sig is not 64 bytes of hex")
+    try:
+        signature = bytes.fromhex(sig)
+    except ValueError:
+        raise InvalidEntry("sig is not hex") from None
+    unsigned, signed = _encode_checked(obj, body_json)
+    return UnverifiedEntry(obj, SIGNING_CONTEXT + unsigned, signed, signature)
 
 
 def decode_entry(obj: object) -> Entry:
@@ -216,23 +388,7 @@ def decode_entry(obj: object) -> Entry:
 
     @raise InvalidEntry: naming the first problem found.
     """
-    if not isinstance(obj, dict):
-        raise InvalidEntry("entry is not an object")
-    if set(obj) != ENTRY_KEYS:
-        raise InvalidEntry("entry has missing or unknown fields")
-    unsigned = _unsigned(obj)
-    _validate_fields(unsigned)
-    sig = obj["sig"]
-    if not (isinstance(sig, str) and len(sig) == 128):
-        raise InvalidEntry("sig is not 64 bytes of hex")
-    try:
-        signature = bytes.fromhex(sig)
-    except ValueError:
-        raise InvalidEntry("sig is not hex") from None
-    message = SIGNING_CONTEXT + canonical_json(unsigned)
-    if not verify_signature(obj["author"], message, signature):
-        raise InvalidEntry("bad signature")
-    return _entry(obj)
+    return parse_entry(obj).verify()
 
 
 def create_entry(
@@ -262,6 +418,9 @@ def create_entry(
         "kind": kind,
         "body": body,
     }
-    _validate_fields(unsigned)
-    sig = identity.sign(SIGNING_CONTEXT + canonical_json(unsigned)).hex()
-    return _entry(dict(unsigned, sig=sig))
+    body_json = _validate_fields(unsigned)
+    message, _ = _encode_checked(unsigned, body_json)
+    sig = identity.sign(SIGNING_CONTEXT + message).hex()
+    wire = dict(unsigned, sig=sig)
+    _, signed = _encode_checked(wire, body_json)
+    return Entry(id=hashlib.sha256(signed).hexdigest(), **wire)

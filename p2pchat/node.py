@@ -23,13 +23,12 @@ from zope.interface import implementer
 from p2pchat import tls, wire
 from p2pchat.config import PeerAddress
 from p2pchat.entry import (
-    ENTRY_KEYS,
     MAX_INTEGER,
     Entry,
     InvalidEntry,
+    UnverifiedEntry,
     create_entry,
-    decode_entry,
-    entry_id,
+    parse_entry,
 )
 from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.membership import IMembershipOutput, Member, Membership, MembershipConfig
@@ -350,14 +349,10 @@ class ChatNode:
             return False
         if source is not None:
             self.entries_received += 1
-        if self._known(wire_entry):
-            if source is not None:
-                self.duplicates_received += 1
-                if live:
-                    self.replicator.entry_duplicate(source)
-            return False
         try:
-            entry = decode_entry(wire_entry)
+            candidate = parse_entry(wire_entry)
+            known = self._known(candidate)
+            entry = None if known else candidate.verify()
         except InvalidEntry as e:
             self.metrics.entry_rejected("invalid")
             if source is not None:
@@ -365,21 +360,26 @@ class ChatNode:
             else:
                 self.log.warn("rejected entry: {reason}", reason=str(e))
             return False
+        if known:
+            if source is not None:
+                self.duplicates_received += 1
+                if live:
+                    self.replicator.entry_duplicate(source)
+            return False
         self._queue(entry, source)
         return True
 
-    def _known(self, wire_entry: object) -> bool:
+    def _known(self, candidate: UnverifiedEntry) -> bool:
         """
-        @return: whether an entry with the id of C{wire_entry} is stored
-            or queued.
+        @return: whether an entry with the id of C{candidate} is stored
+            or queued.  One above its author's highest stored seq is not
+            stored, which the store answers without a query.
         """
-        if not isinstance(wire_entry, dict) or set(wire_entry) != ENTRY_KEYS:
+        if candidate.id in self._batch_ids:
+            return True
+        if candidate.seq > self._store.max_seq(candidate.author):
             return False
-        try:
-            candidate = entry_id(wire_entry)
-        except (TypeError, ValueError, RecursionError):
-            return False
-        return self.holds(candidate)
+        return self._store.has(candidate.id)
 
     def _queue(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
         self._batch.append(entry)
@@ -441,7 +441,7 @@ class ChatNode:
                     view.show(message)
             source = sources.get(entry.id)
             self._relay(entry, source)
-            if source is not None and self._store.contiguous_seq(entry.author) < entry.seq:
+            if source is not None and result.contiguous[entry.author] < entry.seq:
                 self.replicator.gap_seen(source)
         if result.added:
             self.on_change()

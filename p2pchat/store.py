@@ -47,7 +47,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from p2pchat.entry import Entry, canonical_json
+from p2pchat.entry import Entry, body_json
 
 SCHEMA_VERSION = 1
 DIGEST_MODULUS = 2**256
@@ -59,6 +59,10 @@ _SQLITE_MAX_INT = 2**63 - 1
 # Store.search collects at most this many times isqrt(limit * count) + 1
 # matching rowids (inside SQLite) before it switches to probing each row.
 _SCAN_MAX_FACTOR = 16
+
+# Store.max_seq keeps at most this many authors' answers (it is asked
+# before signatures are checked, so the authors may be made up).
+_MAX_SEQS_KEPT = 65536
 
 _ENTRY_COLUMNS = "author, seq, prev, lamport, ts, kind, body, sig, id"
 
@@ -134,12 +138,16 @@ class AddResult:
         C{existing_id} is that entry's id.
     @ivar rejected: C{(entry, reason)} for each input entry that was not
         stored because it does not link to its stored neighbours.
+    @ivar contiguous: for the author of every added entry, its
+        L{Store.contiguous_seq} once the batch is stored.  Not part of
+        equality: it follows from what was added.
     """
 
     added: List[Entry] = field(default_factory=list)
     duplicates: int = 0
     forks: List[Tuple[Entry, str]] = field(default_factory=list)
     rejected: List[Tuple[Entry, str]] = field(default_factory=list)
+    contiguous: Dict[str, int] = field(default_factory=dict, compare=False)
 
 
 def entry_digest(entry_id: str) -> int:
@@ -215,6 +223,11 @@ class Store:
         """
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
+        # author -> highest stored seq, for the authors asked about (see
+        # max_seq); brought up to date by add_entries after each commit.
+        self._max_seqs: Dict[str, int] = {}
+        # The stored entry count, once read; kept by add_entries.
+        self._count: Optional[int] = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -241,6 +254,8 @@ class Store:
         except sqlite3.Error as e:
             db.close()
             raise StoreError(f"cannot open store {self.path}: {e}") from e
+        self._max_seqs = {}
+        self._count = None
         self._db = db
 
     def _configure(self, db: sqlite3.Connection) -> None:
@@ -293,6 +308,8 @@ class Store:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._max_seqs = {}
+        self._count = None
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -342,13 +359,23 @@ class Store:
             if isinstance(e, sqlite3.Error):
                 raise StoreError(f"cannot write to store {self.path}: {e}") from e
             raise
+        if self._count is not None:
+            self._count += len(result.added)
+        max_seqs = self._max_seqs
+        for entry in result.added:
+            known = max_seqs.get(entry.author)
+            if known is not None and entry.seq > known:
+                max_seqs[entry.author] = entry.seq
         return result
 
     def _add(
         self, db: sqlite3.Connection, entries: List[Entry], result: AddResult
     ) -> None:
-        # Which ids are already stored.
-        ids = list({entry.id for entry in entries})
+        # Which ids are already stored.  An entry above its author's
+        # highest stored seq is not (its id fixes its author and seq).
+        ids = list(
+            {entry.id for entry in entries if entry.seq <= self.max_seq(entry.author)}
+        )
         stored_ids = set()
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
@@ -431,7 +458,7 @@ class Store:
                     entry.lamport,
                     entry.ts,
                     entry.kind,
-                    canonical_json(entry.body).decode("utf-8"),
+                    body_json(entry.body),
                     entry.sig,
                 )
             )
@@ -468,6 +495,7 @@ class Store:
                 contiguous = seq
             if contiguous != start:  # also when the author is new (start None)
                 feeds.append((author, contiguous))
+            result.contiguous[author] = contiguous
         if feeds:
             db.executemany(
                 "INSERT INTO feeds (author, contiguous) VALUES (?, ?) "
@@ -499,9 +527,13 @@ class Store:
 
     def count(self) -> int:
         """
+        Read once per open, then kept up to date by L{add_entries}.
+
         @return: how many entries are stored.
         """
-        return self._query("SELECT count FROM meta")[0][0]
+        if self._count is None:
+            self._count = self._query("SELECT count FROM meta")[0][0]
+        return self._count
 
     def max_lamport(self, at_most: Optional[int] = None) -> int:
         """
@@ -550,6 +582,25 @@ class Store:
             (author,),
         )
         return (rows[0][0], rows[0][1]) if rows else None
+
+    def max_seq(self, author: str) -> int:
+        """
+        No stored entry of C{author} has a greater seq, so an entry of
+        C{author} with a greater seq is certainly not stored: a receiver
+        checks that first, without a query, before asking L{has}.  The
+        answer is kept per author after the first query.
+
+        @param author: a node id.
+        @return: the highest seq of the author's stored entries, 0 if none.
+        """
+        known = self._max_seqs.get(author)
+        if known is None:
+            head = self.head(author)
+            known = head[0] if head else 0
+            if len(self._max_seqs) >= _MAX_SEQS_KEPT:
+                self._max_seqs.clear()
+            self._max_seqs[author] = known
+        return known
 
     def contiguous_seq(self, author: str) -> int:
         """

@@ -28,6 +28,11 @@ def _reject_constant(name: str) -> None:
     raise FrameError(f"invalid JSON constant {name}")
 
 
+# What json.loads(text, parse_constant=_reject_constant) builds on every
+# call; one is enough, it keeps no state between documents.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _check_hello(frame: Dict[str, Any]) -> None:
     if not isinstance(frame.get("version"), int) or isinstance(frame.get("version"), bool):
         raise FrameError("hello.version is not an integer")
@@ -111,7 +116,7 @@ def parse_frame(line: bytes) -> Dict[str, Any]:
     except UnicodeDecodeError:
         raise FrameError("line is not valid UTF-8") from None
     try:
-        frame = json.loads(text, parse_constant=_reject_constant)
+        frame = _DECODER.decode(text)
     except FrameError:
         raise
     except (ValueError, RecursionError):

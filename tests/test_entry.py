@@ -12,16 +12,23 @@ from hypothesis import strategies as st
 from nacl.exceptions import CryptoError
 from twisted.trial.unittest import SynchronousTestCase
 
+from p2pchat import entry as entry_module
 from p2pchat.entry import (
     MAX_TEXT_BYTES,
     SIGNING_CONTEXT,
     InvalidEntry,
+    _body_json,
+    _encode_checked,
+    _is_hex_id,
+    body_json,
     canonical_json,
     create_entry,
     decode_entry,
     entry_id,
+    parse_entry,
+    validate_name,
 )
-from p2pchat.identity import KEY_FILE_NAME, Identity, seal_to
+from p2pchat.identity import KEY_FILE_NAME, Identity, is_node_id, seal_to
 from tests import strategies
 
 ALICE, BOB = strategies.IDENTITIES[:2]
@@ -528,3 +535,122 @@ class IdentityTests(SynchronousTestCase):
         box = bytearray(seal_to(ALICE.node_id, b"secret"))
         box[-1] ^= 1
         self.assertRaises(CryptoError, ALICE.unseal, bytes(box))
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    The shortcuts L{decode_entry} takes (one canonical encoding per entry,
+    hex checks without a loop, cached verify keys) give exactly the
+    answers of the plain definitions.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(strategies.entries())
+    def test_encodings_match_canonical_json(self, entry):
+        """
+        L{parse_entry} computes the id from the canonical encoding of the
+        whole entry, and L{_encode_checked} builds the same bytes as
+        C{canonical_json} for the signed and the unsigned entry.
+        """
+        wire = json.loads(json.dumps(entry.to_wire()))
+        unsigned = {key: value for key, value in wire.items() if key != "sig"}
+        body_text = _body_json(wire["kind"], wire["body"])
+        self.assertEqual(body_text.encode("utf-8"), canonical_json(wire["body"]))
+        self.assertEqual(
+            _encode_checked(wire, body_text),
+            (canonical_json(unsigned), canonical_json(wire)),
+        )
+        self.assertEqual(_encode_checked(unsigned, body_text), (canonical_json(unsigned), None))
+        candidate = parse_entry(wire)
+        self.assertEqual(candidate.id, entry_id(wire))
+        self.assertEqual((candidate.author, candidate.seq), (entry.author, entry.seq))
+        self.assertEqual(candidate.verify(), entry)
+
+    def test_dm_encoding_matches_canonical_json(self):
+        """
+        A direct message body, with non-ASCII and escaped characters in its
+        name, is encoded as C{canonical_json} encodes it.
+        """
+        body = {"name": "\u00e9\"\\x", "to": BOB.node_id, "box": "Ym94", "self_box": "c2VsZg=="}
+        entry = make_entry(kind="dm", body=body)
+        wire = entry.to_wire()
+        body_text = _body_json("dm", body)
+        self.assertEqual(body_text.encode("utf-8"), canonical_json(body))
+        self.assertEqual(_encode_checked(wire, body_text)[1], canonical_json(wire))
+        self.assertEqual(decode_entry(wire).id, entry_id(wire))
+
+    def test_body_json(self):
+        """
+        L{body_json} is C{canonical_json} as text, for chat bodies (the
+        direct path) and for any other object (the general one).
+        """
+        for body in [
+            {"name": "a", "text": "h\u00e9llo \"q\" \\ \n \x01 \u2028"},
+            {"text": "t", "name": "n"},
+            {"name": "a", "to": "b", "box": "c", "self_box": "d"},
+            {"name": 1, "text": "x"},
+            {"name": "a", "text": "x", "extra": [1, None]},
+        ]:
+            self.assertEqual(body_json(body), canonical_json(body).decode("utf-8"))
+
+    def test_is_hex_id_matches_is_node_id(self):
+        """
+        L{_is_hex_id} accepts exactly what L{is_node_id} accepts.
+        """
+        values = [
+            ALICE.node_id,
+            "a" * 64,
+            "A" * 64,
+            "a" * 63,
+            "a" * 65,
+            "g" + "a" * 63,
+            "a" * 63 + " ",
+            " " + "a" * 63,
+            "a" * 31 + "-" + "a" * 32,
+            "\u0661" * 64,
+            b"a" * 64,
+            None,
+            64,
+            ["a"] * 64,
+        ]
+        for value in values:
+            self.assertEqual(_is_hex_id(value), is_node_id(value), repr(value))
+
+    def test_name_whitespace_matches_isspace(self):
+        """
+        L{validate_name} rejects a name holding any character for which
+        C{str.isspace} holds, wherever it is, and accepts the others.
+        """
+        for code in range(0x3000 + 1):
+            c = chr(code)
+            for name in (c, "a" + c, c + "b", "a" + c + "b"):
+                expected = name.isprintable() and not any(x.isspace() for x in name)
+                self.assertEqual(validate_name(name), expected, repr(name))
+
+    def test_cached_verify_key_still_checks(self):
+        """
+        Once an author's verify key is cached, a bad signature by that
+        author is still refused, and a full cache starts over.
+        """
+        good = make_entry()
+        self.assertEqual(decode_entry(good.to_wire()), good)
+        self.assertIn(ALICE.node_id, entry_module._VERIFY_KEYS)
+        tampered = dict(good.to_wire(), ts=good.ts + 1)
+        with self.assertRaises(InvalidEntry) as caught:
+            decode_entry(tampered)
+        self.assertEqual(str(caught.exception), "bad signature")
+        self.patch(entry_module, "_VERIFY_KEYS_MAX", len(entry_module._VERIFY_KEYS))
+        self.assertEqual(decode_entry(make_entry(identity=BOB).to_wire()).author, BOB.node_id)
+        self.assertEqual(list(entry_module._VERIFY_KEYS), [BOB.node_id])
+
+    def test_parse_entry_does_not_verify(self):
+        """
+        L{parse_entry} checks the fields and the form of the signature but
+        not the signature itself; L{UnverifiedEntry.verify} does.
+        """
+        wire = dict(make_entry().to_wire(), ts=5)
+        candidate = parse_entry(wire)
+        self.assertEqual(candidate.id, entry_id(wire))
+        self.assertRaises(InvalidEntry, candidate.verify)
+        self.assertRaises(InvalidEntry, parse_entry, dict(wire, seq=0))
+        self.assertRaises(InvalidEntry, parse_entry, dict(wire, sig="zz" * 64))

@@ -5,9 +5,8 @@ showing entries between nodes linked in memory.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import node as node_module
 from p2pchat import wire
-from p2pchat.entry import MAX_INTEGER, InvalidEntry, create_entry
+from p2pchat.entry import MAX_INTEGER, InvalidEntry, UnverifiedEntry, create_entry
 from p2pchat.identity import Identity
 from p2pchat.node import AmbiguousPeer, UnknownPeer
 from p2pchat.store import StoreError
@@ -242,9 +241,32 @@ class RelayTests(SynchronousTestCase):
         self.assertTrue(bob.rx_entry(entry.to_wire(), None))
         net.clock.advance(0)
         verified = []
-        self.patch(node_module, "decode_entry", lambda obj: verified.append(obj))
+        self.patch(UnverifiedEntry, "verify", lambda candidate: verified.append(candidate))
         self.assertFalse(bob.rx_entry(entry.to_wire(), None))
         self.assertEqual(verified, [])
+
+    def test_new_entry_not_looked_up(self):
+        """
+        An entry above its author's highest stored seq is known to be new
+        without looking its id up in the store; one at or below it is
+        looked up, and a copy of a stored entry is a duplicate.
+        """
+        net = Network(self)
+        bob = net.node("bob")
+        author = Identity.generate()
+        first = create_entry(author, 1, None, 1, 0, "chat", {"name": "a", "text": "x"})
+        second = create_entry(author, 2, first.id, 2, 0, "chat", {"name": "a", "text": "y"})
+        self.assertTrue(bob.rx_entry(first.to_wire(), None))
+        net.clock.advance(0)
+        looked_up = []
+        has = bob._store.has
+        self.patch(bob._store, "has", lambda entry_id: looked_up.append(entry_id) or has(entry_id))
+        self.assertTrue(bob.rx_entry(second.to_wire(), None))
+        self.assertEqual(looked_up, [])
+        net.clock.advance(0)
+        self.assertFalse(bob.rx_entry(first.to_wire(), None))
+        self.assertEqual(looked_up, [first.id])
+        self.assertEqual(bob.view.texts, ["x", "y"])
 
     def test_far_future_lamport_does_not_poison_clock(self):
         """

@@ -409,6 +409,147 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.add_entries(chain).added, chain)
 
 
+class MaxSeqTests(StoreTestsMixin, SynchronousTestCase):
+    """
+    L{Store.max_seq}, kept per author, and the shortcuts it allows.
+    """
+
+    def setUp(self):
+        self.alice = Identity.generate()
+        self.bob = Identity.generate()
+
+    def test_max_seq(self):
+        """
+        L{Store.max_seq} is 0 for an author with nothing stored, and the
+        highest stored seq (gaps or not) once entries are added, also for
+        an author it was asked about before.
+        """
+        store = self.open_store()
+        chain = make_chain(self.alice, 5)
+        self.assertEqual(store.max_seq(self.alice.node_id), 0)
+        store.add_entries([chain[0], chain[1]])
+        self.assertEqual(store.max_seq(self.alice.node_id), 2)
+        store.add_entries([chain[4]])
+        self.assertEqual(store.max_seq(self.alice.node_id), 5)
+        store.add_entries([chain[2]])
+        self.assertEqual(store.max_seq(self.alice.node_id), 5)
+        self.assertEqual(store.max_seq(self.bob.node_id), 0)
+
+    def test_max_seq_after_reopen(self):
+        """
+        A reopened store answers from the file, not from what it kept.
+        """
+        path = self.mktemp() + ".sqlite"
+        store = self.open_store(path)
+        store.add_entries(make_chain(self.alice, 3))
+        self.assertEqual(store.max_seq(self.alice.node_id), 3)
+        store.close()
+        other = Store(path)
+        other.open()
+        other.add_entries([make_chain(self.bob, 1)[0]])
+        other.close()
+        store.open()
+        self.assertEqual(store.max_seq(self.alice.node_id), 3)
+        self.assertEqual(store.max_seq(self.bob.node_id), 1)
+
+    def test_max_seq_not_advanced_by_rollback(self):
+        """
+        A batch that fails to commit does not raise L{Store.max_seq}.
+        """
+        store = self.open_store()
+        chain = make_chain(self.bob, 4)
+        self.assertEqual(store.max_seq(self.bob.node_id), 0)
+        store._db.execute(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON entries "
+            "WHEN NEW.seq = 3 BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        self.assertRaises(StoreError, store.add_entries, chain)
+        self.assertEqual(store.max_seq(self.bob.node_id), 0)
+
+    def test_max_seq_kept_bounded(self):
+        """
+        L{Store.max_seq} keeps at most C{_MAX_SEQS_KEPT} authors' answers
+        (it is asked about authors of unverified entries), and stays
+        right when it starts over.
+        """
+        self.patch(store_module, "_MAX_SEQS_KEPT", 2)
+        store = self.open_store()
+        store.add_entries(make_chain(self.alice, 2))
+        authors = [self.alice.node_id, "ab" * 32, "cd" * 32, self.alice.node_id]
+        self.assertEqual([store.max_seq(author) for author in authors], [2, 0, 0, 2])
+        self.assertLessEqual(len(store._max_seqs), 2)
+
+    def test_duplicates_found_above_and_below(self):
+        """
+        Entries at or below the author's highest stored seq are looked up
+        by id; entries above it are new, and a repeat within the batch is
+        still a duplicate.
+        """
+        store = self.open_store()
+        chain = make_chain(self.alice, 4)
+        store.add_entries([chain[0], chain[2]])
+        result = store.add_entries([chain[0], chain[1], chain[2], chain[3], chain[3]])
+        self.assertEqual(result.added, [chain[1], chain[3]])
+        self.assertEqual(result.duplicates, 3)
+        self.assertEqual(store.count(), 4)
+        self.assertEqual(store.digest(), expected_digest(chain))
+
+    def test_contiguous_reported(self):
+        """
+        L{AddResult.contiguous} gives, for each author of an added entry,
+        its L{Store.contiguous_seq} after the batch.
+        """
+        store = self.open_store()
+        a = make_chain(self.alice, 4)
+        b = make_chain(self.bob, 2)
+        result = store.add_entries([a[0], a[1], a[3], b[1]])
+        self.assertEqual(result.contiguous, {self.alice.node_id: 2, self.bob.node_id: 0})
+        result = store.add_entries([a[2], b[0]])
+        self.assertEqual(result.contiguous, {self.alice.node_id: 4, self.bob.node_id: 2})
+        for author, seq in result.contiguous.items():
+            self.assertEqual(store.contiguous_seq(author), seq)
+
+
+class CountTests(StoreTestsMixin, SynchronousTestCase):
+    """
+    L{Store.count}, read once and then kept.
+    """
+
+    def test_count_kept(self):
+        """
+        L{Store.count} follows committed batches, not a failed one, and
+        always equals the count recorded in the file.
+        """
+        store = self.open_store()
+        alice, bob = Identity.generate(), Identity.generate()
+        self.assertEqual(store.count(), 0)
+        store.add_entries(make_chain(alice, 3))
+        self.assertEqual(store.count(), 3)
+        store._db.execute(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON entries "
+            "WHEN NEW.seq = 2 BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        self.assertRaises(StoreError, store.add_entries, make_chain(bob, 2))
+        self.assertEqual(store.count(), 3)
+        (recorded,) = store._db.execute("SELECT count FROM meta").fetchone()
+        self.assertEqual(recorded, 3)
+
+    def test_count_after_reopen(self):
+        """
+        A reopened store reads the count from the file again.
+        """
+        path = self.mktemp() + ".sqlite"
+        store = self.open_store(path)
+        self.assertEqual(store.count(), 0)
+        store.close()
+        other = Store(path)
+        other.open()
+        other.add_entries(make_chain(Identity.generate(), 2))
+        other.close()
+        store.open()
+        self.assertEqual(store.count(), 2)
+
+
 class DigestTests(StoreTestsMixin, SynchronousTestCase):
     """
     The order-independent digest of the stored set.
