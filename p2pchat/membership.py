@@ -532,7 +532,9 @@ class Membership:
                     knows[record.node_id] = (known[0], max(known[1], key[1]), heartbeat)
                 if heartbeat > record.heartbeat:
                     record.heartbeat = heartbeat
-                    if record.state is ALIVE or record.state is SUSPECT:
+                    # Equality, not identity: states in received rows are
+                    # strings decoded from JSON, not these constants.
+                    if record.state == ALIVE or record.state == SUSPECT:
                         record.last_heard = now
                         record.link_lost_at = None
                     record.changed()
@@ -908,15 +910,22 @@ class Membership:
                     attempt.at = now
                     attempt.failures += 1
                 self._output.connect(record.address)
-        excess = len(self._links) - len(self._dropping) - config.max_links - config.link_slack
+        # Count connections, not peers: two links to one peer (both ends
+        # dialled at once) are two of the links /status shows.
+        connections = sum(
+            link.count for peer_id, link in self._links.items() if peer_id not in self._dropping
+        )
+        excess = connections - config.max_links - config.link_slack
         if excess > 0:
             settled = [
                 peer_id for peer_id, link in self._links.items()
                 if peer_id not in self._dropping
                 and now - link.since >= config.gossip_interval_s * 5
             ]
+            # A peer linked twice goes first: closing it frees two links.
+            doubled = [peer_id for peer_id in settled if self._links[peer_id].count > 1]
             if settled:
-                peer_id = self._rng.choice(sorted(settled))
+                peer_id = self._rng.choice(sorted(doubled or settled))
                 self._dropping.add(peer_id)
                 self._output.disconnect(
                     peer_id, f"more than {config.max_links + config.link_slack} links"
@@ -965,7 +974,7 @@ class Membership:
                 record = records.get(node_id)
                 if record is None:
                     continue
-                if record.state is not ALIVE and not self._gossipable(record):
+                if record.state != ALIVE and not self._gossipable(record):
                     continue
                 if not record.advertised:
                     continue

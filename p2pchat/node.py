@@ -235,7 +235,7 @@ class ChatNode:
     # The peer handler interface
 
     def local_hello(self) -> dict:
-        return wire.hello(self.node_id, self.name, self.advertised_address)
+        return wire.hello(self.node_id, self.name, self.advertised_address, len(self.links))
 
     def sign_binding(self, material: bytes) -> str:
         return tls.sign_binding(self.identity, material)
@@ -247,6 +247,16 @@ class ChatNode:
             return "connected to self"
         if len(self.links) >= MAX_LINKS:
             return f"too many links (at most {MAX_LINKS})"
+        config = self.membership.config
+        if (
+            not link.outbound
+            and link.remote_links > 0
+            and len(self.links) >= config.max_links + config.link_slack
+        ):
+            # HyParView's rule: a full node takes no new neighbour that
+            # already has links (it would only have to drop another one),
+            # but always takes a joiner, which has none.
+            return "this node has all the links it wants; try another member"
         record = self._record(link.remote_id, link.remote_name)
         record.name = link.remote_name
         if link.remote_address is not None:

@@ -121,6 +121,8 @@ class PeerProtocol(LineReceiver):
         self._peer_spoke = False
         self.bytes_in = 0
         self.bytes_out = 0
+        self.remote_error: Optional[str] = None
+        self.remote_links = 0
         self._last_rx = self._last_tx = clock.seconds()
         self._keepalive_call = None
 
@@ -202,6 +204,7 @@ class PeerProtocol(LineReceiver):
         self._peer_spoke = True
         frame_type = frame["type"]
         if frame_type == "error":
+            self.remote_error = frame["reason"][:200]
             self.log.info(
                 "peer {peer} reported an error: {reason}",
                 peer=self.describe(),
@@ -257,6 +260,7 @@ class PeerProtocol(LineReceiver):
         self.remote_id = frame["id"]
         self.remote_name = frame["name"]
         self.remote_address = frame["addr"]
+        self.remote_links = frame.get("links", 0)
         refusal = tls.check_hello(self.transport, frame)
         if refusal is not None:
             self.close(refusal)
@@ -437,7 +441,11 @@ class LinkHandle(Protocol):
     What a L{HandshakeEndpoint} gives its caller for an accepted link: a
     protocol that shares the link's transport (so closing it closes the
     link) and hears of the link's loss, but never sees its bytes.
+
+    @ivar link: the L{PeerProtocol} running the link.
     """
+
+    link: Optional["PeerProtocol"] = None
 
 
 @implementer(IStreamClientEndpoint)
@@ -487,6 +495,7 @@ class HandshakeEndpoint:
 
         def accepted(link: PeerProtocol) -> Protocol:
             handle = factory.buildProtocol(link.transport.getPeer())
+            handle.link = link
             handle.makeConnection(link.transport)
             link.notify_on_lost(handle.connectionLost)
             return handle

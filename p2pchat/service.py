@@ -29,7 +29,7 @@ from p2pchat.manhole import listens_beyond_loopback, manhole_service
 from p2pchat.membership import MembershipConfig
 from p2pchat.metrics import Metrics, metrics_site
 from p2pchat.node import ChatNode
-from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory
+from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtocol
 from p2pchat.sdnotify import Notifier, NotifyError
 from p2pchat.store import Store
 from p2pchat.tls import PeerTLS, TLSConfigError
@@ -110,6 +110,29 @@ def _describe_port(port) -> str:
     return str(address)
 
 
+class _SeedHandle(LinkHandle):
+    """
+    The handle of a link kept to a --peer or /connect address; tells the
+    service when it closes.
+    """
+
+    def connectionLost(self, reason=None) -> None:
+        self.factory.service._seed_lost(self.factory.address, self.link)
+
+
+class _SeedFactory(Factory):
+    """
+    Builds L{_SeedHandle}s for one seed address.
+    """
+
+    protocol = _SeedHandle
+    noisy = False
+
+    def __init__(self, service: "NodeService", address: PeerAddress):
+        self.service = service
+        self.address = address
+
+
 class ConsoleFactory(Factory):
     """
     Builds a L{ConsoleProtocol} for each TCP console client.
@@ -151,6 +174,7 @@ class NodeService(MultiService):
         self._status_call = None
         self._previous_hup = None
         self._outbound: Dict[PeerAddress, ClientService] = {}
+        self._refusals: Dict[PeerAddress, int] = {}
 
     @property
     def reactor(self):
@@ -357,16 +381,45 @@ class NodeService(MultiService):
         """
         if address in self._outbound:
             return False
-        reactor = self.reactor
+        refusals = self._refusals
+        refusals[address] = 0
+        backoff = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
         service = ClientService(
             self._link_endpoint(address),
-            Factory.forProtocol(LinkHandle),
-            retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=30.0),
-            clock=reactor,
+            _SeedFactory(self, address),
+            # A link the peer refused after the hello counts as a failed
+            # attempt too, so a node that keeps refusing us (wrong name,
+            # too many links) is retried less and less often.
+            retryPolicy=lambda attempt: backoff(attempt + refusals.get(address, 0)),
+            clock=self.reactor,
         )
         self._outbound[address] = service
         service.setServiceParent(self)
         return True
+
+    def _seed_lost(self, address: PeerAddress, link: PeerProtocol) -> None:
+        """
+        The link kept to a --peer or /connect address closed.  If the peer
+        refused it, back off further.  If this node has other links, the
+        seed has done its job (membership now knows the network and keeps
+        links itself), so stop redialling it; otherwise keep trying.
+        """
+        if link.remote_error is not None:
+            self._refusals[address] = self._refusals.get(address, 0) + 1
+        else:
+            self._refusals[address] = 0
+        if self.node is not None and self.node.links and not self.node.stopping:
+            self.reactor.callLater(0, self._stop_seed, address)
+
+    def _stop_seed(self, address: PeerAddress) -> None:
+        service = self._outbound.pop(address, None)
+        self._refusals.pop(address, None)
+        if service is not None and self.running:
+            service.disownServiceParent()
+            self.log.info(
+                "stopped redialling {address}: the node has other links now",
+                address=str(address),
+            )
 
     def dial(self, address: PeerAddress) -> None:
         """

@@ -40,6 +40,9 @@ def _check_hello(frame: Dict[str, Any]) -> None:
         raise FrameError("hello.id is not a node id")
     if not validate_name(frame.get("name")):
         raise FrameError("hello.name is not a valid name")
+    links = frame.get("links", 0)
+    if not isinstance(links, int) or isinstance(links, bool) or not 0 <= links <= 2**31:
+        raise FrameError("hello.links is not a link count")
     if "addr" not in frame:
         raise FrameError("hello has no addr (use null for none)")
     address = frame["addr"]
@@ -140,17 +143,25 @@ def encode_frame(frame: Dict[str, Any]) -> bytes:
     return canonical_json(frame)
 
 
-def hello(node_id: str, name: str, address: Optional[str]) -> Dict[str, Any]:
+def hello(
+    node_id: str, name: str, address: Optional[str], links: Optional[int] = None
+) -> Dict[str, Any]:
     """
+    @param links: how many links the sender has open (optional): a full
+        node refuses a new link from a node that already has some, and
+        always takes one from a node that has none (a joiner).
     @return: a C{hello} frame announcing this node.
     """
-    return {
+    frame = {
         "type": "hello",
         "version": PROTOCOL_VERSION,
         "id": node_id,
         "name": name,
         "addr": address,
     }
+    if links is not None:
+        frame["links"] = links
+    return frame
 
 
 def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:
