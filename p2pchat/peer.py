@@ -210,11 +210,9 @@ class PeerProtocol(LineReceiver):
                 peer=self.describe(),
                 reason=frame["reason"][:200],
             )
-            self._closing = True
-            self.transport.loseConnection()
+            self._lose_connection()
         elif frame_type == "bye":
-            self._closing = True
-            self.transport.loseConnection()
+            self._lose_connection()
         elif not self._accepted:
             if frame_type != "hello":
                 self.close(f"expected hello, got {frame_type}")
@@ -282,6 +280,19 @@ class PeerProtocol(LineReceiver):
     def lineLengthExceeded(self, line: bytes) -> None:
         self.close(f"line longer than {self.MAX_LENGTH} bytes")
 
+    def _run_lost_callbacks(self, reason: Failure) -> None:
+        """
+        Tell whoever asked that the connection is lost; one that fails is
+        logged and must not keep the others, or this link's own clean-up,
+        from running.
+        """
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(reason)
+            except Exception:
+                self.log.failure("a link-lost callback failed for {peer}", peer=self.describe())
+
     def notify_on_lost(self, callback: Callable[[Failure], None]) -> None:
         """
         Call C{callback} with the reason when this link's connection is lost.
@@ -289,8 +300,7 @@ class PeerProtocol(LineReceiver):
         self._lost_callbacks.append(callback)
 
     def connectionLost(self, reason: Failure = None) -> None:
-        for callback in self._lost_callbacks:
-            callback(reason)
+        self._run_lost_callbacks(reason)
         self._cancel_timeout()
         for call in (self._resume_call, self._keepalive_call):
             if call is not None and call.active():
@@ -366,16 +376,29 @@ class PeerProtocol(LineReceiver):
         )
         if self._spoke or self._peer_spoke:
             self.send_frame(wire.error(reason))
+        self._lose_connection()
+
+    def _lose_connection(self) -> None:
+        """
+        Close the connection after what is already written.  A transport
+        does not close while a producer is registered on it (the node's
+        entry streamer is, for the link's whole life), so unregister it
+        first.
+        """
         self._closing = True
-        self.transport.loseConnection()
+        transport = self.transport
+        if getattr(transport, "producer", None) is not None or getattr(
+            transport, "_producer", None
+        ) is not None:
+            transport.unregisterProducer()
+        transport.loseConnection()
 
     def leave(self) -> None:
         """
         Close the link politely with a C{bye} frame.
         """
         self.send_frame({"type": "bye"})
-        self._closing = True
-        self.transport.loseConnection()
+        self._lose_connection()
 
 
 class PeerFactory(Factory):
@@ -442,10 +465,13 @@ class LinkHandle(Protocol):
     protocol that shares the link's transport (so closing it closes the
     link) and hears of the link's loss, but never sees its bytes.
 
-    @ivar link: the L{PeerProtocol} running the link.
     """
 
-    link: Optional["PeerProtocol"] = None
+    def link_lost(self, link: "PeerProtocol") -> None:
+        """
+        The link this handle stands for closed (just before
+        C{connectionLost}); C{link} tells how (e.g. C{link.remote_error}).
+        """
 
 
 @implementer(IStreamClientEndpoint)
@@ -495,9 +521,16 @@ class HandshakeEndpoint:
 
         def accepted(link: PeerProtocol) -> Protocol:
             handle = factory.buildProtocol(link.transport.getPeer())
-            handle.link = link
             handle.makeConnection(link.transport)
-            link.notify_on_lost(handle.connectionLost)
+
+            def lost(reason: Failure) -> None:
+                # The handle may be wrapped (ClientService wraps it in a
+                # proxy that forwards method lookups but not attribute
+                # assignments), so the link is passed, not stored on it.
+                handle.link_lost(link)
+                handle.connectionLost(reason)
+
+            link.notify_on_lost(lost)
             return handle
 
         result = Deferred(cancel)

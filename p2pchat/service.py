@@ -116,8 +116,8 @@ class _SeedHandle(LinkHandle):
     service when it closes.
     """
 
-    def connectionLost(self, reason=None) -> None:
-        self.factory.service._seed_lost(self.factory.address, self.link)
+    def link_lost(self, link: PeerProtocol) -> None:
+        self.factory.service._seed_lost(self.factory.address, link)
 
 
 class _SeedFactory(Factory):

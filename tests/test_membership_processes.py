@@ -443,14 +443,6 @@ class MembershipProcessTests(SynchronousTestCase):
         members = self.network(8, "--max-links", "3")
         self.check_links_bounded(members, 3)
 
-    test_links_stay_bounded_with_one_seed.todo = (  # type: ignore[attr-defined]
-        "the seed itself now stays within bounds (a --peer link stops being "
-        "redialled once the node has other links, and a full node refuses "
-        "new neighbours that already have links), but a node shed down to no "
-        "links is a joiner every full node must take, so some non-seed nodes "
-        "still reach 7-8 links for a moment during a simultaneous join; "
-        "choosing which link to shed by the peer's own link count would fix it"
-    )
 
     def test_same_name_told_apart_by_id(self):
         """

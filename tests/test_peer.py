@@ -636,3 +636,51 @@ class KeepaliveTests(PeerTestCase):
         self.assertClosedWithError("silent for")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+
+class ClosingWithProducerTests(PeerTestCase):
+    """
+    A link whose transport has a producer registered (the node's entry
+    streamer) still closes.
+    """
+
+    def test_leave_unregisters_producer(self):
+        """
+        leave() unregisters the producer before losing the connection:
+        Twisted does not close a transport while one is registered.
+        """
+        self.accept()
+        self.transport.registerProducer(object(), True)
+        self.protocol.leave()
+        self.assertIsNone(self.transport.producer)
+        self.assertFalse(self.transport.connected)
+
+    def test_close_unregisters_producer(self):
+        """
+        close() (bad input, time-outs, refusals) does the same.
+        """
+        self.accept()
+        self.transport.registerProducer(object(), True)
+        self.protocol.close("testing")
+        self.assertIsNone(self.transport.producer)
+        self.assertClosedWithError("testing")
+
+    def test_failing_lost_callback_does_not_stop_link_down(self):
+        """
+        A link-lost callback that raises is logged; the others run, and the
+        handler still hears link_down.
+        """
+        self.accept()
+        heard = []
+
+        def broken(reason):
+            raise RuntimeError("broken callback")
+
+        self.protocol.notify_on_lost(broken)
+        self.protocol.notify_on_lost(heard.append)
+        self.transport.loseConnection()
+        self.assertEqual(len(heard), 1)
+        self.assertEqual(self.handler.names(), ["link_up", "link_down"])
+        failures = [e for e in self.log_events if "log_failure" in e]
+        self.assertEqual(len(failures), 1)
+        self.assertIsInstance(failures[0]["log_failure"].value, RuntimeError)
+

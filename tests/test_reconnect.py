@@ -144,3 +144,32 @@ class HandshakeEndpointTests(SynchronousTestCase):
         self.clock.advance(2.0)
         self.assertEqual(len(self.endpoint.links), 2)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_handle_hears_which_link_was_lost(self):
+        """
+        Through ClientService's protocol proxy, the handle's link_lost
+        gets the link that closed (with what the peer said), before the
+        service hears of the loss.
+        """
+        lost = []
+
+        class Handle(LinkHandle):
+            def link_lost(self, link):
+                lost.append((link, link.remote_error))
+
+        self.clock = Clock()
+        self.endpoint = StubEndpoint()
+        peer_factory = PeerFactory(AcceptingHandler(), self.clock, outbound=True,
+                                   handshake_timeout_s=5)
+        service = ClientService(HandshakeEndpoint(self.endpoint, peer_factory),
+                                Factory.forProtocol(Handle), clock=self.clock)
+        service.startService()
+        self.addCleanup(service.stopService)
+        link = self.endpoint.links[0]
+        link.dataReceived(their_hello())
+        self.successResultOf(service.whenConnected())
+        link.dataReceived(wire.encode_frame(wire.error("go away")) + b"\n")
+        link.connectionLost(None)
+        self.assertEqual(lost, [(link, "go away")])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
