@@ -14,6 +14,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 SHORT_ID_LENGTH = 8
+HEX_DIGITS = "0123456789abcdef"
 KEY_FILE_NAME = "identity.key"
 
 
@@ -29,9 +30,7 @@ def is_node_id(value: object) -> bool:
     @return: whether C{value} has the form of a node id (64 lowercase hex
         digits).
     """
-    if not isinstance(value, str) or len(value) != 64:
-        return False
-    return all(c in "0123456789abcdef" for c in value)
+    return isinstance(value, str) and len(value) == 64 and not value.strip(HEX_DIGITS)
 
 
 def verify_signature(node_id: str, message: bytes, signature: bytes) -> bool:

@@ -44,6 +44,8 @@ from p2pchat.wire import FrameError
 MAX_BATCH_ENTRIES = 1000
 MAX_LINKS = 64
 MAX_LAMPORT_LEAD = 1_000_000
+PENALTY_S = 60.0
+MAX_PENALTY_S = 3600.0
 
 
 class UnknownPeer(LookupError):
@@ -152,7 +154,7 @@ class ChatNode:
         self._views: Set[object] = set()
         self._batch: List[Entry] = []
         self._batch_ids: Set[str] = set()
-        self._batch_sources: Dict[str, Optional[PeerProtocol]] = {}
+        self._batch_sources: Dict[str, tuple] = {}
         self._flush_call = None
         self.longest_store_call_s = 0.0
         self.stopping = False
@@ -178,6 +180,7 @@ class ChatNode:
         self._ticker: Optional[LoopingCall] = None
         self._replication = replication
         self._blocked: Set[str] = set(store.blocked())
+        self._penalties: Dict[str, tuple] = {}
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
         self._lamport = store.max_lamport(at_most=self._plausible_lamport())
@@ -216,6 +219,15 @@ class ChatNode:
         """
         self.membership.tick()
         self.replicator.tick()
+        if self._penalties:
+            now = self._clock.seconds()
+            # Keep the strike count for an hour after a penalty ends, so a
+            # repeat offender's back-off still grows; then forget it.
+            self._penalties = {
+                node_id: (until, strikes)
+                for node_id, (until, strikes) in self._penalties.items()
+                if now < until + MAX_PENALTY_S
+            }
 
     # Consoles
 
@@ -240,11 +252,34 @@ class ChatNode:
     def sign_binding(self, material: bytes) -> str:
         return tls.sign_binding(self.identity, material)
 
+    def link_misbehaved(self, link: PeerProtocol) -> None:
+        """
+        Refuse the peer's id for L{PENALTY_S}, doubling at each repeat up
+        to L{MAX_PENALTY_S}: a peer that keeps sending invalid input is
+        backed off, not re-admitted at once.  Only on TLS links, where the
+        hello's id is proven (see L{p2pchat.tls.check_hello}): on plain
+        TCP an id is a claim, and penalising it would let anyone get
+        another node refused.
+        """
+        if tls.tls_connection(link.transport) is None:
+            return
+        _, strikes = self._penalties.get(link.remote_id, (0.0, 0))
+        penalty_s = min(PENALTY_S * 2**strikes, MAX_PENALTY_S)
+        self._penalties[link.remote_id] = (self._clock.seconds() + penalty_s, strikes + 1)
+        self.log.warn(
+            "refusing {peer} for {seconds:.0f} s after invalid input",
+            peer=link.describe(),
+            seconds=penalty_s,
+        )
+
     def link_up(self, link: PeerProtocol) -> Optional[str]:
         if self.stopping:
             return "node is stopping"
         if link.remote_id == self.node_id:
             return "connected to self"
+        until = self._penalties.get(link.remote_id, (0.0, 0))[0]
+        if self._clock.seconds() < until:
+            return f"refused for {until - self._clock.seconds():.0f} s more after invalid input"
         if len(self.links) >= MAX_LINKS:
             return f"too many links (at most {MAX_LINKS})"
         config = self.membership.config
@@ -296,17 +331,20 @@ class ChatNode:
             try:
                 self.replicator.rx_frame(link, frame)
             except FrameError as e:
-                link.close(f"bad frame: {e}")
+                link.close(f"bad frame: {e}", misbehaved=True)
         elif frame_type in Membership.frame_types:
             try:
                 self.membership.rx_frame(link.remote_id, frame)
             except FrameError as e:
-                link.close(f"bad frame: {e}")
+                link.close(f"bad frame: {e}", misbehaved=True)
 
     # The replication output interface
 
     def send(self, link: PeerProtocol, frame: dict) -> None:
         link.send_frame(frame)
+
+    def solicit(self, link: PeerProtocol) -> None:
+        link.expect_sync()
 
     def stream(self, link: PeerProtocol, cursors: Dict[str, int]) -> None:
         streamer = self._streamers.get(link)
@@ -329,9 +367,7 @@ class ChatNode:
 
     def heads(self) -> Dict[str, int]:
         self.flush()
-        return {
-            author: self._store.head(author)[0] for author in self._store.version_vector()
-        }
+        return self._store.heads()
 
     def _record(self, node_id: str, name: str) -> PeerRecord:
         record = self.peers.get(node_id)
@@ -366,7 +402,7 @@ class ChatNode:
         except InvalidEntry as e:
             self.metrics.entry_rejected("invalid")
             if source is not None:
-                source.close(f"rejected entry: {e}")
+                source.close(f"rejected entry: {e}", misbehaved=True)
             else:
                 self.log.warn("rejected entry: {reason}", reason=str(e))
             return False
@@ -376,7 +412,7 @@ class ChatNode:
                 if live:
                     self.replicator.entry_duplicate(source)
             return False
-        self._queue(entry, source)
+        self._queue(entry, source, live)
         return True
 
     def _known(self, candidate: UnverifiedEntry) -> bool:
@@ -391,10 +427,10 @@ class ChatNode:
             return False
         return self._store.has(candidate.id)
 
-    def _queue(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
+    def _queue(self, entry: Entry, source: Optional[PeerProtocol], live: bool = True) -> None:
         self._batch.append(entry)
         self._batch_ids.add(entry.id)
-        self._batch_sources[entry.id] = source
+        self._batch_sources[entry.id] = (source, live)
         if len(self._batch) >= MAX_BATCH_ENTRIES:
             self.flush()
         elif self._flush_call is None:
@@ -449,8 +485,8 @@ class ChatNode:
             if message is not None:
                 for view in list(self._views):
                     view.show(message)
-            source = sources.get(entry.id)
-            self._relay(entry, source)
+            source, live = sources[entry.id]
+            self._relay(entry, source, live)
             if source is not None and result.contiguous[entry.author] < entry.seq:
                 self.replicator.gap_seen(source)
         if result.added:
@@ -535,12 +571,13 @@ class ChatNode:
             elapsed = time.perf_counter() - started
             self.longest_store_call_s = max(self.longest_store_call_s, elapsed)
 
-    def _relay(self, entry: Entry, source: Optional[PeerProtocol]) -> None:
+    def _relay(self, entry: Entry, source: Optional[PeerProtocol], live: bool) -> None:
         """
         Push a committed entry in full on the replicator's eager links;
-        the other links get it announced at the next tick.
+        the other links get it announced at the next tick (all of them,
+        for an entry that arrived to catch this node up).
         """
-        links = self.replicator.entry_added(entry.id, source)
+        links = self.replicator.entry_added(entry.id, source, live)
         if links:
             frame = wire.entry_frame(entry.to_wire())
             for link in links:

@@ -27,6 +27,7 @@ LIVE_ENTRY_BURST = 5_000
 SYNC_ENTRIES_PER_S = 10_000
 SYNC_ENTRY_BURST = 20_000
 MAX_PENDING_HANDSHAKES = 64
+SYNC_WINDOW_S = 60.0
 KEEPALIVE_INTERVAL_S = 5.0
 IDLE_TIMEOUT_S = 15.0
 
@@ -70,6 +71,12 @@ class IPeerHandler(Interface):
         """
         Sign a TLS session's exporter value with the node's identity key,
         for the C{bind} field of the hello on a TLS link.
+        """
+
+    def link_misbehaved(link: "PeerProtocol") -> None:
+        """
+        An accepted link is being closed because its peer sent invalid
+        input.
         """
 
 
@@ -122,6 +129,7 @@ class PeerProtocol(LineReceiver):
         self.bytes_in = 0
         self.bytes_out = 0
         self.remote_error: Optional[str] = None
+        self._sync_until = float("-inf")
         self.remote_links = 0
         self._last_rx = self._last_tx = clock.seconds()
         self._keepalive_call = None
@@ -199,7 +207,7 @@ class PeerProtocol(LineReceiver):
         try:
             frame = wire.parse_frame(line)
         except wire.FrameError as e:
-            self.close(f"bad frame: {e}")
+            self.close(f"bad frame: {e}", misbehaved=True)
             return
         self._peer_spoke = True
         frame_type = frame["type"]
@@ -235,13 +243,24 @@ class PeerProtocol(LineReceiver):
         runs dry, stop reading from this link (only) until it has refilled.
         Nothing is dropped: the peer's data waits in its socket.
         """
-        bucket = self._buckets[bool(sync)]
+        # The catch-up budget is only for answers to what this node asked
+        # for (see expect_sync); anything else is charged as live.
+        solicited = sync and self._clock.seconds() < self._sync_until
+        bucket = self._buckets[solicited]
         if bucket is None:
             return
         delay_s = bucket.charge(1)
         if delay_s > 0 and self._resume_call is None:
             self.pauseProducing()
             self._resume_call = self._clock.callLater(delay_s, self._resume)
+
+    def expect_sync(self) -> None:
+        """
+        This node just asked the peer for entries (a summary or a graft):
+        for the next L{SYNC_WINDOW_S}, entries it marks C{sync} are charged
+        to the catch-up budget instead of the live one.
+        """
+        self._sync_until = self._clock.seconds() + SYNC_WINDOW_S
 
     def _resume(self) -> None:
         self._resume_call = None
@@ -278,7 +297,7 @@ class PeerProtocol(LineReceiver):
         self._handshake_finished(self)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.close(f"line longer than {self.MAX_LENGTH} bytes")
+        self.close(f"line longer than {self.MAX_LENGTH} bytes", misbehaved=True)
 
     def _run_lost_callbacks(self, reason: Failure) -> None:
         """
@@ -360,9 +379,12 @@ class PeerProtocol(LineReceiver):
             self._last_tx = self._clock.seconds()
             self.sendLine(line)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, misbehaved: bool = False) -> None:
         """
         Log why, tell the peer in an error frame, and close the link.
+
+        With C{misbehaved} (the peer sent invalid input), the handler is
+        told, so that it can refuse the peer for a while.
 
         No error frame goes to something that has not spoken the protocol
         on a link where this node has not spoken either (an outbound link
@@ -376,6 +398,8 @@ class PeerProtocol(LineReceiver):
         )
         if self._spoke or self._peer_spoke:
             self.send_frame(wire.error(reason))
+        if misbehaved and self._accepted:
+            self._handler.link_misbehaved(self)
         self._lose_connection()
 
     def _lose_connection(self) -> None:

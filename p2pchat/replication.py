@@ -40,6 +40,8 @@ from p2pchat.wire import FrameError
 MAX_IDS_PER_FRAME = 500
 MAX_AUTHORS_PER_SUMMARY_FRAME = 500
 MAX_SUMMARY_AUTHORS = 100_000
+MAX_MISSING = 10_000
+MAX_GRAFTS = 3
 FRAME_TYPES = frozenset(["summary", "ihave", "graft", "prune"])
 
 
@@ -58,6 +60,12 @@ class IReplicationOutput(Interface):
         Send on C{link}, with flow control and in chain order, every held
         entry of each author in C{cursors} whose seq is greater than the
         cursor.
+        """
+
+    def solicit(link) -> None:
+        """
+        This node is asking C{link} for entries (a summary or a graft):
+        what it sends back is catch-up, not live traffic.
         """
 
     def send_entries(link, entry_ids: List[str]) -> None:
@@ -134,6 +142,8 @@ class _LinkState:
     def __init__(self):
         self.eager = True
         self.announce: List[str] = []
+        self.sync_announce: List[str] = []
+        self.summary_due = False
         self.summary: Dict[str, int] = {}
         self.last_gap_summary = float("-inf")
 
@@ -143,7 +153,10 @@ class Replicator:
     Decides what each link carries; see the module docstring.
 
     @ivar missing: announced entry ids not yet held, with the clock time
-        they were first announced and the links that announced them.
+        they were last requested (or first announced), the links that
+        announced them and how many grafts were sent; at most
+        L{MAX_MISSING}, and an id is given up after L{MAX_GRAFTS} grafts
+        (anti-entropy still brings it if it exists).
     """
 
     log = Logger()
@@ -194,6 +207,7 @@ class Replicator:
             dict(items[i:i + MAX_AUTHORS_PER_SUMMARY_FRAME])
             for i in range(0, len(items), MAX_AUTHORS_PER_SUMMARY_FRAME)
         ] or [{}]
+        self._output.solicit(link)
         for index, chunk in enumerate(chunks):
             self._output.send(
                 link, {"type": "summary", "vv": chunk, "final": index == len(chunks) - 1}
@@ -235,13 +249,25 @@ class Replicator:
 
     def _rx_ihave(self, link, state: _LinkState, frame: dict) -> None:
         now = self._clock.seconds()
-        for entry_id in _check_ids(frame):
-            if self._output.holds(entry_id):
+        ids = _check_ids(frame)
+        if not isinstance(frame.get("sync", False), bool):
+            raise FrameError("ihave.sync is not a boolean")
+        if frame.get("sync"):
+            # Entries the sender caught up on: if we lack any, pull what
+            # we lack with a summary (a flow-controlled stream), rather
+            # than grafting ids one by one.
+            if not all(self._output.holds(entry_id) for entry_id in ids):
+                self.gap_seen(link)
+            return
+        for entry_id in ids:
+            known = self.missing.get(entry_id)
+            if known is not None:
+                if link not in known[1]:
+                    known[1].append(link)
                 continue
-            first_seen, announcers = self.missing.get(entry_id, (now, []))
-            if link not in announcers:
-                announcers.append(link)
-            self.missing[entry_id] = (first_seen, announcers)
+            if len(self.missing) >= MAX_MISSING or self._output.holds(entry_id):
+                continue
+            self.missing[entry_id] = (now, [link], 0)
 
     def _rx_graft(self, link, state: _LinkState, frame: dict) -> None:
         state.eager = True
@@ -252,11 +278,16 @@ class Replicator:
 
     # Entries
 
-    def entry_added(self, entry_id: str, source) -> List[object]:
+    def entry_added(self, entry_id: str, source, live: bool = True) -> List[object]:
         """
         An entry was committed (received from C{source}, or authored here
         when C{source} is C{None}).
 
+        @param live: C{False} for an entry that arrived to catch this node
+            up: it is never pushed (the neighbours mostly hold it already,
+            and pushes are not flow-controlled); each link gets up to
+            L{MAX_IDS_PER_FRAME} such ids per tick in an C{ihave} marked
+            C{sync}, and a neighbour that lacks any pulls with a summary.
         @return: the links to push it to in full; the others get it
             announced at the next tick.
         """
@@ -265,7 +296,10 @@ class Replicator:
         for link, state in self._links.items():
             if link is source:
                 continue
-            if state.eager:
+            if not live:
+                if len(state.sync_announce) < MAX_IDS_PER_FRAME:
+                    state.sync_announce.append(entry_id)
+            elif state.eager:
                 eager.append(link)
             else:
                 state.announce.append(entry_id)
@@ -284,15 +318,23 @@ class Replicator:
 
     def gap_seen(self, source) -> None:
         """
-        An entry arrived whose predecessor is missing: ask C{source} for
-        what we lack (at most once per C{gap_summary_interval_s}).
+        Something showed that C{source} holds entries this node lacks (an
+        entry whose predecessor is missing, or a catch-up announcement):
+        ask it with a summary, at most once per C{gap_summary_interval_s}
+        (a later request is deferred to the next allowed time).
         """
         state = self._links.get(source)
+        if state is None:
+            return
         now = self._clock.seconds()
-        interval = self._config.gap_summary_interval_s
-        if state is not None and now - state.last_gap_summary >= interval:
+        if now - state.last_gap_summary >= self._config.gap_summary_interval_s:
             state.last_gap_summary = now
+            state.summary_due = False
             self.send_summary(source)
+        else:
+            # Too soon after the last one: send it when the interval is up
+            # (see tick), never drop it.
+            state.summary_due = True
 
     # Time
 
@@ -305,6 +347,12 @@ class Replicator:
             announce, state.announce = state.announce, []
             for i in range(0, len(announce), MAX_IDS_PER_FRAME):
                 self._output.send(link, {"type": "ihave", "ids": announce[i:i + MAX_IDS_PER_FRAME]})
+            if state.sync_announce:
+                sample, state.sync_announce = state.sync_announce, []
+                self._output.send(link, {"type": "ihave", "ids": sample, "sync": True})
+        for link, state in list(self._links.items()):
+            if state.summary_due:
+                self.gap_seen(link)
         self._graft_overdue()
         now = self._clock.seconds()
         if now >= self._next_anti_entropy:
@@ -313,23 +361,23 @@ class Replicator:
                 self.send_summary(self._rng.choice(list(self._links)))
 
     def _graft_overdue(self) -> None:
+        # Ids leave self.missing when their entry is committed (see
+        # entry_added), so what is here is not held.
         now = self._clock.seconds()
         requests: Dict[object, List[str]] = {}
-        for entry_id, (first_seen, announcers) in list(self.missing.items()):
-            if self._output.holds(entry_id):
-                del self.missing[entry_id]
-                continue
-            if now - first_seen < self._config.graft_timeout_s:
+        for entry_id, (since, announcers, grafts) in list(self.missing.items()):
+            if now - since < self._config.graft_timeout_s:
                 continue
             live = [link for link in announcers if link in self._links]
-            if not live:
+            if not live or grafts >= MAX_GRAFTS:
                 del self.missing[entry_id]
                 continue
             link = live[0]
             requests.setdefault(link, []).append(entry_id)
             # Ask the next announcer if this one fails too.
-            self.missing[entry_id] = (now, live[1:] + live[:1])
+            self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1)
         for link, ids in requests.items():
             self._links[link].eager = True
+            self._output.solicit(link)
             for i in range(0, len(ids), MAX_IDS_PER_FRAME):
                 self._output.send(link, {"type": "graft", "ids": ids[i:i + MAX_IDS_PER_FRAME]})

@@ -412,6 +412,10 @@ class NodeService(MultiService):
             self.reactor.callLater(0, self._stop_seed, address)
 
     def _stop_seed(self, address: PeerAddress) -> None:
+        # Checked again now that the closed link is gone: if it was the
+        # node's only link, keep redialling.
+        if self.node is None or not self.node.links:
+            return
         service = self._outbound.pop(address, None)
         self._refusals.pop(address, None)
         if service is not None and self.running:

@@ -613,6 +613,13 @@ class Store:
         )
         return rows[0][0] if rows else 0
 
+    def heads(self) -> Dict[str, int]:
+        """
+        @return: C{{author: highest stored seq}} for every author, gaps or
+            not (one query over the C{(author, seq)} index).
+        """
+        return dict(self._query("SELECT author, MAX(seq) FROM entries GROUP BY author"))
+
     def version_vector(self) -> Dict[str, int]:
         """
         @return: C{{author: contiguous_seq(author)}} for every author with

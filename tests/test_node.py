@@ -5,6 +5,7 @@ showing entries between nodes linked in memory.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from p2pchat import node as node_module
 from p2pchat import wire
 from p2pchat.entry import MAX_INTEGER, InvalidEntry, UnverifiedEntry, create_entry
 from p2pchat.identity import Identity
@@ -381,6 +382,49 @@ class RelayTests(SynchronousTestCase):
         self.assertFalse(alice.rx_entry(late.to_wire(), None))
         server, _ = net.link(alice, net.node("carol"))
         self.assertFalse(server.accepted)
+
+    def test_misbehaving_tls_peer_is_backed_off(self):
+        """
+        A peer whose TLS-proven id sent an invalid entry is refused for a
+        minute, then two, and re-admitted after; on plain TCP (ids are
+        claims) nobody is penalised.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        bob_side, alice_side = net.link(bob, alice)
+        forged = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
+                              {"name": "m", "text": "x"})
+        bad = wire.entry_frame(dict(forged.to_wire(), ts=5))
+        alice_side.send_frame(bad)
+        net.settle()
+        self.assertEqual(bob._penalties, {})
+        class ProvenIds:
+            """
+            The node's view of p2pchat.tls on a TLS network: every link's
+            id is proven.
+            """
+
+            @staticmethod
+            def tls_connection(transport):
+                return object()
+
+        self.patch(node_module, "tls", ProvenIds)
+        bob_side, alice_side = net.link(bob, alice)
+        alice_side.send_frame(bad)
+        net.settle()
+        server, _ = net.link(bob, alice)
+        self.assertFalse(server.accepted)
+        net.clock.advance(61)
+        bob_side, alice_side = net.link(bob, alice)
+        self.assertTrue(bob_side.accepted)
+        alice_side.send_frame(bad)
+        net.settle()
+        net.clock.advance(61)
+        server, _ = net.link(bob, alice)
+        self.assertFalse(server.accepted)
+        net.clock.advance(60)
+        server, _ = net.link(bob, alice)
+        self.assertTrue(server.accepted)
 
     def test_self_link_refused(self):
         """

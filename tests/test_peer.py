@@ -21,6 +21,7 @@ from p2pchat.peer import (
     PeerFactory,
     PeerProtocol,
 )
+from p2pchat.ratelimit import TokenBucket
 from tests import strategies
 
 ALICE, BOB = strategies.IDENTITIES[:2]
@@ -54,6 +55,9 @@ class RecordingHandler:
 
     def rx_frame(self, link, frame):
         self.calls.append(("rx_frame", frame))
+
+    def link_misbehaved(self, link):
+        self.calls.append(("link_misbehaved", link.remote_id))
 
     def sign_binding(self, material):
         self.calls.append(("sign_binding", material))
@@ -349,7 +353,7 @@ class BadInputTests(PeerTestCase):
         self.protocol.dataReceived(data)
         self.assertClosedWithError(reason_part)
         self.assertNotIn("rx_frame", self.handler.names())
-        self.assertEqual(self.handler.names(), ["link_up", "link_down"])
+        self.assertEqual(self.handler.names(), ["link_up", "link_misbehaved", "link_down"])
         warnings = [
             event for event in self.log_events
             if event["log_format"].startswith("closing link")
@@ -552,7 +556,7 @@ class StreamPropertyTests(PeerTestCase):
                 if frame["type"] == "entry":
                     self.assertIsInstance(frame["entry"], dict)
             else:
-                self.assertEqual(call, ("link_down", BOB.node_id))
+                self.assertIn(call, [("link_down", BOB.node_id), ("link_misbehaved", BOB.node_id)])
         if self.transport.connected:
             self.assertNotIn("error", [f["type"] for f in self.written()])
 
@@ -683,4 +687,44 @@ class ClosingWithProducerTests(PeerTestCase):
         failures = [e for e in self.log_events if "log_failure" in e]
         self.assertEqual(len(failures), 1)
         self.assertIsInstance(failures[0]["log_failure"].value, RuntimeError)
+
+
+class SyncBudgetTests(PeerTestCase):
+    """
+    Entries marked sync get the catch-up budget only when this node asked.
+    """
+
+    def entry_frames(self, count, sync):
+        return b"".join(
+            encode({"type": "entry", "entry": {"n": i}, "sync": sync}) for i in range(count)
+        )
+
+    def test_unsolicited_sync_is_charged_as_live(self):
+        """
+        A peer that marks entries sync without being asked runs out of the
+        live burst and is paused.
+        """
+        from p2pchat.peer import LIVE_ENTRY_BURST
+        self.accept()
+        self.protocol._buckets = {
+            False: TokenBucket(1, LIVE_ENTRY_BURST, self.clock),
+            True: TokenBucket(1, 10 * LIVE_ENTRY_BURST, self.clock),
+        }
+        self.protocol.dataReceived(self.entry_frames(LIVE_ENTRY_BURST + 1, True))
+        self.assertTrue(self.protocol.paused)
+
+    def test_solicited_sync_uses_catch_up_budget(self):
+        """
+        Within the window after expect_sync, sync entries are charged to
+        the catch-up bucket.
+        """
+        from p2pchat.peer import LIVE_ENTRY_BURST
+        self.accept()
+        self.protocol._buckets = {
+            False: TokenBucket(1, LIVE_ENTRY_BURST, self.clock),
+            True: TokenBucket(1, 10 * LIVE_ENTRY_BURST, self.clock),
+        }
+        self.protocol.expect_sync()
+        self.protocol.dataReceived(self.entry_frames(LIVE_ENTRY_BURST + 1, True))
+        self.assertFalse(self.protocol.paused)
 

@@ -39,6 +39,9 @@ class AcceptingHandler:
     def rx_frame(self, link, frame):
         pass
 
+    def link_misbehaved(self, link):
+        pass
+
 
 class StubEndpoint:
     """
