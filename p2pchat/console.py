@@ -20,9 +20,13 @@ from p2pchat.config import PeerAddress
 from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.identity import short_id
 from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
+from p2pchat.ratelimit import TokenBucket
 from p2pchat.tap import parse_peer
 
 MAX_LINE_BYTES = 8192
+# Lines a console may type: far above any person, so only a flood waits.
+CONSOLE_LINES_PER_S = 1_000
+CONSOLE_LINE_BURST = 10_000
 DEFAULT_HISTORY = 20
 MAX_HISTORY = 1000
 # ASCII digits only: str.isdigit() and int() also accept other scripts'
@@ -160,9 +164,18 @@ class ConsoleProtocol(LineReceiver):
     MAX_LENGTH = MAX_LINE_BYTES
     log = Logger()
 
-    def __init__(self, node: ChatNode, on_quit: Optional[Callable[[], None]] = None):
+    def __init__(
+        self,
+        node: ChatNode,
+        on_quit: Optional[Callable[[], None]] = None,
+        clock=None,
+    ):
         self._node = node
         self._on_quit = on_quit
+        clock = clock or node.membership.clock
+        self._clock = clock
+        self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
+        self._resume_call = None
         self._discarding = False
         self._rest: Optional[bytes] = None
 
@@ -175,6 +188,9 @@ class ConsoleProtocol(LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._node.detach(self)
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
 
     def say(self, text: str) -> None:
         """
@@ -208,13 +224,14 @@ class ConsoleProtocol(LineReceiver):
         entry = message.entry
         stamp = format_clock(entry.ts)
         text = printable(message.text)
+        name = self._node.display_name(entry)
         if not message.direct:
-            return f"[{stamp}] <{entry.name}> {text}"
+            return f"[{stamp}] <{name}> {text}"
         if entry.author == self._node.node_id and message.recipient != self._node.node_id:
             record = self._node.peers.get(message.recipient)
             to = record.name if record else short_id(message.recipient)
-            return f"[{stamp}] *{entry.name}* (to {to}) {text}"
-        return f"[{stamp}] *{entry.name}* {text}"
+            return f"[{stamp}] *{name}* (to {to}) {text}"
+        return f"[{stamp}] *{name}* {text}"
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -251,7 +268,23 @@ class ConsoleProtocol(LineReceiver):
         else:
             self._discarding = True
 
+    def _throttle(self) -> None:
+        """
+        Charge one line to this console's token bucket; when it runs dry,
+        stop reading from this console only until it has refilled.
+        """
+        delay_s = self._bucket.charge(1)
+        if delay_s > 0 and self._resume_call is None:
+            self.pauseProducing()
+            self._resume_call = self._clock.callLater(delay_s, self._resume)
+
+    def _resume(self) -> None:
+        self._resume_call = None
+        if self.transport is not None:
+            self.resumeProducing()
+
     def lineReceived(self, line: bytes) -> None:
+        self._throttle()
         if line.endswith(b"\r"):
             line = line[:-1]
         try:

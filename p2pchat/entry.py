@@ -36,13 +36,14 @@ SIGNING_CONTEXT = b"p2pchat-entry-v1\n"
 MAX_TEXT_BYTES = 4096
 MAX_BODY_BYTES = 16384
 MAX_INTEGER = 2**53
-KINDS = ("chat", "dm")
+KINDS = ("chat", "dm", "cert")
 ENTRY_KEYS = frozenset(
     ["author", "seq", "prev", "lamport", "ts", "kind", "body", "sig"]
 )
 _UNSIGNED_KEYS = ENTRY_KEYS - {"sig"}
 _CHAT_KEYS = frozenset(["name", "text"])
 _DM_KEYS = frozenset(["name", "to", "box", "self_box"])
+_CERT_KEYS = frozenset(["name", "cert", "proof"])
 _HEX_DIGITS = "0123456789abcdef"
 # Verify keys of recent authors, so that a stream of one author's entries
 # does not build the same key object again for every entry.
@@ -218,6 +219,19 @@ def _body_json(kind: str, body: object) -> str:
             encode_basestring(body["name"]),
             encode_basestring(body["self_box"]),
             encode_basestring(body["to"]),
+        )
+    elif kind == "cert":
+        if body.keys() != _CERT_KEYS:
+            raise InvalidEntry("cert body must have exactly name, cert, proof")
+        if not _is_text(body["cert"], MAX_BODY_BYTES // 2) or not body["cert"].isascii():
+            raise InvalidEntry("cert certificate is not an ASCII string or too long")
+        proof = body["proof"]
+        if not (isinstance(proof, str) and 0 < len(proof) <= 1024 and not proof.strip(_HEX_DIGITS)):
+            raise InvalidEntry("cert proof is not hex")
+        encoded = '{"cert":%s,"name":%s,"proof":%s}' % (
+            encode_basestring(body["cert"]),
+            encode_basestring(body["name"]),
+            encode_basestring(proof),
         )
     else:
         raise InvalidEntry(f"unknown kind {kind!r}")

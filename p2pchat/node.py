@@ -21,6 +21,7 @@ from twisted.python.usage import UsageError
 from zope.interface import implementer
 
 from p2pchat import tls, wire
+from p2pchat.attest import Attestations
 from p2pchat.config import PeerAddress
 from p2pchat.entry import (
     MAX_INTEGER,
@@ -139,6 +140,8 @@ class ChatNode:
         metrics: Optional[Metrics] = None,
         membership: Optional[MembershipConfig] = None,
         dial: Optional[Callable[[PeerAddress], None]] = None,
+        attestations: Optional[Attestations] = None,
+        attest: Optional[Callable[[str, str], dict]] = None,
     ):
         self.identity = identity
         self.name = name
@@ -180,6 +183,11 @@ class ChatNode:
         self._ticker: Optional[LoopingCall] = None
         self._replication = replication
         self._blocked: Set[str] = set(store.blocked())
+        self.attestations = attestations
+        self._attest = attest
+        if attestations is not None:
+            for entry in store.attestations():
+                attestations.learn(entry.author, entry.body)
         self._penalties: Dict[str, tuple] = {}
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
@@ -209,6 +217,12 @@ class ChatNode:
         replication announcements, grafts and anti-entropy, every
         C{announce_interval_s}.
         """
+        if self._attest is not None and (
+            self.attestations.names.get(self.node_id) != self.name
+        ):
+            # Post this node's certificate once (again after a new one), so
+            # nodes that never link to it can check its name.
+            self._author("cert", self._attest(self.node_id, self.name))
         self._ticker = LoopingCall(self.tick)
         self._ticker.clock = self._clock
         self._ticker.start(self._replication.announce_interval_s, now=False)
@@ -477,6 +491,14 @@ class ChatNode:
             )
         for entry in result.added:
             self._follow_clock(entry)
+            if entry.kind == "cert" and self.attestations is not None:
+                reason = self.attestations.learn(entry.author, entry.body)
+                if reason is not None:
+                    self.log.warn(
+                        "not believing the name attestation of {author}: {reason}",
+                        author=short_id(entry.author),
+                        reason=reason,
+                    )
             if entry.author != self.node_id:
                 self._heard_from(entry)
             elif entry.seq > self._own_seq:
@@ -578,11 +600,19 @@ class ChatNode:
         for an entry that arrived to catch this node up).
         """
         links = self.replicator.entry_added(entry.id, source, live)
-        if links:
-            frame = wire.entry_frame(entry.to_wire())
-            for link in links:
-                link.send_frame(frame)
-            self.metrics.entry_relayed(len(links))
+        frame = None
+        for link in links:
+            streamer = self._streamers.get(link)
+            if streamer is not None and streamer.paused:
+                # The link's transport buffer is full (it paused our
+                # producer): announce instead of adding the whole entry,
+                # so a slow reader cannot make this node buffer without
+                # bound; the peer grafts it when it catches up.
+                self.replicator.announce(link, entry.id)
+                continue
+            frame = frame or wire.entry_frame(entry.to_wire())
+            link.send_frame(frame)
+            self.metrics.entry_relayed(1)
 
     # Entries out
 
@@ -648,6 +678,12 @@ class ChatNode:
             return who
         names = {node_id: record.name for node_id, record in self.peers.items()}
         names.update((m.node_id, m.name) for m in self.membership.members())
+        if self.attestations is not None:
+            # On a TLS network only certified names count; other known
+            # nodes stay reachable by id.
+            names = {node_id: "" for node_id in names}
+            names.update(self.attestations.names)
+            names.pop(self.node_id, None)
         by_id = []
         if len(who) >= 4 and all(c in "0123456789abcdef" for c in who.lower()):
             by_id = [n for n in names if n.startswith(who.lower())]
@@ -675,6 +711,10 @@ class ChatNode:
         Change this node's display name for new entries, new links and
         membership gossip.
         """
+        if self.attestations is not None and name != self.name:
+            raise InvalidEntry(
+                "on a TLS network your name is the one in your certificate; not changed"
+            )
         self.name = name
         self.membership.set_name(name)
 
@@ -684,6 +724,19 @@ class ChatNode:
         It still reads and posts.
         """
         self.membership.set_hidden(hidden)
+
+    def display_name(self, entry: Entry) -> str:
+        """
+        @return: the name to show for the author of C{entry}: on a TLS
+            network the name in the author's verified certificate (the
+            name the entry claims, with C{?}, when none is known yet);
+            elsewhere the name the entry claims.
+        """
+        if self.attestations is None:
+            return entry.name
+        if entry.author == self.node_id:
+            return self.name
+        return self.attestations.names.get(entry.author) or f"{entry.name}?"
 
     def link_to(self, node_id: str) -> Optional[PeerProtocol]:
         """
@@ -701,7 +754,7 @@ class ChatNode:
         @return: how this node shows C{entry}, or C{None} if it is a
             direct message for someone else (or one it cannot open).
         """
-        if entry.author in self._blocked:
+        if entry.author in self._blocked or entry.kind == "cert":
             return None
         if entry.kind == "chat":
             return Message(entry, entry.body["text"], direct=False)

@@ -305,6 +305,15 @@ class Replicator:
                 state.announce.append(entry_id)
         return eager
 
+    def announce(self, link, entry_id: str) -> None:
+        """
+        Announce C{entry_id} on C{link} at the next tick instead of pushing
+        it (the link is congested).
+        """
+        state = self._links.get(link)
+        if state is not None:
+            state.announce.append(entry_id)
+
     def entry_duplicate(self, source) -> None:
         """
         An entry arrived on C{source} that the node already held: the

@@ -21,6 +21,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from p2pchat.attest import Attestations, attestation_body
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.console import ConsoleProtocol
 from p2pchat.identity import Identity, short_id
@@ -32,7 +33,7 @@ from p2pchat.node import ChatNode
 from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtocol
 from p2pchat.sdnotify import Notifier, NotifyError
 from p2pchat.store import Store
-from p2pchat.tls import PeerTLS, TLSConfigError
+from p2pchat.tls import PeerTLS, TLSConfigError, load_tls_files
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
 READY_TIMEOUT_S = 5.0
@@ -223,11 +224,17 @@ class NodeService(MultiService):
         except (OSError, ValueError) as e:
             raise StartupError(f"cannot load identity: {e}") from None
         self.tls = None
+        attestations = attest = None
         if config.tls is not None:
             try:
                 self.tls = PeerTLS.load(config.tls)
+                key, leaf, _, authorities = load_tls_files(config.tls)
             except TLSConfigError as e:
                 raise StartupError(f"cannot use the TLS files: {e}") from None
+            attestations = Attestations([ca.to_cryptography() for ca in authorities])
+
+            def attest(node_id: str, name: str) -> dict:
+                return attestation_body(key, leaf, node_id, name)
         self.store = Store(os.path.join(config.data_dir, STORE_FILE_NAME))
         try:
             self.store.open()
@@ -248,6 +255,8 @@ class NodeService(MultiService):
                 hidden=config.hidden,
             ),
             dial=self.dial,
+            attestations=attestations,
+            attest=attest,
         )
         self.metrics.collect_from(self.node.metrics_status)
         if config.listen is not None:

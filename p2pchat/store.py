@@ -114,6 +114,9 @@ _SCHEMA = [
     INSERT OR IGNORE INTO meta (only, digest, count)
         VALUES (0, '{_EMPTY_DIGEST}', 0)
     """,
+    """
+    CREATE INDEX IF NOT EXISTS entries_cert ON entries (rowid) WHERE kind = 'cert'
+    """,
 ]
 
 
@@ -663,7 +666,8 @@ class Store:
         conditions, params = [], []
         if visible_to is not None:
             conditions.append(
-                "(kind = 'chat' OR author = ? OR json_extract(body, '$.to') = ?)"
+                "(kind = 'chat' OR (kind = 'dm' AND "
+                "(author = ? OR json_extract(body, '$.to') = ?)))"
             )
             params += [visible_to, visible_to]
         excluded = sorted(set(exclude_authors))
@@ -677,6 +681,16 @@ class Store:
             tuple(params) + (limit,),
         )
         rows.reverse()
+        return [_row_to_entry(row) for row in rows]
+
+    def attestations(self) -> List[Entry]:
+        """
+        @return: every C{cert} entry (name attestations), oldest first
+            (through a partial index: cheap whatever the log's size).
+        """
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE kind = 'cert' ORDER BY rowid"
+        )
         return [_row_to_entry(row) for row in rows]
 
     def blocked(self) -> List[str]:

@@ -60,6 +60,14 @@ class EntryStreamer:
         self._schedule()
 
     @property
+    def paused(self) -> bool:
+        """
+        Whether the transport said its buffers are full: the link is
+        congested, so nothing more should be pushed on it for now.
+        """
+        return self._paused
+
+    @property
     def idle(self) -> bool:
         """
         Whether there is nothing left to send.

@@ -441,6 +441,24 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"/block\r\n")
         self.assertEqual(self.lines(), ["error: /block needs one NAME or short id; try /help"])
 
+    def test_flooding_console_is_paused_alone(self):
+        """
+        A console typing more lines than its burst allows is paused (its
+        later lines wait in its socket, none is lost); another console keeps
+        working meanwhile, and the flood resumes once the bucket refills.
+        """
+        from p2pchat.console import CONSOLE_LINE_BURST, CONSOLE_LINES_PER_S
+        other, other_transport = self.connect()
+        flood = b"".join(b"line %d\r\n" % i for i in range(CONSOLE_LINE_BURST + 10))
+        self.console.dataReceived(flood)
+        self.assertTrue(self.console.paused)
+        self.assertEqual(self.transport.producerState, "paused")
+        other.dataReceived(b"/status\r\n")
+        self.assertIn("messages: ", other_transport.value().decode())
+        self.net.clock.advance(10 / CONSOLE_LINES_PER_S + 0.01)
+        self.net.settle()
+        self.assertEqual(self.node.status()["messages"], CONSOLE_LINE_BURST + 10)
+
     def test_quit_closes_only_session(self):
         """
         /quit closes this console; the node and other consoles carry on.

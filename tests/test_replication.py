@@ -186,6 +186,23 @@ class AnnouncementTests(SynchronousTestCase):
             bob.replicator.rx_frame(bob_side, {"type": "ihave", "ids": ids})
         self.assertEqual(len(bob.replicator.missing), MAX_MISSING)
 
+    def test_congested_link_gets_announcements(self):
+        """
+        While a link's transport has paused the node's producer (its buffer
+        is full), new entries are announced on it, not pushed whole.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        alice_side, _ = net.link(alice, bob)
+        alice._streamers[alice_side].pauseProducing()
+        sent = []
+        self.patch(alice_side, "send_frame", sent.append)
+        alice.post("while congested")
+        net.clock.advance(0)
+        self.assertEqual(sent, [])
+        alice.replicator.tick()
+        self.assertEqual([frame["type"] for frame in sent], ["ihave"])
+
     def test_catch_up_is_announced_not_pushed(self):
         """
         Entries a node receives to catch up are not pushed to its other
