@@ -10,6 +10,8 @@ they received (tests search the whole transcript) and wait for a
 C{/status} value.
 """
 
+import os
+import signal
 import time
 
 from p2pchat.bench import processes as bench
@@ -59,3 +61,33 @@ class NodeProcess(bench.NodeProcess):
         @return: a new L{ConsoleClient} connected to this node.
         """
         return ConsoleClient(self.console_port)
+
+
+class NodeTestMixin:
+    """
+    For a trial test case: start real nodes on free loopback ports, each
+    killed at the end of the test, and open consoles closed at the end.
+    """
+
+    def start(self, name, *args, data_dir=None, port="0"):
+        """
+        Start a node called C{name} with C{args}, in a new temporary data
+        dir (or C{data_dir}, to restart one), and wait until it is up.
+        """
+        if data_dir is None:
+            data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir, exist_ok=True)
+        node = NodeProcess(name, data_dir, "--port", port, "--console",
+                           "tcp:0:interface=127.0.0.1", *args)
+        node.start()
+        self.addCleanup(node.stop, signal.SIGKILL)
+        return node
+
+    def console(self, node):
+        """
+        @return: a console client for C{node}, closed at the end.
+        """
+        console = node.console()
+        self.addCleanup(console.close)
+        return console
+

@@ -4,8 +4,6 @@ forged entry and a flood, sent by a raw client that speaks the protocol.
 """
 
 import json
-import os
-import signal
 import socket
 import time
 
@@ -14,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat import wire
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
-from tests.processes import DEADLINE_S, NodeProcess
+from tests.processes import DEADLINE_S, NodeTestMixin
 
 
 class RawPeer:
@@ -59,24 +57,12 @@ class RawPeer:
         self.socket.sendall(wire.encode_frame(frame) + b"\n")
 
 
-class AbuseTests(SynchronousTestCase):
+class AbuseTests(NodeTestMixin, SynchronousTestCase):
     """
     One bad peer does not hurt the others.
     """
 
-    def start(self, name, *args):
-        data_dir = os.path.abspath(self.mktemp())
-        os.makedirs(data_dir)
-        node = NodeProcess(name, data_dir, "--port", "0", "--console",
-                           "tcp:0:interface=127.0.0.1", *args)
-        node.start()
-        self.addCleanup(node.stop, signal.SIGKILL)
-        return node
 
-    def console(self, node):
-        console = node.console()
-        self.addCleanup(console.close)
-        return console
 
     def test_forged_entry_rejected_everywhere(self):
         """

@@ -10,27 +10,15 @@ import socket
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.processes import NodeProcess
+from tests.processes import NodeProcess, NodeTestMixin
 
 
-class NodeProcessTests(SynchronousTestCase):
+class NodeProcessTests(NodeTestMixin, SynchronousTestCase):
     """
     Two and three real nodes chatting.
     """
 
-    def start(self, name, *args, data_dir=None):
-        data_dir = data_dir or os.path.abspath(self.mktemp())
-        os.makedirs(data_dir, exist_ok=True)
-        node = NodeProcess(name, data_dir, "--port", "0", "--console",
-                           "tcp:0:interface=127.0.0.1", *args)
-        node.start()
-        self.addCleanup(node.stop, signal.SIGKILL)
-        return node
 
-    def connect(self, node):
-        console = node.console()
-        self.addCleanup(console.close)
-        return console
 
     def test_broadcast_direct_message_and_restart(self):
         """
@@ -42,7 +30,7 @@ class NodeProcessTests(SynchronousTestCase):
         alice = self.start("alice")
         bob = self.start("bob", "--peer", alice.peer_address)
         bob.wait_for_log(rb"link up with alice")
-        alice_console, bob_console = self.connect(alice), self.connect(bob)
+        alice_console, bob_console = self.console(alice), self.console(bob)
         alice_console.send("hello from alice")
         bob_console.wait_for(rb"\[\d\d:\d\d:\d\d\] <alice> hello from alice\r\n")
         bob_console.send("/msg alice just for you")
@@ -53,7 +41,7 @@ class NodeProcessTests(SynchronousTestCase):
         alice_console.close()
         self.assertEqual(alice.stop(), 0)
         alice.start()
-        history = self.connect(alice).command("/history", rb"just for you\r\n")
+        history = self.console(alice).command("/history", rb"just for you\r\n")
         self.assertIn("<alice> hello from alice", history)
         self.assertIn("*bob* just for you", history)
 
@@ -67,10 +55,10 @@ class NodeProcessTests(SynchronousTestCase):
         carol = self.start("carol", "--peer", bob.peer_address)
         carol.wait_for_log(rb"link up with bob")
         bob.wait_for_log(rb"link up with alice")
-        alice_console = self.connect(alice)
-        self.connect(carol).send("from the end of the chain")
+        alice_console = self.console(alice)
+        self.console(carol).send("from the end of the chain")
         alice_console.wait_for(rb"<carol> from the end of the chain")
-        digests = {self.connect(n).status()["digest"] for n in (alice, bob, carol)}
+        digests = {self.console(n).status()["digest"] for n in (alice, bob, carol)}
         self.assertEqual(len(digests), 1)
 
     def test_outbound_only_node(self):
@@ -87,7 +75,7 @@ class NodeProcessTests(SynchronousTestCase):
         self.addCleanup(natted.stop, signal.SIGKILL)
         self.assertEqual(natted.peer_address, "none")
         natted.wait_for_log(rb"link up with alice")
-        alice_console, natted_console = self.connect(alice), self.connect(natted)
+        alice_console, natted_console = self.console(alice), self.console(natted)
         natted_console.send("from behind the NAT")
         alice_console.wait_for(rb"<natted> from behind the NAT")
         alice_console.send("heard you")
@@ -100,13 +88,13 @@ class NodeProcessTests(SynchronousTestCase):
         the node is killed with SIGKILL and restarted.
         """
         alice = self.start("alice")
-        console = self.connect(alice)
+        console = self.console(alice)
         for i in range(50):
             console.send(f"durable {i}")
         console.wait_for(rb"<alice> durable 49\r\n")
         alice.stop(signal.SIGKILL)
         alice.start()
-        status = self.connect(alice).status()
+        status = self.console(alice).status()
         self.assertEqual(status["messages"], "50")
 
     def test_sighup_keeps_running(self):
@@ -115,7 +103,7 @@ class NodeProcessTests(SynchronousTestCase):
         running; SIGTERM then stops it with status 0.
         """
         alice = self.start("alice")
-        console = self.connect(alice)
+        console = self.console(alice)
         console.send("before the hangup")
         console.wait_for(rb"<alice> before the hangup")
         alice.process.send_signal(signal.SIGHUP)
@@ -143,4 +131,4 @@ class NodeProcessTests(SynchronousTestCase):
         refusal = {"type": "error", "reason": "bad frame: line is not valid JSON"}
         self.assertEqual(lines[-1], refusal)
         alice.wait_for_log(rb"closing link with unidentified peer at 127\.0\.0\.1:\d+: bad frame")
-        self.assertEqual(self.connect(alice).status()["name"], "alice")
+        self.assertEqual(self.console(alice).status()["name"], "alice")

@@ -4,34 +4,20 @@ absence, a crash in the middle of a burst, and direct messages to someone
 who was offline.
 """
 
-import os
 import re
 import signal
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.processes import NodeProcess
+from tests.processes import NodeTestMixin
 
 
-class ReplicationProcessTests(SynchronousTestCase):
+class ReplicationProcessTests(NodeTestMixin, SynchronousTestCase):
     """
     Nodes that come and go still end with the same log.
     """
 
-    def start(self, name, *args, data_dir=None, port="0"):
-        if data_dir is None:
-            data_dir = os.path.abspath(self.mktemp())
-            os.makedirs(data_dir)
-        node = NodeProcess(name, data_dir, "--port", port, "--console",
-                           "tcp:0:interface=127.0.0.1", *args)
-        node.start()
-        self.addCleanup(node.stop, signal.SIGKILL)
-        return node
 
-    def console(self, node):
-        console = node.console()
-        self.addCleanup(console.close)
-        return console
 
     def test_offline_node_catches_up_500(self):
         """

@@ -5,16 +5,15 @@ and certificates from C{p2pchat-ca}.
 
 import io
 import os
-import signal
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import ca
-from tests.processes import NodeProcess
+from tests.processes import NodeTestMixin
 
 
-class ClosedNetworkTests(SynchronousTestCase):
+class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
     """
     Only members with a certificate from the network's CA, for the name
     they claim, get in.
@@ -31,25 +30,19 @@ class ClosedNetworkTests(SynchronousTestCase):
         self.assertEqual(ca.main(["issue", self.outsiders, "mallory"], stdout=quiet,
                                  stderr=quiet), 0)
 
-    def start(self, name, directory, cert_name=None, *args):
+    def start_member(self, name, directory, cert_name=None, *args):
+        """
+        Start a node with the certificate C{directory} issued to
+        C{cert_name} (default: C{name}) and that directory's CA.
+        """
         cert_name = cert_name or name
-        data_dir = os.path.abspath(self.mktemp())
-        os.makedirs(data_dir)
-        node = NodeProcess(
-            name, data_dir, "--port", "0", "--console", "tcp:0:interface=127.0.0.1",
+        return self.start(
+            name,
             "--tls-cert", os.path.join(directory, f"{cert_name}.pem"),
             "--tls-key", os.path.join(directory, f"{cert_name}.key"),
             "--tls-ca", os.path.join(directory, "ca.pem"),
             *args,
         )
-        node.start()
-        self.addCleanup(node.stop, signal.SIGKILL)
-        return node
-
-    def console(self, node):
-        console = node.console()
-        self.addCleanup(console.close)
-        return console
 
     def test_members_chat_outsiders_never_get_in(self):
         """
@@ -59,9 +52,9 @@ class ClosedNetworkTests(SynchronousTestCase):
         line saying why; neither is ever listed, and their posts are never
         shown.
         """
-        alice = self.start("alice", self.network)
-        bob = self.start("bob", self.network, None, "--peer", alice.peer_address)
-        carol = self.start("carol", self.network, None, "--peer", alice.peer_address)
+        alice = self.start_member("alice", self.network)
+        bob = self.start_member("bob", self.network, None, "--peer", alice.peer_address)
+        carol = self.start_member("carol", self.network, None, "--peer", alice.peer_address)
         bob.wait_for_log(rb"link up with alice")
         carol.wait_for_log(rb"link up with alice")
         alice_console, bob_console = self.console(alice), self.console(bob)
@@ -78,10 +71,10 @@ class ClosedNetworkTests(SynchronousTestCase):
                 self.assertLess(time.monotonic(), deadline, "carol's name never verified")
 
         mark = len(alice.output)
-        mallory = self.start("mallory", self.outsiders, None, "--peer", alice.peer_address)
+        mallory = self.start_member("mallory", self.outsiders, None, "--peer", alice.peer_address)
         refused = rb"refused TLS link with unidentified peer at [^:]+:\d+: .*(ca|certificate)"
         alice.wait_for_log(refused, mark)
-        impostor = self.start("bob2", self.network, "dave", "--peer", alice.peer_address)
+        impostor = self.start_member("bob2", self.network, "dave", "--peer", alice.peer_address)
         alice.wait_for_log(rb"closing link with bob2 \([0-9a-f]{8}\) at [^:]+:\d+: .*dave", mark)
         for console in (self.console(mallory), self.console(impostor)):
             console.send("let me in")
