@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
-from p2pchat.identity import Identity
+from p2pchat.identity import HEX_DIGITS, Identity, is_node_id
 
 SIGNING_CONTEXT = b"p2pchat-entry-v1\n"
 MAX_TEXT_BYTES = 4096
@@ -44,7 +44,6 @@ _UNSIGNED_KEYS = ENTRY_KEYS - {"sig"}
 _CHAT_KEYS = frozenset(["name", "text"])
 _DM_KEYS = frozenset(["name", "to", "box", "self_box"])
 _CERT_KEYS = frozenset(["name", "cert", "proof"])
-_HEX_DIGITS = "0123456789abcdef"
 # Verify keys of recent authors, so that a stream of one author's entries
 # does not build the same key object again for every entry.
 _VERIFY_KEYS: Dict[str, VerifyKey] = {}
@@ -128,15 +127,6 @@ def entry_id(wire: Dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(wire)).hexdigest()
 
 
-def _is_hex_id(value: object) -> bool:
-    """
-    @return: whether C{value} is 64 lowercase hex digits: the form of a
-        node id (L{p2pchat.identity.is_node_id}) and of an entry id,
-        checked without a Python loop over its characters.
-    """
-    return isinstance(value, str) and len(value) == 64 and not value.strip(_HEX_DIGITS)
-
-
 def _is_int(value: object, minimum: int) -> bool:
     return (
         isinstance(value, int)
@@ -209,7 +199,7 @@ def _body_json(kind: str, body: object) -> str:
     elif kind == "dm":
         if body.keys() != _DM_KEYS:
             raise InvalidEntry("dm body must have exactly name, to, box, self_box")
-        if not _is_hex_id(body["to"]):
+        if not is_node_id(body["to"]):
             raise InvalidEntry("dm recipient is not a node id")
         for key in ("box", "self_box"):
             if not _is_text(body[key], MAX_BODY_BYTES // 2):
@@ -226,7 +216,7 @@ def _body_json(kind: str, body: object) -> str:
         if not _is_text(body["cert"], MAX_BODY_BYTES // 2) or not body["cert"].isascii():
             raise InvalidEntry("cert certificate is not an ASCII string or too long")
         proof = body["proof"]
-        if not (isinstance(proof, str) and 0 < len(proof) <= 1024 and not proof.strip(_HEX_DIGITS)):
+        if not (isinstance(proof, str) and 0 < len(proof) <= 1024 and not proof.strip(HEX_DIGITS)):
             raise InvalidEntry("cert proof is not hex")
         encoded = '{"cert":%s,"name":%s,"proof":%s}' % (
             encode_basestring(body["cert"]),
@@ -260,7 +250,7 @@ def _check_fields(obj: Dict[str, Any]) -> str:
     L{_validate_fields} for a dict whose keys are known to be those of an
     entry (with or without C{sig}, which is not looked at).
     """
-    if not _is_hex_id(obj["author"]):
+    if not is_node_id(obj["author"]):
         raise InvalidEntry("author is not a node id")
     if not _is_int(obj["seq"], 1):
         raise InvalidEntry("seq is not a positive integer")
@@ -268,7 +258,7 @@ def _check_fields(obj: Dict[str, Any]) -> str:
     if obj["seq"] == 1:
         if prev is not None:
             raise InvalidEntry("first entry must have prev null")
-    elif not _is_hex_id(prev):
+    elif not is_node_id(prev):
         raise InvalidEntry("prev is not an entry id")
     if not _is_int(obj["lamport"], 1):
         raise InvalidEntry("lamport is not a positive integer")

@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from zope.interface import Interface
 
 from p2pchat.entry import validate_name
-from p2pchat.identity import short_id, verify_signature
+from p2pchat.identity import HEX_DIGITS, is_node_id, short_id, verify_signature
 from p2pchat.wire import MAX_ADDRESS_LENGTH, MAX_LINE_BYTES, FrameError
 
 ALIVE = "alive"
@@ -73,7 +73,6 @@ SIGNATURE_HEX_LENGTH = 128
 LEAVE_CONTEXT = b"p2pchat-left-v1\n"
 MAX_RETRY_DOUBLINGS = 4
 
-_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass
@@ -193,10 +192,6 @@ def _valid_address(address: object) -> bool:
     return True
 
 
-def _is_node_id(value: object) -> bool:
-    return type(value) is str and len(value) == 64 and _HEX.issuperset(value)
-
-
 def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
     """
     Check the form of one gossip row.  The id, name and address of a row
@@ -212,7 +207,7 @@ def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
         raise FrameError("gossip row id is not a node id")
     record = known.get(node_id)
     if record is None or record.name != row.get("name") or record.address != row.get("addr"):
-        if not _is_node_id(node_id):
+        if not is_node_id(node_id):
             raise FrameError("gossip row id is not a node id")
         if not validate_name(row.get("name")):
             raise FrameError(f"gossip row for {short_id(node_id)}: name is not a valid name")
@@ -236,7 +231,7 @@ def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
         if state != LEFT:
             raise FrameError(f"gossip row for {short_id(node_id)}: sig on a {state} row")
         if not (
-            type(sig) is str and len(sig) == SIGNATURE_HEX_LENGTH and _HEX.issuperset(sig)
+            type(sig) is str and len(sig) == SIGNATURE_HEX_LENGTH and not sig.strip(HEX_DIGITS)
         ):
             raise FrameError(f"gossip row for {short_id(node_id)}: sig is not 128 hex digits")
 

@@ -5,6 +5,7 @@ Tests for L{p2pchat.entry} and L{p2pchat.identity}.
 import hashlib
 import json
 import os
+import re
 import stat
 
 from hypothesis import given, settings
@@ -19,7 +20,6 @@ from p2pchat.entry import (
     InvalidEntry,
     _body_json,
     _encode_checked,
-    _is_hex_id,
     body_json,
     canonical_json,
     create_entry,
@@ -593,9 +593,10 @@ class FastPathTests(SynchronousTestCase):
         ]:
             self.assertEqual(body_json(body), canonical_json(body).decode("utf-8"))
 
-    def test_is_hex_id_matches_is_node_id(self):
+    def test_is_node_id_is_64_lowercase_hex(self):
         """
-        L{_is_hex_id} accepts exactly what L{is_node_id} accepts.
+        L{is_node_id} (which checks without a Python loop over the
+        characters) accepts exactly the strings of 64 lowercase hex digits.
         """
         values = [
             ALICE.node_id,
@@ -614,7 +615,8 @@ class FastPathTests(SynchronousTestCase):
             ["a"] * 64,
         ]
         for value in values:
-            self.assertEqual(_is_hex_id(value), is_node_id(value), repr(value))
+            expected = isinstance(value, str) and re.fullmatch("[0-9a-f]{64}", value) is not None
+            self.assertEqual(is_node_id(value), expected, repr(value))
 
     def test_name_whitespace_matches_isspace(self):
         """
