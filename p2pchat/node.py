@@ -315,7 +315,7 @@ class ChatNode:
         self.links.add(link)
         streamer = EntryStreamer(link, self._store.entries_after, self._clock)
         self._streamers[link] = streamer
-        link.transport.registerProducer(streamer, True)
+        link.set_producer(streamer)
         self.replicator.link_up(link)
         self.membership.link_up(
             link.remote_id, link.remote_name, link.remote_address, link.outbound

@@ -131,6 +131,7 @@ class PeerProtocol(LineReceiver):
         self.remote_error: Optional[str] = None
         self._sync_until = float("-inf")
         self.remote_links = 0
+        self._producer = None
         self._last_rx = self._last_tx = clock.seconds()
         self._keepalive_call = None
 
@@ -402,6 +403,14 @@ class PeerProtocol(LineReceiver):
             self._handler.link_misbehaved(self)
         self._lose_connection()
 
+    def set_producer(self, producer) -> None:
+        """
+        Register C{producer} (a push producer) on this link's transport for
+        the link's life; the link unregisters it when it closes.
+        """
+        self._producer = producer
+        self.transport.registerProducer(producer, True)
+
     def _lose_connection(self) -> None:
         """
         Close the connection after what is already written.  A transport
@@ -410,12 +419,10 @@ class PeerProtocol(LineReceiver):
         first.
         """
         self._closing = True
-        transport = self.transport
-        if getattr(transport, "producer", None) is not None or getattr(
-            transport, "_producer", None
-        ) is not None:
-            transport.unregisterProducer()
-        transport.loseConnection()
+        if self._producer is not None:
+            self._producer = None
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     def leave(self) -> None:
         """

@@ -649,11 +649,12 @@ class ClosingWithProducerTests(PeerTestCase):
 
     def test_leave_unregisters_producer(self):
         """
-        leave() unregisters the producer before losing the connection:
-        Twisted does not close a transport while one is registered.
+        leave() unregisters the link's producer before losing the
+        connection: Twisted does not close a transport while one is
+        registered.
         """
         self.accept()
-        self.transport.registerProducer(object(), True)
+        self.protocol.set_producer(object())
         self.protocol.leave()
         self.assertIsNone(self.transport.producer)
         self.assertFalse(self.transport.connected)
@@ -663,7 +664,7 @@ class ClosingWithProducerTests(PeerTestCase):
         close() (bad input, time-outs, refusals) does the same.
         """
         self.accept()
-        self.transport.registerProducer(object(), True)
+        self.protocol.set_producer(object())
         self.protocol.close("testing")
         self.assertIsNone(self.transport.producer)
         self.assertClosedWithError("testing")
