@@ -118,7 +118,8 @@ class ChatNode:
     @ivar name: this node's display name.
     @ivar links: the accepted peer links.
     @ivar peers: known peers by id.
-    @ivar forks: (author, seq) pairs where a forked feed was detected.
+    @ivar forks: how many forked entries were detected (and not stored);
+        each is logged with its author and seq.
     @ivar replicator: decides which links carry which entries.
     @ivar entries_received: entry frames received from peers.
     @ivar duplicates_received: of those, entries already held.
@@ -153,7 +154,7 @@ class ChatNode:
         self._dial = dial
         self.links: Set[PeerProtocol] = set()
         self.peers: Dict[str, PeerRecord] = {}
-        self.forks: List[tuple] = []
+        self.forks = 0
         self._views: Set[object] = set()
         self._batch: List[Entry] = []
         self._batch_ids: Set[str] = set()
@@ -472,7 +473,7 @@ class ChatNode:
         self.metrics.entry_stored(len(result.added))
         for entry, existing_id in result.forks:
             self.metrics.entry_rejected("fork")
-            self.forks.append((entry.author, entry.seq))
+            self.forks += 1
             self.log.warn(
                 "fork detected in the feed of {author} at seq {seq}: "
                 "entries {new} and {old}; keeping the first",
@@ -809,7 +810,7 @@ class ChatNode:
             "peers": self.membership.alive_count(),
             "links": len(self.links),
             "digest": self._store.digest(),
-            "forks": len(self.forks),
+            "forks": self.forks,
             "blocked": len(self._blocked),
             "entries_received": self.entries_received,
             "duplicates_received": self.duplicates_received,
