@@ -9,6 +9,8 @@ this module touches the network or the disk.
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from p2pchat.membership import MembershipConfig
+
 
 @dataclass(frozen=True)
 class PeerAddress:
@@ -67,9 +69,9 @@ class NodeConfig:
     stdio: bool
     advertise_host: str = "127.0.0.1"
     handshake_timeout_s: float = 10.0
-    max_links: int = 5
+    max_links: int = MembershipConfig.max_links
     hidden: bool = False
-    failure_timeout_s: float = 4.0
+    failure_timeout_s: float = MembershipConfig.failure_timeout_s
     tls: Optional["TLSFiles"] = None
     manhole: Optional[str] = None
     manhole_keys: Optional[str] = None

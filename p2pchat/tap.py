@@ -25,14 +25,15 @@ from twisted.python import usage
 from p2pchat.ca import is_dns_safe_name
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
+from p2pchat.membership import MembershipConfig
 
 DEFAULT_PORT = 9090
 DEFAULT_CONSOLE_PORT = DEFAULT_PORT + 1
 DEFAULT_ADVERTISE_HOST = "127.0.0.1"
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
-DEFAULT_MAX_LINKS = 5
+DEFAULT_MAX_LINKS = MembershipConfig.max_links
 MAX_LINKS_LIMIT = 64
-DEFAULT_FAILURE_TIMEOUT_S = 4.0
+DEFAULT_FAILURE_TIMEOUT_S = MembershipConfig.failure_timeout_s
 FALLBACK_NAME = "user"
 MAX_NAME_LENGTH = 32
 
