@@ -45,7 +45,7 @@ from zope.interface import Interface
 
 from p2pchat.entry import validate_name
 from p2pchat.identity import HEX_DIGITS, is_node_id, short_id, verify_signature
-from p2pchat.wire import MAX_ADDRESS_LENGTH, MAX_LINE_BYTES, FrameError
+from p2pchat.wire import MAX_LINE_BYTES, FrameError, valid_address
 
 ALIVE = "alive"
 SUSPECT = "suspect"
@@ -176,22 +176,6 @@ def _is_int(value: object, maximum: int) -> bool:
     return type(value) is int and 0 <= value <= maximum
 
 
-def _valid_address(address: object) -> bool:
-    if address is None:
-        return True
-    if not (
-        isinstance(address, str)
-        and 0 < len(address) <= MAX_ADDRESS_LENGTH
-        and address.isprintable()
-    ):
-        return False
-    try:
-        address.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
     """
     Check the form of one gossip row.  The id, name and address of a row
@@ -211,7 +195,7 @@ def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
             raise FrameError("gossip row id is not a node id")
         if not validate_name(row.get("name")):
             raise FrameError(f"gossip row for {short_id(node_id)}: name is not a valid name")
-        if "addr" not in row or not _valid_address(row["addr"]):
+        if "addr" not in row or not valid_address(row["addr"]):
             raise FrameError(
                 f"gossip row for {short_id(node_id)}: addr is not a printable string or null"
             )

@@ -45,14 +45,24 @@ def _check_hello(frame: Dict[str, Any]) -> None:
         raise FrameError("hello.links is not a link count")
     if "addr" not in frame:
         raise FrameError("hello has no addr (use null for none)")
-    address = frame["addr"]
-    if address is not None and not (
+    if not valid_address(frame["addr"]):
+        raise FrameError("hello.addr is not a printable string or null")
+
+
+def valid_address(address: object) -> bool:
+    """
+    @return: whether C{address} can be a node's advertised address, in a
+        hello or in gossip: C{None} (no address), or a printable string of
+        1 to L{MAX_ADDRESS_LENGTH} characters that encodes as UTF-8.
+    """
+    if address is None:
+        return True
+    return (
         isinstance(address, str)
         and 0 < len(address) <= MAX_ADDRESS_LENGTH
         and address.isprintable()
         and _is_unicode(address)
-    ):
-        raise FrameError("hello.addr is not a printable string or null")
+    )
 
 
 def _is_unicode(text: str) -> bool:
