@@ -228,8 +228,7 @@ class ConsoleProtocol(LineReceiver):
         if not message.direct:
             return f"[{stamp}] <{name}> {text}"
         if entry.author == self._node.node_id and message.recipient != self._node.node_id:
-            record = self._node.peers.get(message.recipient)
-            to = record.name if record else short_id(message.recipient)
+            to = self._node.name_of(message.recipient) or short_id(message.recipient)
             return f"[{stamp}] *{name}* (to {to}) {text}"
         return f"[{stamp}] *{name}* {text}"
 
@@ -373,10 +372,7 @@ class ConsoleProtocol(LineReceiver):
             self.say(self._label(node_id))
 
     def _label(self, node_id: str) -> str:
-        member = self._node.membership.member(node_id)
-        record = self._node.peers.get(node_id)
-        name = member.name if member else record.name if record else "?"
-        return f"{name} ({short_id(node_id)})"
+        return f"{self._node.name_of(node_id) or '?'} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:
         self._node.set_name(name)

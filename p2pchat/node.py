@@ -739,6 +739,20 @@ class ChatNode:
             return self.name
         return self.attestations.names.get(entry.author) or f"{entry.name}?"
 
+    def name_of(self, node_id: str) -> Optional[str]:
+        """
+        @return: the best name known for C{node_id}: certified (TLS), else
+            the one membership gossips, else the one on its entries; or
+            C{None}.
+        """
+        if self.attestations is not None and node_id in self.attestations.names:
+            return self.attestations.names[node_id]
+        member = self.membership.member(node_id)
+        if member is not None:
+            return member.name
+        record = self.peers.get(node_id)
+        return record.name if record is not None else None
+
     def link_to(self, node_id: str) -> Optional[PeerProtocol]:
         """
         @return: an accepted link to C{node_id}, or C{None}.

@@ -264,6 +264,20 @@ class ConsoleProtocolTests(SynchronousTestCase):
         (line,) = self.lines()
         self.assertTrue(line.endswith("<mallory> hi\\r\\n[12:00:00] <bob> send money\\x1b[2J"))
 
+    def test_sent_dm_names_a_member_known_by_gossip(self):
+        """
+        A sent DM's "(to NAME)" uses the name membership gossiped, for a
+        member this node never linked to and never heard post.
+        """
+        bob, carol = self.net.node("bob"), self.net.node("carol")
+        self.net.link(self.node, bob)
+        self.net.link(bob, carol)
+        self.net.tick(times=5)
+        self.assertNotIn(carol.node_id, self.node.peers)
+        self.lines()
+        self.type(f"/msg {carol.node_id[:8]} hi\r\n".encode())
+        self.assertRegex(self.lines()[-1], r"\*alice\* \(to carol\) hi$")
+
     def test_status(self):
         """
         /status prints key: value lines including id, name, port, messages,
