@@ -21,6 +21,7 @@ from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.identity import short_id
 from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.ratelimit import TokenBucket
+from p2pchat.safe import printable
 from p2pchat.tap import parse_peer
 
 MAX_LINE_BYTES = 8192
@@ -141,18 +142,6 @@ def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str
     @return: C{HH:MM:SS} of a wall-clock time in milliseconds.
     """
     return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
-
-
-def printable(text: str) -> str:
-    """
-    @return: C{text} with every non-printable character (line breaks,
-        terminal escape sequences, other control characters) written as an
-        escape such as C{\\x1b}, so a message can neither fake a line nor
-        drive someone's terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConsoleProtocol(LineReceiver):
