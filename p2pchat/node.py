@@ -36,7 +36,7 @@ from p2pchat.membership import IMembershipOutput, Member, Membership, Membership
 from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
-from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
+from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator, wanted
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
 from p2pchat.tap import parse_peer
@@ -46,6 +46,9 @@ MAX_BATCH_ENTRIES = 1000
 MAX_LINKS = 64
 MAX_LAMPORT_LEAD = 1_000_000
 PENALTY_S = 60.0
+# How long entries marked sync still count as catch-up after this node's
+# summary round with a link ended.
+SYNC_GRACE_S = 5.0
 MAX_PENALTY_S = 3600.0
 
 
@@ -314,7 +317,10 @@ class ChatNode:
         record.links += 1
         record.last_seen = self._clock.seconds()
         self.links.add(link)
-        streamer = EntryStreamer(link, self._store.entries_after, self._clock)
+        streamer = EntryStreamer(
+            link, self._store.entries_after, self._clock, get=self._store.get,
+            feeds_page=self._store.feeds_page, wanted=wanted,
+        )
         self._streamers[link] = streamer
         link.set_producer(streamer)
         self.replicator.link_up(link)
@@ -361,28 +367,31 @@ class ChatNode:
     def solicit(self, link: PeerProtocol) -> None:
         link.expect_sync()
 
-    def stream(self, link: PeerProtocol, cursors: Dict[str, int]) -> None:
+    def settle(self, link: PeerProtocol) -> None:
+        link.expect_sync(SYNC_GRACE_S)
+
+    def when_ready(self, link: PeerProtocol, action: Callable[[], None]) -> None:
         streamer = self._streamers.get(link)
         if streamer is not None:
-            streamer.request(cursors)
+            streamer.when_ready(action)
 
-    def send_entries(self, link: PeerProtocol, entry_ids: List[str]) -> None:
+    def answer(self, link: PeerProtocol, after, upto, vv: dict, done) -> None:
         self.flush()
-        for wanted in entry_ids:
-            entry = self._store.get(wanted)
-            if entry is not None:
-                link.send_frame(wire.entry_frame(entry.to_wire(), sync=True))
+        streamer = self._streamers.get(link)
+        if streamer is not None:
+            streamer.answer(after, upto, vv, done)
+
+    def graft(self, link: PeerProtocol, entry_ids: List[str]) -> int:
+        self.flush()
+        streamer = self._streamers.get(link)
+        return streamer.graft(entry_ids) if streamer is not None else 0
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._batch_ids or self._store.has(entry_id)
 
-    def version_vector(self) -> Dict[str, int]:
+    def feeds_page(self, after: Optional[str], limit: int) -> List[tuple]:
         self.flush()
-        return self._store.version_vector()
-
-    def heads(self) -> Dict[str, int]:
-        self.flush()
-        return self._store.heads()
+        return self._timed(self._store.feeds_page, after, limit)
 
     def _record(self, node_id: str, name: str) -> PeerRecord:
         record = self.peers.get(node_id)

@@ -255,13 +255,15 @@ class PeerProtocol(LineReceiver):
             self.pauseProducing()
             self._resume_call = self._clock.callLater(delay_s, self._resume)
 
-    def expect_sync(self) -> None:
+    def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
-        This node just asked the peer for entries (a summary or a graft):
-        for the next L{SYNC_WINDOW_S}, entries it marks C{sync} are charged
-        to the catch-up budget instead of the live one.
+        This node just asked the peer for entries (a summary page or a
+        graft): for the next C{window_s}, entries it marks C{sync} are
+        charged to the catch-up budget instead of the live one.  (Called
+        again with a short C{window_s} when the summary round ends, which
+        closes the window soon.)
         """
-        self._sync_until = self._clock.seconds() + SYNC_WINDOW_S
+        self._sync_until = self._clock.seconds() + window_s
 
     def _resume(self) -> None:
         self._resume_call = None

@@ -4,8 +4,8 @@ Log replication: which entries go to which link, and when.
 L{Replicator} is sans-IO.  The node tells it what happens (a link came up
 or went down, a frame arrived, an entry was committed or arrived again,
 time passed) and it answers through an L{IReplicationOutput}: frames to
-send, and entries to I{stream} (the I/O side streams them with flow
-control, see L{p2pchat.streaming}).
+send, and work for the link's producer (L{p2pchat.streaming}), which does
+everything that can be large with flow control.
 
 Two mechanisms, as in Plumtree (Leitao et al., "Epidemic Broadcast
 Trees"), over the node's few links:
@@ -19,11 +19,30 @@ Trees"), over the node's few links:
     within C{graft_timeout_s} asks for it with C{graft}, which also makes
     that link eager again (the tree heals).
   - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
-    the node sends a C{summary}: each author's highest contiguous sequence
-    number (a version vector).  The receiver streams, in chain order,
-    every entry it holds beyond those numbers.  This catches up nodes that
-    were offline or partitioned, fills gaps, and carries direct messages
-    to recipients that were away.
+    the node runs a I{summary round} with one link: its version vector in
+    pages of at most L{wire.MAX_AUTHORS_PER_PAGE} authors, read lazily from
+    the store, one page at a time.  The receiver answers a page by walking
+    its own feeds in the page's author range (in its producer, a bounded
+    amount per reactor turn), streaming what the asker lacks (see
+    L{wanted}), and then sends C{more}; only then is the next page sent.
+    A feed with a hole is summarised as C{[contiguous, head]}, so the hole
+    is asked for without the entries above it being sent again.
+
+Budgets per link (each derived from what an honest node can send; see
+the constants): a second summary page before C{more} is misbehaving, and
+so is a C{more} with no page unanswered; summary pages beyond
+L{SUMMARY_PAGES_PER_S} just delay C{more} (flow control); C{ihave} ids,
+C{ihave sync} frames, C{graft} ids and C{prune} frames beyond theirs are
+dropped with one rate-limited log line (they are hints, anti-entropy
+repairs whatever is lost); rounds triggered by a peer (C{ihave sync}, an
+entry with a gap) are deferred beyond L{PEER_ROUNDS_PER_S}.
+
+Memory: per link, one own round (a cursor and flags), one page being
+answered (at most 500 authors, held by the producer), six token
+buckets, the batched announcements (at most what one tick brings, and at
+most L{wire.MAX_IDS_PER_FRAME} sync ids), and at most
+L{MAX_MISSING_PER_LINK} missing ids; in total at most L{MAX_MISSING}
+missing ids (about 200 bytes each: 2 MB).
 """
 
 import random
@@ -32,61 +51,24 @@ from typing import Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
 
-from p2pchat.identity import is_node_id
+from p2pchat import wire
+from p2pchat.replication_state import (  # noqa: F401 (re-exported)
+    FRAME_TYPES,
+    MAX_GRAFTS,
+    MAX_IDS_PER_FRAME,
+    MAX_MISSING,
+    MAX_MISSING_PER_LINK,
+    MIN_MISSING_PER_LINK,
+    PAGE_AUTHORS,
+    PEER_ROUNDS_PER_S,
+    SUMMARY_PAGES_PER_S,
+    IReplicationOutput,
+    LinkState,
+    wanted,
+)
+from p2pchat.safe import LogLimiter
 from p2pchat.wire import FrameError
-
-MAX_IDS_PER_FRAME = 500
-MAX_AUTHORS_PER_SUMMARY_FRAME = 500
-MAX_SUMMARY_AUTHORS = 100_000
-MAX_MISSING = 10_000
-MAX_GRAFTS = 3
-FRAME_TYPES = frozenset(["summary", "ihave", "graft", "prune"])
-
-
-class IReplicationOutput(Interface):
-    """
-    What a L{Replicator} asks its node to do.
-    """
-
-    def send(link, frame: dict) -> None:
-        """
-        Send C{frame} on C{link}.
-        """
-
-    def stream(link, cursors: Dict[str, int]) -> None:
-        """
-        Send on C{link}, with flow control and in chain order, every held
-        entry of each author in C{cursors} whose seq is greater than the
-        cursor.
-        """
-
-    def solicit(link) -> None:
-        """
-        This node is asking C{link} for entries (a summary or a graft):
-        what it sends back is catch-up, not live traffic.
-        """
-
-    def send_entries(link, entry_ids: List[str]) -> None:
-        """
-        Send the held entries with these ids on C{link}.
-        """
-
-    def holds(entry_id: str) -> bool:
-        """
-        Whether the node holds (or has queued) the entry with this id.
-        """
-
-    def version_vector() -> Dict[str, int]:
-        """
-        Each author's highest contiguous sequence number held.
-        """
-
-    def heads() -> Dict[str, int]:
-        """
-        Each author's highest sequence number held (gaps or not).
-        """
 
 
 @dataclass(frozen=True)
@@ -94,13 +76,14 @@ class ReplicationConfig:
     """
     Timing of replication.
 
-    @ivar anti_entropy_interval_s: how often a summary goes to one link.
+    @ivar anti_entropy_interval_s: how often a summary round runs with one
+        link.
     @ivar announce_interval_s: how often batched C{ihave}s are sent (the
         node calls L{Replicator.tick} this often).
     @ivar graft_timeout_s: how long an announced entry may take to arrive
         before it is requested.
-    @ivar gap_summary_interval_s: at most one gap-triggered summary per
-        link this often.
+    @ivar gap_summary_interval_s: at most one gap-triggered summary round
+        per link this often.
     """
 
     anti_entropy_interval_s: float = 30.0
@@ -109,52 +92,14 @@ class ReplicationConfig:
     gap_summary_interval_s: float = 1.0
 
 
-def _check_ids(frame: dict) -> List[str]:
-    ids = frame.get("ids")
-    if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_FRAME:
-        raise FrameError(f"{frame['type']}.ids is not a list of 1-{MAX_IDS_PER_FRAME} ids")
-    if not all(is_node_id(i) for i in ids):
-        raise FrameError(f"{frame['type']}.ids holds something that is not an entry id")
-    return ids
-
-
-def _check_summary(frame: dict) -> Dict[str, int]:
-    vector = frame.get("vv")
-    if not isinstance(vector, dict) or len(vector) > MAX_AUTHORS_PER_SUMMARY_FRAME:
-        raise FrameError(
-            f"summary.vv is not an object of at most {MAX_AUTHORS_PER_SUMMARY_FRAME} authors"
-        )
-    if not isinstance(frame.get("final"), bool):
-        raise FrameError("summary.final is not a boolean")
-    for author, seq in vector.items():
-        if not is_node_id(author):
-            raise FrameError("summary.vv has a key that is not a node id")
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 2**53:
-            raise FrameError("summary.vv has a value that is not a sequence number")
-    return vector
-
-
-class _LinkState:
-    """
-    What the replicator keeps per link.
-    """
-
-    def __init__(self):
-        self.eager = True
-        self.announce: List[str] = []
-        self.sync_announce: List[str] = []
-        self.summary_due = False
-        self.summary: Dict[str, int] = {}
-        self.last_gap_summary = float("-inf")
-
-
 class Replicator:
     """
     Decides what each link carries; see the module docstring.
 
     @ivar missing: announced entry ids not yet held, with the clock time
         they were last requested (or first announced), the links that
-        announced them and how many grafts were sent; at most
+        announced them, how many grafts were sent and the link that
+        announced them first (whose share they count against); at most
         L{MAX_MISSING}, and an id is given up after L{MAX_GRAFTS} grafts
         (anti-entropy still brings it if it exists).
     """
@@ -172,24 +117,29 @@ class Replicator:
         self._output = output
         self._config = config
         self._rng = rng or random.Random()
-        self._links: Dict[object, _LinkState] = {}
+        self._links: Dict[object, LinkState] = {}
         self.missing: Dict[str, tuple] = {}
         self._next_anti_entropy = clock.seconds() + config.anti_entropy_interval_s
+        self._limiter = LogLimiter(clock)
 
     # Links
 
     def link_up(self, link) -> None:
         """
-        A link was accepted: start it eager and exchange summaries.
+        A link was accepted: start it eager and run a summary round.
         """
-        self._links[link] = _LinkState()
+        self._links[link] = LinkState(self._clock)
         self.send_summary(link)
 
     def link_down(self, link) -> None:
         """
-        A link closed: forget it.
+        A link closed: forget it (and the missing ids it announced first).
         """
-        self._links.pop(link, None)
+        state = self._links.pop(link, None)
+        if state is not None and state.missing:
+            for entry_id, known in list(self.missing.items()):
+                if known[3] is link:
+                    del self.missing[entry_id]
 
     def eager_links(self) -> List[object]:
         """
@@ -199,27 +149,42 @@ class Replicator:
 
     def send_summary(self, link) -> None:
         """
-        Send this node's version vector on C{link}, in frames of at most
-        L{MAX_AUTHORS_PER_SUMMARY_FRAME} authors; the last says C{final}.
+        Start a summary round on C{link}; if one is running, run another
+        right after it (requests coalesce: at most one round in flight and
+        one more due per link).
         """
-        items = sorted(self._output.version_vector().items())
-        chunks = [
-            dict(items[i:i + MAX_AUTHORS_PER_SUMMARY_FRAME])
-            for i in range(0, len(items), MAX_AUTHORS_PER_SUMMARY_FRAME)
-        ] or [{}]
+        state = self._links.get(link)
+        if state is None:
+            return
+        if state.round_active:
+            state.rerun = True
+            return
+        state.round_active, state.round_after, state.final_sent = True, None, False
+        self._output.when_ready(link, lambda: self._send_page(link))
+
+    def _send_page(self, link) -> None:
+        state = self._links.get(link)
+        if state is None or not state.round_active or state.page_unanswered:
+            return
+        rows = self._output.feeds_page(state.round_after, PAGE_AUTHORS)
+        vv = {author: (c if c == h else [c, h]) for author, c, h in rows}
+        final = len(rows) < PAGE_AUTHORS
+        frame = wire.summary_page(state.round_after, vv, final)
+        if rows:
+            state.round_after = rows[-1][0]
+        state.page_unanswered, state.final_sent = True, final
         self._output.solicit(link)
-        for index, chunk in enumerate(chunks):
-            self._output.send(
-                link, {"type": "summary", "vv": chunk, "final": index == len(chunks) - 1}
-            )
+        self._output.send(link, frame)
 
     # Frames in
 
     def rx_frame(self, link, frame: dict) -> None:
         """
-        Handle a C{summary}, C{ihave}, C{graft} or C{prune} frame.
+        Handle a replication frame (its fields were checked by
+        L{p2pchat.wire.parse_frame}).
 
-        @raise FrameError: if it is malformed.
+        @raise FrameError: if the peer broke the protocol (the node closes
+            the link as misbehaving).
         """
         state = self._links.get(link)
         if state is None:
@@ -227,54 +192,93 @@ class Replicator:
         handler = getattr(self, "_rx_" + frame["type"])
         handler(link, state, frame)
 
-    def _rx_summary(self, link, state: _LinkState, frame: dict) -> None:
-        state.summary.update(_check_summary(frame))
-        if len(state.summary) > MAX_SUMMARY_AUTHORS:
-            state.summary = {}
-            raise FrameError(f"summary of more than {MAX_SUMMARY_AUTHORS} authors")
-        if not frame["final"]:
-            return
-        theirs, state.summary = state.summary, {}
-        # Compare what we hold (up to each feed's head, across any gap of
-        # ours) with what they hold contiguously: they get everything of
-        # ours beyond it, including authors they lack entirely.  A claim
-        # of more than we hold makes us send nothing for that author.
-        cursors = {
-            author: theirs.get(author, 0)
-            for author, head in self._output.heads().items()
-            if head > theirs.get(author, 0)
-        }
-        if cursors:
-            self._output.stream(link, cursors)
+    def _over_budget(self, state: LinkState, bucket: str, n: int, link) -> bool:
+        if state.buckets[bucket].take(min(n, state.buckets[bucket].burst)):
+            return False
+        self._limiter.log(
+            "over-budget-" + bucket, self.log.warn,
+            "dropping {what} from {peer}: over its per-link budget",
+            what=bucket, peer=getattr(link, "describe", lambda: repr(link))(),
+        )
+        return True
 
-    def _rx_ihave(self, link, state: _LinkState, frame: dict) -> None:
-        now = self._clock.seconds()
-        ids = _check_ids(frame)
-        if not isinstance(frame.get("sync", False), bool):
-            raise FrameError("ihave.sync is not a boolean")
+    def _rx_summary(self, link, state: LinkState, frame: dict) -> None:
+        if state.answering:
+            raise FrameError("summary page sent before the previous one was answered")
+        state.answering = True
+        state.buckets["summary"].charge(1)
+        vv = frame["vv"]
+        upto = None if frame["final"] else next(reversed(vv))
+        self._output.answer(link, frame["after"], upto, vv, lambda: self._answered(link))
+
+    def _answered(self, link) -> None:
+        state = self._links.get(link)
+        if state is None:
+            return
+        delay_s = state.buckets["summary"].debt_s()
+        if delay_s > 0:
+            self._clock.callLater(delay_s, self._answered, link)
+            return
+        state.answering = False
+        self._output.send(link, {"type": "more"})
+
+    def _rx_more(self, link, state: LinkState, frame: dict) -> None:
+        if not state.page_unanswered:
+            raise FrameError("more without an unanswered summary page")
+        state.page_unanswered = False
+        if not state.final_sent:
+            self._output.when_ready(link, lambda: self._send_page(link))
+            return
+        state.round_active = False
+        if state.rerun:
+            state.rerun = False
+            self.send_summary(link)
+        else:
+            self._output.settle(link)
+
+    def _rx_ihave(self, link, state: LinkState, frame: dict) -> None:
+        ids = frame["ids"]
         if frame.get("sync"):
+            if self._over_budget(state, "sync", 1, link):
+                return
             # Entries the sender caught up on: if we lack any, pull what
-            # we lack with a summary (a flow-controlled stream), rather
-            # than grafting ids one by one.
+            # we lack with a summary round (flow-controlled), rather than
+            # grafting ids one by one.
             if not all(self._output.holds(entry_id) for entry_id in ids):
                 self.gap_seen(link)
             return
+        if self._over_budget(state, "ihave", len(ids), link):
+            return
+        now = self._clock.seconds()
+        share = max(MIN_MISSING_PER_LINK,
+                    min(MAX_MISSING_PER_LINK, MAX_MISSING // max(1, len(self._links))))
         for entry_id in ids:
             known = self.missing.get(entry_id)
             if known is not None:
                 if link not in known[1]:
                     known[1].append(link)
                 continue
-            if len(self.missing) >= MAX_MISSING or self._output.holds(entry_id):
+            if (len(self.missing) >= MAX_MISSING or state.missing >= share
+                    or self._output.holds(entry_id)):
                 continue
-            self.missing[entry_id] = (now, [link], 0)
+            self.missing[entry_id] = (now, [link], 0, link)
+            state.missing += 1
 
-    def _rx_graft(self, link, state: _LinkState, frame: dict) -> None:
+    def _rx_graft(self, link, state: LinkState, frame: dict) -> None:
         state.eager = True
-        self._output.send_entries(link, _check_ids(frame))
+        ids = list(dict.fromkeys(frame["ids"]))
+        if self._over_budget(state, "graft", len(ids), link):
+            return
+        if self._output.graft(link, ids):
+            self._limiter.log(
+                "graft-pending", self.log.warn,
+                "dropping graft ids from {peer}: too many pending",
+                peer=getattr(link, "describe", lambda: repr(link))(),
+            )
 
-    def _rx_prune(self, link, state: _LinkState, frame: dict) -> None:
-        state.eager = False
+    def _rx_prune(self, link, state: LinkState, frame: dict) -> None:
+        if not self._over_budget(state, "prune", 1, link):
+            state.eager = False
 
     # Entries
 
@@ -291,7 +295,7 @@ class Replicator:
         @return: the links to push it to in full; the others get it
             announced at the next tick.
         """
-        self.missing.pop(entry_id, None)
+        self._forget_missing(entry_id)
         eager = []
         for link, state in self._links.items():
             if link is source:
@@ -304,6 +308,13 @@ class Replicator:
             else:
                 state.announce.append(entry_id)
         return eager
+
+    def _forget_missing(self, entry_id: str) -> None:
+        known = self.missing.pop(entry_id, None)
+        if known is not None:
+            first = self._links.get(known[3])
+            if first is not None:
+                first.missing -= 1
 
     def announce(self, link, entry_id: str) -> None:
         """
@@ -329,14 +340,16 @@ class Replicator:
         """
         Something showed that C{source} holds entries this node lacks (an
         entry whose predecessor is missing, or a catch-up announcement):
-        ask it with a summary, at most once per C{gap_summary_interval_s}
-        (a later request is deferred to the next allowed time).
+        ask it with a summary round, at most once per
+        C{gap_summary_interval_s} and within L{PEER_ROUNDS_PER_S} (a later
+        request is deferred to the next allowed time, never dropped).
         """
         state = self._links.get(source)
         if state is None:
             return
         now = self._clock.seconds()
-        if now - state.last_gap_summary >= self._config.gap_summary_interval_s:
+        if (now - state.last_gap_summary >= self._config.gap_summary_interval_s
+                and state.buckets["rounds"].take()):
             state.last_gap_summary = now
             state.summary_due = False
             self.send_summary(source)
@@ -374,17 +387,17 @@ class Replicator:
         # entry_added), so what is here is not held.
         now = self._clock.seconds()
         requests: Dict[object, List[str]] = {}
-        for entry_id, (since, announcers, grafts) in list(self.missing.items()):
+        for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
             if now - since < self._config.graft_timeout_s:
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:
-                del self.missing[entry_id]
+                self._forget_missing(entry_id)
                 continue
             link = live[0]
             requests.setdefault(link, []).append(entry_id)
             # Ask the next announcer if this one fails too.
-            self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1)
+            self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1, first)
         for link, ids in requests.items():
             self._links[link].eager = True
             self._output.solicit(link)

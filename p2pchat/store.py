@@ -630,6 +630,32 @@ class Store:
         """
         return dict(self._query("SELECT author, contiguous FROM feeds"))
 
+    def feeds_page(
+        self, after: Optional[str], limit: int, upto: Optional[str] = None
+    ) -> List[Tuple[str, int, int]]:
+        """
+        One page of the version vector, for paged summaries: a range scan
+        of the C{feeds} primary key plus one index seek per author, so the
+        cost is bounded by C{limit}, whatever the number of authors.
+
+        @param after: only authors greater than this (C{None}: from the
+            first).
+        @param limit: at most this many authors.
+        @param upto: if given, only authors at most this.
+        @return: C{(author, contiguous, head)} for those authors, ascending
+            by author: the contiguous seq (see L{contiguous_seq}) and the
+            highest stored seq.
+        """
+        return [
+            tuple(row)
+            for row in self._query(
+                "SELECT author, contiguous, "
+                "(SELECT MAX(seq) FROM entries WHERE entries.author = feeds.author) "
+                "FROM feeds WHERE author > ? AND author <= ? ORDER BY author LIMIT ?",
+                (after or "", upto if upto is not None else "\uffff", limit),
+            )
+        ]
+
     def entries_after(self, author: str, seq: int, limit: int) -> List[Entry]:
         """
         @param author: a node id.

@@ -13,9 +13,14 @@ from typing import Any, Callable, Dict, Optional
 from p2pchat.entry import canonical_json, validate_name
 from p2pchat.identity import is_node_id
 
-PROTOCOL_VERSION = 1
+# Version 2: paged, acknowledged summaries ("summary" pages with "after",
+# "more"), and [contiguous, head] summary values; see docs/protocol.md.
+PROTOCOL_VERSION = 2
 MAX_LINE_BYTES = 65536
 MAX_ADDRESS_LENGTH = 300
+MAX_IDS_PER_FRAME = 500
+MAX_AUTHORS_PER_PAGE = 500
+MAX_SEQ = 2**53
 
 
 class FrameError(ValueError):
@@ -91,6 +96,52 @@ def _check_nothing(frame: Dict[str, Any]) -> None:
     pass
 
 
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ
+
+
+def _check_summary(frame: Dict[str, Any]) -> None:
+    after = frame.get("after", 0)
+    if after is not None and not is_node_id(after):
+        raise FrameError("summary.after is not a node id or null")
+    if not isinstance(frame.get("final"), bool):
+        raise FrameError("summary.final is not a boolean")
+    vector = frame.get("vv")
+    if not isinstance(vector, dict) or len(vector) > MAX_AUTHORS_PER_PAGE:
+        raise FrameError(f"summary.vv is not an object of at most {MAX_AUTHORS_PER_PAGE} authors")
+    if not vector and not frame["final"]:
+        raise FrameError("summary.vv is empty on a page that is not final")
+    previous = after or ""
+    for author, value in vector.items():
+        if not is_node_id(author):
+            raise FrameError("summary.vv has a key that is not a node id")
+        if author <= previous:
+            raise FrameError("summary.vv keys are not ascending and after summary.after")
+        previous = author
+        # Exactly one form per claim: a plain seq when contiguous == head,
+        # [contiguous, head] with contiguous < head otherwise.
+        if _is_seq(value):
+            continue
+        if not (
+            isinstance(value, list) and len(value) == 2
+            and all(_is_seq(v) for v in value) and value[0] < value[1]
+        ):
+            raise FrameError(
+                "summary.vv has a value that is neither a seq nor [contiguous, head]"
+                " with contiguous < head"
+            )
+
+
+def _check_ids(frame: Dict[str, Any]) -> None:
+    ids = frame.get("ids")
+    if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_FRAME:
+        raise FrameError(f"{frame['type']}.ids is not a list of 1-{MAX_IDS_PER_FRAME} ids")
+    if not all(is_node_id(i) for i in ids):
+        raise FrameError(f"{frame['type']}.ids holds something that is not an entry id")
+    if not isinstance(frame.get("sync", False), bool):
+        raise FrameError(f"{frame['type']}.sync is not a boolean")
+
+
 FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "hello": _check_hello,
     "entry": _check_entry,
@@ -98,11 +149,11 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "ping": _check_nothing,
     "pong": _check_nothing,
     "bye": _check_nothing,
-    # Replication frames; their fields are checked by
-    # p2pchat.replication.Replicator, which raises FrameError too.
-    "summary": _check_nothing,
-    "ihave": _check_nothing,
-    "graft": _check_nothing,
+    # Replication frames (handled by p2pchat.replication.Replicator).
+    "summary": _check_summary,
+    "more": _check_nothing,
+    "ihave": _check_ids,
+    "graft": _check_ids,
     "prune": _check_nothing,
     # Membership gossip; checked by p2pchat.membership.Membership.
     "gossip": _check_nothing,
@@ -191,3 +242,18 @@ def error(reason: str) -> Dict[str, Any]:
     @return: an C{error} frame; the sender closes the link after it.
     """
     return {"type": "error", "reason": reason}
+
+
+def summary_page(after: Optional[str], vv: Dict[str, Any], final: bool) -> Dict[str, Any]:
+    """
+    @param after: the last author of the previous page of this round, or
+        C{None} for the first page.
+    @param vv: at most L{MAX_AUTHORS_PER_PAGE} authors, all greater than
+        C{after}, each mapped to its contiguous seq, or to C{[contiguous,
+        head]} when the feed has a hole (contiguous < head).
+    @param final: whether this is the round's last page.
+    @return: one page of a summary round; the receiver answers it with
+        the entries the sender lacks in the page's author range, then
+        C{more}.
+    """
+    return {"type": "summary", "after": after, "vv": vv, "final": final}

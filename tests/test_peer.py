@@ -269,8 +269,9 @@ class HandshakeTests(PeerTestCase):
         that names the version.
         """
         self.connect()
-        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=2)))
-        self.assertClosedWithError("unsupported protocol version 2")
+        # Version 1 (before paged summaries) is refused since version 2.
+        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=1)))
+        self.assertClosedWithError("unsupported protocol version 1")
         self.assertHandshakeFailed()
         self.assertEqual(self.handler.calls, [])
 

@@ -12,8 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat import wire
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
-from p2pchat.replication import MAX_AUTHORS_PER_SUMMARY_FRAME
 from p2pchat.streaming import EntryStreamer
+from p2pchat.wire import MAX_AUTHORS_PER_PAGE as MAX_AUTHORS_PER_SUMMARY_FRAME
 from tests.nodes import Network
 
 
@@ -170,9 +170,9 @@ class AnnouncementTests(SynchronousTestCase):
     def test_unanswered_ids_are_given_up(self):
         """
         Ids announced but never delivered are grafted at most MAX_GRAFTS
-        times, then forgotten; at most MAX_MISSING are tracked.
+        times, then forgotten; at most a link's share are tracked.
         """
-        from p2pchat.replication import MAX_GRAFTS, MAX_MISSING
+        from p2pchat.replication import MAX_GRAFTS, MAX_MISSING_PER_LINK
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         bob_side, _ = net.link(bob, alice)
@@ -181,10 +181,11 @@ class AnnouncementTests(SynchronousTestCase):
         self.assertEqual(len(bob.replicator.missing), 500)
         net.tick(seconds=1.1, times=MAX_GRAFTS + 2)
         self.assertEqual(bob.replicator.missing, {})
-        for _ in range(MAX_MISSING // 500 + 2):
+        for _ in range(MAX_MISSING_PER_LINK // 500 + 2):
             ids = [Identity.generate().node_id for _ in range(500)]
             bob.replicator.rx_frame(bob_side, {"type": "ihave", "ids": ids})
-        self.assertEqual(len(bob.replicator.missing), MAX_MISSING)
+        # One link's share (this changed with the per-link share, #10 item 11).
+        self.assertEqual(len(bob.replicator.missing), MAX_MISSING_PER_LINK)
 
     def test_congested_link_gets_announcements(self):
         """
@@ -286,12 +287,12 @@ class BadSummaryTests(SynchronousTestCase):
         A peer that claims to hold far more of an author than we do gets
         nothing of that author.
         """
-        streamer = self.alice._streamers[self.alice_side]
-        sent = streamer.sent
+        frames = []
+        self.patch(self.alice_side, "send_frame", frames.append)
         claim = {self.alice.node_id: 2**53}
-        self.bob_side.send_frame({"type": "summary", "vv": claim, "final": True})
+        self.alice.replicator.rx_frame(self.alice_side, wire.summary_page(None, claim, True))
         self.net.settle()
-        self.assertEqual(streamer.sent, sent)
+        self.assertEqual(frames, [{"type": "more"}])
         self.assertIn(self.alice_side, self.alice.links)
 
     def test_oversized_or_malformed_summary_closes_link(self):
@@ -301,7 +302,7 @@ class BadSummaryTests(SynchronousTestCase):
         """
         too_many = {Identity.generate().node_id: 0
                     for _ in range(MAX_AUTHORS_PER_SUMMARY_FRAME + 1)}
-        self.bob_side.send_frame({"type": "summary", "vv": too_many, "final": True})
+        self.bob_side.send_frame(wire.summary_page(None, too_many, True))
         self.net.settle()
         self.assertEqual(self.alice.links, set())
         net = Network(self)
