@@ -67,7 +67,7 @@ from p2pchat.replication_state import (  # noqa: F401 (re-exported)
     LinkState,
     wanted,
 )
-from p2pchat.safe import LogLimiter
+from p2pchat.safe import LogLimiter, printable
 from p2pchat.wire import FrameError
 
 
@@ -90,6 +90,11 @@ class ReplicationConfig:
     announce_interval_s: float = 0.2
     graft_timeout_s: float = 1.0
     gap_summary_interval_s: float = 1.0
+
+
+def _describe(link) -> str:
+    # Peer names are peer-supplied: escaped before they reach a log line.
+    return printable(getattr(link, "describe", lambda: repr(link))())
 
 
 class Replicator:
@@ -198,7 +203,7 @@ class Replicator:
         self._limiter.log(
             "over-budget-" + bucket, self.log.warn,
             "dropping {what} from {peer}: over its per-link budget",
-            what=bucket, peer=getattr(link, "describe", lambda: repr(link))(),
+            what=bucket, peer=_describe(link),
         )
         return True
 
@@ -273,7 +278,7 @@ class Replicator:
             self._limiter.log(
                 "graft-pending", self.log.warn,
                 "dropping graft ids from {peer}: too many pending",
-                peer=getattr(link, "describe", lambda: repr(link))(),
+                peer=_describe(link),
             )
 
     def _rx_prune(self, link, state: LinkState, frame: dict) -> None:

@@ -6,10 +6,12 @@ read.  Each test fails without the defence its docstring names.
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from p2pchat import wire
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
+from p2pchat.replication import IReplicationOutput
 from p2pchat.streaming import MAX_PENDING_GRAFTS, WALK_AUTHORS, EntryStreamer
 from tests.nodes import Network
 
@@ -38,6 +40,12 @@ class ManyAuthorsTests(SynchronousTestCase):
     """
     Summaries scale with the number of authors (#10 finding 2).
     """
+
+    def test_node_is_a_replication_output(self):
+        """
+        The node provides every method the replicator calls.
+        """
+        self.assertTrue(verifyObject(IReplicationOutput, Network(self).node("alice")))
 
     def test_catch_up_over_several_pages(self):
         """

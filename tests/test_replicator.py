@@ -356,3 +356,26 @@ class BudgetTests(Fixture):
         self.assertLessEqual(len(solicits), 2 + 60 * 0.2 + 1)
         self.assertGreaterEqual(len(solicits), 10)
         self.assertEqual(calls[-1][0], "settle")
+
+    def test_over_budget_is_one_escaped_log_line(self):
+        """
+        A peer hammering the prune budget gets one log line per interval
+        (not one per frame), with its name escaped.
+        """
+        self.make()
+        lines = []
+
+        class Recorder:
+            def warn(self, format, **fields):
+                lines.append(format.format(**fields))
+        self.patch(self.replicator, "log", Recorder())
+
+        class Link:
+            def describe(self):
+                return "evil\x1b[2J (abcd1234) at ?"
+        link = Link()
+        self.replicator.link_up(link)
+        for _ in range(500):
+            self.replicator.rx_frame(link, {"type": "prune"})
+        self.assertEqual(lines, ["dropping prune from evil\\x1b[2J (abcd1234) at ?:"
+                                 " over its per-link budget"])
