@@ -44,8 +44,9 @@ import hashlib
 import json
 import math
 import sqlite3
+import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from p2pchat.entry import Entry, body_json
 
@@ -59,6 +60,14 @@ _SQLITE_MAX_INT = 2**63 - 1
 # Store.search collects at most this many times isqrt(limit * count) + 1
 # matching rowids (inside SQLite) before it switches to probing each row.
 _SCAN_MAX_FACTOR = 16
+
+# Store.search: at most this many different words per query (an FTS5 AND
+# of hundreds of phrases over common words takes seconds), and at most this
+# long (by the store's clock) inside SQLite per query before it gives up.
+MAX_SEARCH_TERMS = 16
+SEARCH_BUDGET_S = 0.2
+# SQLite calls the budget check every this many virtual machine steps.
+_PROGRESS_STEPS = 500
 
 # Store.max_seq keeps at most this many authors' answers (it is asked
 # before signatures are checked, so the authors may be made up).
@@ -127,6 +136,14 @@ class StoreError(Exception):
     """
 
 
+class SearchRefused(ValueError):
+    """
+    A search was not run, or was abandoned, because it is too broad:
+    too many words, or over its time budget.  C{str(error)} says which,
+    in words fit for the user.
+    """
+
+
 @dataclass
 class AddResult:
     """
@@ -169,20 +186,28 @@ def _fts_query(text: str) -> Optional[str]:
     Each whitespace-separated token becomes an FTS5 string (with C{"}
     doubled) and the strings are ANDed.  Tokens with no letter or digit are
     dropped: the tokenizer would turn them into nothing, and an empty
-    phrase makes the whole AND match nothing.
+    phrase makes the whole AND match nothing.  Repeated tokens (compared
+    case-insensitively, as the tokenizer does) count once.
 
     NUL characters (which would end the query string early inside SQLite)
     count as whitespace, and lone surrogates (which cannot be encoded) as
     C{?}.
 
     @return: the query, or C{None} if there is nothing to search for.
+    @raise SearchRefused: if more than L{MAX_SEARCH_TERMS} different
+        tokens remain.
     """
     text = text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
-    tokens = [
-        '"' + token.replace('"', '""') + '"'
-        for token in text.split()
-        if any(c.isalnum() for c in token)
-    ]
+    unique: Dict[str, str] = {}
+    for token in text.split():
+        if any(c.isalnum() for c in token):
+            unique.setdefault(token.casefold(), token)
+    if len(unique) > MAX_SEARCH_TERMS:
+        raise SearchRefused(
+            f"search has {len(unique)} different words; "
+            f"at most {MAX_SEARCH_TERMS} are allowed"
+        )
+    tokens = ['"' + token.replace('"', '""') + '"' for token in unique.values()]
     if not tokens:
         return None
     return " AND ".join(tokens)
@@ -219,12 +244,22 @@ class Store:
     @ivar path: the database file name (or C{":memory:"}).
     """
 
-    def __init__(self, path: str):
+    def __init__(
+        self,
+        path: str,
+        clock: Callable[[], float] = time.monotonic,
+        search_budget_s: float = SEARCH_BUDGET_S,
+    ):
         """
         @param path: the database file; created by L{open} if absent.  No
             I/O happens here.
+        @param clock: seconds, for L{search}'s time budget.
+        @param search_budget_s: how long one L{search} may run inside
+            SQLite before it is abandoned.
         """
         self.path = path
+        self._clock = clock
+        self.search_budget_s = search_budget_s
         self._db: Optional[sqlite3.Connection] = None
         # author -> highest stored seq, for the authors asked about (see
         # max_seq); brought up to date by add_entries after each commit.
@@ -734,30 +769,52 @@ class Store:
         quotes are just text) and all tokens must match.  Matching follows
         the FTS5 unicode61 tokenizer: case-insensitive, whole words.
 
+        The cost is bounded: repeated words count once, at most
+        L{MAX_SEARCH_TERMS} different words are taken, and the queries
+        are abandoned (through SQLite's progress handler) once they have
+        run for C{search_budget_s} by the store's clock.
+
         @param text: the words to look for.
         @param limit: how many entries to return at most.
         @return: the newest C{limit} matching chat entries in display
             order, oldest first; C{[]} if C{text} has no words.
+        @raise SearchRefused: too many words, or over the time budget.
         """
         query = _fts_query(text)
         if query is None or limit <= 0:
             return []
+        db = self._conn
+        deadline = self._clock() + self.search_budget_s
+        over = []
+
+        def check() -> int:
+            if self._clock() > deadline:
+                over.append(True)
+                return 1  # SQLite aborts the statement: "interrupted"
+            return 0
+
+        db.set_progress_handler(check, _PROGRESS_STEPS)
         try:
             rowids = self._search_rowids(query, limit)
-            if not rowids:
-                return []
             rows = []
             for chunk in _chunks(rowids):
                 marks = ",".join("?" * len(chunk))
                 rows.extend(
-                    self._conn.execute(
+                    db.execute(
                         f"SELECT {_ENTRY_COLUMNS} FROM entries "
                         f"WHERE rowid IN ({marks})",
                         chunk,
                     )
                 )
         except sqlite3.Error as e:
+            if over:
+                raise SearchRefused(
+                    f"search too broad: gave up after {self.search_budget_s:g} s; "
+                    "add rarer words"
+                ) from None
             raise StoreError(f"cannot search store {self.path}: {e}") from e
+        finally:
+            db.set_progress_handler(None, 0)
         entries = [_row_to_entry(row) for row in rows]
         entries.sort(key=lambda e: (e.lamport, e.author, e.seq))
         return entries

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat import store as store_module
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
-from p2pchat.store import AddResult, Store, StoreError
+from p2pchat.store import AddResult, SearchRefused, Store, StoreError
 
 
 def make_chain(identity, count, start_lamport=1, texts=None, ts=1000):
@@ -797,7 +797,73 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         if not hasattr(self, "_searchStore"):
             self._searchStore = self.open_store()
             self._searchStore.add_entries(make_chain(self.alice, 2))
-        self.assertIsInstance(self._searchStore.search(text), list)
+        try:
+            self.assertIsInstance(self._searchStore.search(text), list)
+        except SearchRefused as e:
+            # Intended: more than MAX_SEARCH_TERMS different words are
+            # refused with a message, never run.
+            self.assertIn("different words", str(e))
+
+    def test_searchRepeatedWordsCountOnce(self):
+        """
+        A word repeated a thousand times (any case) is one FTS5 phrase, not
+        an AND of a thousand: the query SQLite sees is bounded by the
+        number of different words.
+        """
+        store = self.open_store()
+        chain = make_chain(self.alice, 2, texts=["the cat", "a dog"])
+        store.add_entries(chain)
+        self.assertEqual(store_module._fts_query("the " * 600 + "THE " * 600), '"the"')
+        self.assertEqual(store.search("the " * 1150), [chain[0]])
+
+    def test_searchTooManyWordsRefused(self):
+        """
+        More than L{MAX_SEARCH_TERMS} different words are refused with a
+        clear message before any query runs; exactly that many are run.
+        """
+        store = self.open_store()
+        store.add_entries(make_chain(self.alice, 1, texts=["w0 w1"]))
+        words = [f"w{i}" for i in range(store_module.MAX_SEARCH_TERMS + 1)]
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        with self.assertRaises(SearchRefused) as caught:
+            store.search(" ".join(words))
+        store._db.set_trace_callback(None)
+        self.assertEqual(statements, [])
+        self.assertEqual(
+            str(caught.exception),
+            f"search has {len(words)} different words; "
+            f"at most {store_module.MAX_SEARCH_TERMS} are allowed",
+        )
+        self.assertEqual(store.search(" ".join(words[:-1])), [])
+
+    def test_searchTimeBudget(self):
+        """
+        A search that runs past its budget by the store's clock is
+        abandoned inside SQLite (through the progress handler) with a
+        "search too broad" answer; the store keeps working, and with a
+        clock that does not move the same search completes.
+        """
+        path = self.mktemp() + ".sqlite"
+        now = [0.0]
+
+        def clock():
+            now[0] += 0.05  # every look at the clock: 50 ms later
+            return now[0]
+
+        store = Store(path, clock=clock, search_budget_s=0.2)
+        store.open()
+        self.addCleanup(store.close)
+        chain = make_chain(self.alice, 1000, texts=[f"common word {i}" for i in range(1000)])
+        store.add_entries(chain)
+        with self.assertRaises(SearchRefused) as caught:
+            store.search("common word")
+        self.assertIn("search too broad", str(caught.exception))
+        # The progress handler is gone: other queries are not charged.
+        self.assertEqual(store.count(), 1000)
+        self.assertEqual(len(store.history(2000)), 1000)
+        store._clock = lambda: 0.0
+        self.assertEqual(store.search("common word", limit=3), chain[-3:])
 
     def test_searchPlansAgree(self):
         """
