@@ -37,6 +37,7 @@ from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
+from p2pchat.stall import StallMonitor
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
 from p2pchat.tap import parse_peer
@@ -161,6 +162,7 @@ class ChatNode:
         self._batch_sources: Dict[str, tuple] = {}
         self._flush_call = None
         self.longest_store_call_s = 0.0
+        self.stalls = StallMonitor(clock)
         self.stopping = False
         self.entries_received = 0
         self.duplicates_received = 0
@@ -224,6 +226,7 @@ class ChatNode:
             # Post this node's certificate once (again after a new one), so
             # nodes that never link to it can check its name.
             self._author("cert", self._attest(self.node_id, self.name))
+        self.stalls.start()
         self._ticker = LoopingCall(self.tick)
         self._ticker.clock = self._clock
         self._ticker.start(self._replication.announce_interval_s, now=False)
@@ -828,6 +831,7 @@ class ChatNode:
             "blocked": len(self._blocked),
             "entries_received": self.entries_received,
             "duplicates_received": self.duplicates_received,
+            "longest_reactor_turn_ms": round(self.stalls.longest_s * 1000, 1),
             "longest_store_call_ms": round(self.longest_store_call_s * 1000, 1),
         }
 
@@ -881,6 +885,7 @@ class ChatNode:
             "links": len(self.links),
             "peer_states": states,
             "replication_lag": len(self.replicator.missing),
+            "longest_reactor_turn_s": self.stalls.longest_s,
         }
 
     def stop(self) -> None:
@@ -889,6 +894,7 @@ class ChatNode:
         goodbye on every link.  The store can be closed afterwards.
         """
         self.stopping = True
+        self.stalls.stop()
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self.flush()

@@ -384,6 +384,17 @@ class MetricsTests(SynchronousTestCase):
         metrics.stop_lag_monitor()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_longest_reactor_turn_gauge(self):
+        """
+        C{longest_reactor_turn_s} from a status source (as
+        C{ChatNode.metrics_status} gives it) is the
+        C{p2pchat_longest_reactor_turn_seconds} gauge.
+        """
+        metrics = Metrics()
+        metrics.collect_from(lambda: {"longest_reactor_turn_s": 0.375})
+        body, _ = metrics.render()
+        self.assertIn(b"p2pchat_longest_reactor_turn_seconds 0.375\n", body)
+
 
 class MetricsHTTPTests(TestCase):
     """
@@ -975,6 +986,7 @@ class WiredNodeTests(SynchronousTestCase):
         with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=DEADLINE_S) as response:
             text = response.read().decode()
         for name in ("p2pchat_entries_stored_total", "p2pchat_links", "p2pchat_peers",
-                     "p2pchat_reactor_lag_seconds", "p2pchat_received_bytes_total"):
+                     "p2pchat_reactor_lag_seconds", "p2pchat_received_bytes_total",
+                     "p2pchat_longest_reactor_turn_seconds"):
             self.assertIn(name, text)
         self.assertEqual(process.stop(), 0)
