@@ -21,6 +21,15 @@ Schema (version L{SCHEMA_VERSION}, recorded in C{PRAGMA user_version})::
               derived cache (it could be recomputed from entries) so that
               L{Store.version_vector} does not scan the whole log.
     meta      exactly one row: digest TEXT, count INTEGER
+    dm_parties party, lamport, author, seq, entry (= entries.rowid),
+              PRIMARY KEY (party, lamport, author, seq), WITHOUT ROWID:
+              for each "dm" entry one row for its author and one for its
+              recipient (body "to"), filled at insert (version 2; a
+              version-1 store is filled from its entries on open), so
+              L{Store.history} reads a node's own DMs in display order
+              without looking at anyone else's.
+              index entries_chat(lamport, author, seq) WHERE kind = 'chat':
+              the chat rows alone, in display order.
 
 The I{digest} of a set of entries is the sum, modulo 2**256, of
 C{int(sha256(bytes.fromhex(entry.id)).hexdigest(), 16)} over its entries,
@@ -50,7 +59,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from p2pchat.entry import Entry, body_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIGEST_MODULUS = 2**256
 _EMPTY_DIGEST = "0" * 64
 # Host parameters per "IN (...)" query; well below every SQLite limit.
@@ -125,6 +134,30 @@ _SCHEMA = [
     """,
     """
     CREATE INDEX IF NOT EXISTS entries_cert ON entries (rowid) WHERE kind = 'cert'
+    """,
+    # Version 2: history reads chat and this node's DMs through these,
+    # never scanning the DMs of others.
+    """
+    CREATE INDEX IF NOT EXISTS entries_chat
+        ON entries (lamport, author, seq) WHERE kind = 'chat'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dm_parties (
+        party TEXT NOT NULL,
+        lamport INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry INTEGER NOT NULL,
+        PRIMARY KEY (party, lamport, author, seq)
+    ) WITHOUT ROWID
+    """,
+    # Fill it from a version-1 store's entries (nothing to do when new).
+    """
+    INSERT OR IGNORE INTO dm_parties (party, lamport, author, seq, entry)
+        SELECT author, lamport, author, seq, rowid FROM entries WHERE kind = 'dm'
+        UNION ALL
+        SELECT json_extract(body, '$.to'), lamport, author, seq, rowid
+            FROM entries WHERE kind = 'dm'
     """,
 ]
 
@@ -485,6 +518,7 @@ class Store:
         ).fetchone()
         rows = []
         texts = []
+        parties = []
         for rowid, entry in enumerate(added, last_rowid + 1):
             rows.append(
                 (
@@ -502,6 +536,9 @@ class Store:
             )
             if entry.kind == "chat":
                 texts.append((rowid, entry.body["text"]))
+            elif entry.kind == "dm":
+                for party in {entry.author, entry.body["to"]}:
+                    parties.append((party, entry.lamport, entry.author, entry.seq, rowid))
         db.executemany(
             "INSERT INTO entries (rowid, id, author, seq, prev, lamport, ts, "
             "kind, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -509,6 +546,12 @@ class Store:
         )
         if texts:
             db.executemany("INSERT INTO chat_fts (rowid, text) VALUES (?, ?)", texts)
+        if parties:
+            db.executemany(
+                "INSERT INTO dm_parties (party, lamport, author, seq, entry) "
+                "VALUES (?, ?, ?, ?, ?)",
+                parties,
+            )
 
         digest, count = db.execute("SELECT digest, count FROM meta").fetchone()
         total = int(digest, 16)
@@ -689,32 +732,48 @@ class Store:
         exclude_authors: Iterable[str] = (),
     ) -> List[Entry]:
         """
+        With C{visible_to}, two index walks in display order, newest first,
+        each stopping after C{limit} rows that are shown: the chat rows
+        (C{entries_chat}) and C{visible_to}'s own DMs (C{dm_parties}).
+        Direct messages between others are never read, however many
+        there are.  (Entries of excluded authors are skipped during the
+        walks.)
+
         @param limit: how many entries to return at most.
         @param visible_to: if given, a node id: leave out direct messages
-            that this node neither sent nor received.
+            that this node neither sent nor received, and C{cert} entries.
         @param exclude_authors: leave out the entries of these authors.
         @return: the last C{limit} entries in display order (by lamport,
             then author, then seq), oldest first.
         """
         if limit <= 0:
             return []
-        conditions, params = [], []
-        if visible_to is not None:
-            conditions.append(
-                "(kind = 'chat' OR (kind = 'dm' AND "
-                "(author = ? OR json_extract(body, '$.to') = ?)))"
-            )
-            params += [visible_to, visible_to]
         excluded = sorted(set(exclude_authors))
-        if excluded:
-            conditions.append(f"author NOT IN ({', '.join('?' * len(excluded))})")
-            params += excluded
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        rows = self._query(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries {where}"
-            "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?",
-            tuple(params) + (limit,),
+        not_excluded = (
+            f"AND author NOT IN ({', '.join('?' * len(excluded))}) " if excluded else ""
         )
+        newest = "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?"
+        if visible_to is None:
+            where = f"WHERE 1 {not_excluded}"
+            rows = self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries {where}{newest}",
+                tuple(excluded) + (limit,),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_chat "
+                f"WHERE kind = 'chat' {not_excluded}{newest}",
+                tuple(excluded) + (limit,),
+            )
+            rows += self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE rowid IN "
+                f"(SELECT entry FROM dm_parties WHERE party = ? {not_excluded}"
+                f"{newest})",
+                (visible_to, *excluded, limit),
+            )
+            # author, seq identify an entry; lamport is the display key.
+            rows.sort(key=lambda row: (row[3], row[0], row[1]), reverse=True)
+            del rows[limit:]
         rows.reverse()
         return [_row_to_entry(row) for row in rows]
 

@@ -674,6 +674,104 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.history(-1), [])
         self.assertEqual(store.max_lamport(), 6)
 
+    def _visible_mix(self, store):
+        """
+        Store chat and DMs among alice, bob, carol and dave (including a
+        DM carol sent herself), interleaved in Lamport time.
+
+        @return: every stored entry.
+        """
+        carol, dave = Identity.generate(), Identity.generate()
+        people = [self.alice, self.bob, carol, dave]
+        rng = random.Random(7)
+        seqs, prevs, everything = {}, {}, []
+        for lamport in range(1, 121):
+            author = rng.choice(people)
+            seq = seqs[author.node_id] = seqs.get(author.node_id, 0) + 1
+            if rng.random() < 0.3:
+                kind, body = "chat", {"name": "x", "text": f"chat {lamport}"}
+            else:
+                to = rng.choice(people).node_id
+                kind, body = "dm", {"name": "x", "to": to, "box": "b", "self_box": "s"}
+            entry = create_entry(author, seq, prevs.get(author.node_id), lamport, 0, kind, body)
+            prevs[author.node_id] = entry.id
+            everything.append(entry)
+        store.add_entries(everything)
+        return everything, people
+
+    def test_historyVisibleTo(self):
+        """
+        History for a node shows chat and the DMs it sent or received
+        (its DMs to itself once), never DMs between others, and leaves out
+        excluded authors; the newest C{limit} in display order.
+        """
+        store = self.open_store()
+        everything, people = self._visible_mix(store)
+        display = sorted(everything, key=lambda e: (e.lamport, e.author, e.seq))
+        for me in people:
+            for excluded in [(), (self.bob.node_id,), (me.node_id, people[2].node_id)]:
+                shown = [
+                    e for e in display
+                    if e.author not in excluded and (
+                        e.kind == "chat"
+                        or me.node_id in (e.author, e.body.get("to"))
+                    )
+                ]
+                for limit in (1, 5, 30, 500):
+                    self.assertEqual(
+                        store.history(limit, me.node_id, excluded), shown[-limit:],
+                        (limit, excluded),
+                    )
+
+    def test_historySkipsOthersDMsByIndex(self):
+        """
+        History for a node reads chat through the C{entries_chat} partial
+        index and its own DMs through C{dm_parties}, both in display order:
+        EXPLAIN QUERY PLAN shows no scan of C{entries} (so the DMs of
+        others, however many, are never read) and no sort.
+        """
+        store = self.open_store()
+        self._visible_mix(store)
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        try:
+            store.history(20, self.alice.node_id, [self.bob.node_id])
+        finally:
+            store._db.set_trace_callback(None)
+        self.assertEqual(len(statements), 2, statements)
+        plans = []
+        for statement in statements:
+            plans += [
+                row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + statement)
+            ]
+        self.assertIn("SCAN entries USING INDEX entries_chat", plans)
+        self.assertIn("SEARCH dm_parties USING PRIMARY KEY (party=?)", plans)
+        for detail in plans:
+            self.assertFalse(detail.startswith("SCAN entries") and "INDEX" not in detail, plans)
+            self.assertNotIn("TEMP B-TREE", detail, plans)
+            self.assertNotIn("SCAN dm_parties", detail, plans)
+
+    def test_historyAfterUpgradeFromVersion1(self):
+        """
+        A store written by schema version 1 (no C{dm_parties}) is upgraded
+        on open: the DMs already stored are found by history.
+        """
+        path = self.mktemp()
+        store = self.open_store(path)
+        everything, people = self._visible_mix(store)
+        expected = store.history(500, self.alice.node_id)
+        self.assertTrue(any(e.kind == "dm" for e in expected))
+        store._db.execute("DROP TABLE dm_parties")
+        store._db.execute("DROP INDEX entries_chat")
+        store._db.execute("PRAGMA user_version=1")
+        store.close()
+        again = self.open_store(path)
+        self.assertEqual(
+            again._db.execute("PRAGMA user_version").fetchone()[0],
+            store_module.SCHEMA_VERSION,
+        )
+        self.assertEqual(again.history(500, self.alice.node_id), expected)
+
     def test_maxLamportAtMost(self):
         """
         L{Store.max_lamport} with C{at_most} gives the highest stored
