@@ -41,6 +41,7 @@ from twisted.internet.interfaces import (
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from p2pchat import activation
 from p2pchat.config import TLSFiles
 from p2pchat.identity import Identity, is_node_id, verify_signature
 
@@ -363,7 +364,7 @@ def wrap_server_endpoint(
         if endpoint_type == "ssl":
             wrapped = _tcp_from_ssl_description(reactor, endpoint, settings.files)
         else:
-            wrapped = endpoints.serverFromString(reactor, endpoint)
+            wrapped = activation.server_endpoint(reactor, endpoint)
     else:
         wrapped = endpoint
     return TLSServerEndpoint(wrapped, settings.server)
