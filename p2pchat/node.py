@@ -21,6 +21,7 @@ from twisted.python.usage import UsageError
 from zope.interface import implementer
 
 from p2pchat import tls, wire
+from p2pchat.admission import FeedAdmission
 from p2pchat.attest import Attestations
 from p2pchat.config import PeerAddress
 from p2pchat.entry import (
@@ -37,6 +38,7 @@ from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator
+from p2pchat.safe import LogLimiter, printable
 from p2pchat.stall import StallMonitor
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
@@ -192,6 +194,10 @@ class ChatNode:
             for entry in store.attestations():
                 attestations.learn(entry.author, entry.body)
         self._penalties: Dict[str, tuple] = {}
+        self.admission = FeedAdmission(
+            clock, lambda author: self._store.max_seq(author) > 0, lambda: self.attestations
+        )
+        self._admission_log = LogLimiter(clock)
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
         self._lamport = store.max_lamport(at_most=self._plausible_lamport())
@@ -416,6 +422,9 @@ class ChatNode:
         try:
             candidate = parse_entry(wire_entry)
             known = self._known(candidate)
+            if not known and source is not None:
+                # A new author costs its link time before it costs us CPU.
+                self._hold_for_new_feeds(source, candidate.author)
             entry = None if known else candidate.verify()
         except InvalidEntry as e:
             self.metrics.entry_rejected("invalid")
@@ -430,8 +439,30 @@ class ChatNode:
                 if live:
                     self.replicator.entry_duplicate(source)
             return False
+        refusal = None if source is None else self.admission.refusal(entry)
+        if refusal is not None:
+            self.metrics.entry_rejected("uncertified")
+            self._admission_log.log(
+                "uncertified", self.log.info,
+                "not storing entry {id} of {author} from {peer}: {reason}; it comes "
+                "again once the certificate is known",
+                id=entry.id[:12], author=short_id(entry.author),
+                peer=printable(source.describe()), reason=refusal,
+            )
+            return False
         self._queue(entry, source, live)
         return True
+
+    def _hold_for_new_feeds(self, source: PeerProtocol, author: str) -> None:
+        delay_s = self.admission.charge(author, source)
+        if delay_s > 0:
+            source.hold(delay_s)
+            self._admission_log.log(
+                "new-feeds", self.log.info,
+                "slowing the link with {peer}: it brings new authors faster than "
+                "its budget ({rate}/s)",
+                peer=printable(source.describe()), rate=self.admission.rate_per_s,
+            )
 
     def _known(self, candidate: UnverifiedEntry) -> bool:
         """
