@@ -39,6 +39,8 @@ from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from p2pchat import endpoint_strings
+
 HOST_KEY_FILE_NAME = "manhole_host_key"
 
 log = Logger()
@@ -58,7 +60,7 @@ def listens_beyond_loopback(description: str) -> bool:
     loopback.
     """
     try:
-        args, kwargs = endpoints._parse(description)
+        args, kwargs = endpoint_strings.parse(description)
     except Exception:
         return True
     if not args:
