@@ -886,10 +886,11 @@ class Store:
 
         Three plans give the same answer at different costs.  I{join} looks
         up every match in C{entries} and sorts: cheap for rare words.
-        I{scan} collects the matches (inside SQLite) and walks the display
-        index backwards until it has met C{limit} of them: cheap for common
+        I{scan} collects the matches (inside SQLite) and walks the chat
+        rows' display index (C{entries_chat}: DMs and certs are never
+        read) backwards until it has met C{limit} of them: cheap for common
         words, since it reads about C{limit * count / matches} index rows.
-        I{probe} walks the display index the same way but asks the
+        I{probe} walks the same index the same way but asks the
         full-text index about each row instead of collecting the matches:
         each row costs more, but memory stays constant however many
         entries match, and very common words need few rows.
@@ -917,15 +918,15 @@ class Store:
             )
         elif strategy == "scan":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
-                "WHERE e.rowid IN "
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
+                "WHERE e.kind = 'chat' AND e.rowid IN "
                 "(SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?) " + display
             )
         elif strategy == "probe":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
-                "WHERE EXISTS (SELECT 1 FROM chat_fts WHERE chat_fts MATCH ? "
-                "AND chat_fts.rowid = e.rowid) " + display
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
+                "WHERE e.kind = 'chat' AND EXISTS (SELECT 1 FROM chat_fts "
+                "WHERE chat_fts MATCH ? AND chat_fts.rowid = e.rowid) " + display
             )
         else:
             raise ValueError(f"unknown search strategy {strategy!r}")

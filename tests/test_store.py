@@ -751,6 +751,29 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
             self.assertNotIn("TEMP B-TREE", detail, plans)
             self.assertNotIn("SCAN dm_parties", detail, plans)
 
+    def test_searchPlansWalkChatRowsOnly(self):
+        """
+        The I{scan} and I{probe} search plans walk the C{entries_chat}
+        index (chat rows only, in display order), so DMs between others
+        are never read by a search, and they still agree with I{join}.
+        """
+        store = self.open_store()
+        everything, _ = self._visible_mix(store)
+        query = store_module._fts_query("chat")
+        for strategy in ("scan", "probe"):
+            statements = []
+            store._db.set_trace_callback(statements.append)
+            try:
+                found = store._search_rowids(query, 5, strategy)
+            finally:
+                store._db.set_trace_callback(None)
+            self.assertEqual(found, store._search_rowids(query, 5, "join"))
+            plan = [
+                row[-1]
+                for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0])
+            ]
+            self.assertIn("SCAN e USING INDEX entries_chat", plan, strategy)
+
     def test_historyAfterUpgradeFromVersion1(self):
         """
         A store written by schema version 1 (no C{dm_parties}) is upgraded
