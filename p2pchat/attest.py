@@ -16,8 +16,10 @@ keys vouch for each other.  A node that holds the network's CA verifies
 the entry (chain, validity, name in the certificate, proof) and from then
 on shows that author under the certified name, whatever name its later
 entries claim; authors without a verified attestation are marked as
-unverified.  A C{cert} entry that does not verify is still stored and
-relayed (other nodes converge), just not believed.
+unverified.  Entries received from peers are admitted by
+L{p2pchat.admission}: on a TLS network a C{cert} entry that does not
+verify is refused, and so is every other entry of an author until its
+C{cert} entry has verified.
 """
 
 import datetime

@@ -22,6 +22,7 @@ from p2pchat.identity import short_id
 from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
+from p2pchat.store import SearchRefused
 from p2pchat.tap import parse_peer
 
 MAX_LINE_BYTES = 8192
@@ -337,7 +338,11 @@ class ConsoleProtocol(LineReceiver):
             self.say(self.format(message))
 
     def do_search(self, text: str) -> None:
-        messages = self._node.search(text)
+        try:
+            messages = self._node.search(text)
+        except SearchRefused as e:
+            self.say(f"error: {e}")
+            return
         for message in messages:
             self.say(self.format(message))
         self.say(f"{len(messages)} matching message(s)")

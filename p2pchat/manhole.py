@@ -19,7 +19,7 @@ import hmac
 import ipaddress
 import os
 import stat
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -33,9 +33,13 @@ from twisted.conch.checkers import (
 from twisted.conch.insults import insults
 from twisted.conch.ssh import keys
 from twisted.cred import checkers, portal
-from twisted.internet import endpoints
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from zope.interface import implementer
+
+from p2pchat import endpoint_strings
 
 HOST_KEY_FILE_NAME = "manhole_host_key"
 
@@ -56,7 +60,7 @@ def listens_beyond_loopback(description: str) -> bool:
     loopback.
     """
     try:
-        args, kwargs = endpoints._parse(description)
+        args, kwargs = endpoint_strings.parse(description)
     except Exception:
         return True
     if not args:
@@ -129,7 +133,62 @@ def _password_hash(username: bytes, given: bytes, stored: bytes) -> Optional[byt
     return stored if hmac.compare_digest(given, stored) else None
 
 
-def _password_checker(path: str) -> checkers.FilePasswordDB:
+DeferToThread = Callable[..., defer.Deferred]
+
+
+@implementer(checkers.ICredentialsChecker)
+class PasswordFileChecker:
+    """
+    Checks a user name and password against a C{user:password} file, off
+    the reactor thread.
+
+    A bcrypt check costs tens to hundreds of milliseconds of CPU by
+    design, and the file is read at each login (so edits take effect at
+    once): both run through C{defer_to_thread} (the reactor's thread pool
+    by default), so a stream of SSH login attempts never blocks the node.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, path: str, defer_to_thread: Optional[DeferToThread] = None):
+        """
+        @param path: the password file.
+        @param defer_to_thread: runs C{f(*args)} elsewhere and returns a
+            L{Deferred} of its result; default
+            L{twisted.internet.threads.deferToThread}.
+        """
+        self._database = checkers.FilePasswordDB(path, cache=False, hash=_password_hash)
+        self._defer_to_thread = defer_to_thread or threads.deferToThread
+
+    def _check(self, username: bytes, password: bytes) -> bytes:
+        """
+        Runs in a worker thread.
+
+        @return: C{username} if C{password} is its password.
+        @raise UnauthorizedLogin: otherwise (unknown user, wrong password,
+            unreadable file).
+        """
+        try:
+            _, stored = self._database.getUser(username)
+        except (KeyError, OSError):
+            raise UnauthorizedLogin("bad user name or password") from None
+        if _password_hash(username, password, stored) is None:
+            raise UnauthorizedLogin("bad user name or password")
+        return username
+
+    def requestAvatarId(self, credentials) -> defer.Deferred:
+        """
+        @return: a L{Deferred} firing with the user name, or failing with
+            L{UnauthorizedLogin}; the check runs through C{defer_to_thread}.
+        """
+        return self._defer_to_thread(
+            self._check, credentials.username, credentials.password
+        )
+
+
+def _password_checker(
+    path: str, defer_to_thread: Optional[DeferToThread] = None
+) -> PasswordFileChecker:
     try:
         with open(path, "rb") as f:
             lines = f.read().splitlines()
@@ -152,7 +211,7 @@ def _password_checker(path: str) -> checkers.FilePasswordDB:
             path=path,
             mode=mode,
         )
-    return checkers.FilePasswordDB(path, cache=False, hash=_password_hash)
+    return PasswordFileChecker(path, defer_to_thread)
 
 
 def _key_checker(path: str) -> SSHPublicKeyChecker:
@@ -265,6 +324,7 @@ def manhole_service(
     passwd_file: Optional[str] = None,
     reactor=None,
     host_key_dir: Optional[str] = None,
+    defer_to_thread: Optional[DeferToThread] = None,
 ) -> ManholeService:
     """
     Build (without starting) an SSH manhole service.
@@ -281,6 +341,8 @@ def manhole_service(
         imported when the service starts).
     @param host_key_dir: the directory that keeps the SSH host key
         (C{manhole_host_key}, mode 0600).
+    @param defer_to_thread: how password checks are run off the reactor
+        thread (default L{twisted.internet.threads.deferToThread}).
     @raise ValueError: without credentials, with a credential file that
         cannot be read or holds none, or without C{host_key_dir}.
     """
@@ -295,7 +357,7 @@ def manhole_service(
     if keys_file is not None:
         credential_checkers.append(_key_checker(keys_file))
     if passwd_file is not None:
-        credential_checkers.append(_password_checker(passwd_file))
+        credential_checkers.append(_password_checker(passwd_file, defer_to_thread))
     realm = manhole_ssh.TerminalRealm()
     realm.chainedProtocolFactory = lambda: insults.ServerProtocol(
         manhole.ColoredManhole, namespace

@@ -94,6 +94,12 @@ class Metrics:
             "How late the last once-a-second reactor timer ran.",
             namespace=namespace, registry=registry,
         )
+        self._longest_turn = Gauge(
+            "longest_reactor_turn_seconds",
+            "The longest the reactor thread was kept from its timers since start "
+            "(see p2pchat.stall).",
+            namespace=namespace, registry=registry,
+        )
         for state in PEER_STATES:
             self._peers.labels(state=state).set(0)
         self._peer_states = set(PEER_STATES)
@@ -195,7 +201,8 @@ class Metrics:
 
         @param source: returns a mapping with any of the keys C{messages}
             (entries held), C{links}, C{peer_states} (a mapping of state
-            to count) and C{replication_lag}; C{ChatNode.status} fits.
+            to count), C{replication_lag} and C{longest_reactor_turn_s};
+            C{ChatNode.metrics_status} fits.
             Unknown keys are ignored.
         """
         self._sources.append(source)
@@ -219,6 +226,8 @@ class Metrics:
                 self.set_peer_states(status["peer_states"])
             if "replication_lag" in status:
                 self.set_replication_lag(int(status["replication_lag"]))
+            if "longest_reactor_turn_s" in status:
+                self._longest_turn.set(float(status["longest_reactor_turn_s"]))
 
     # Reactor lag
 

@@ -21,6 +21,7 @@ from twisted.python.usage import UsageError
 from zope.interface import implementer
 
 from p2pchat import tls, wire
+from p2pchat.admission import FeedAdmission
 from p2pchat.attest import Attestations
 from p2pchat.config import PeerAddress
 from p2pchat.entry import (
@@ -37,6 +38,8 @@ from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator, wanted
+from p2pchat.safe import LogLimiter, printable
+from p2pchat.stall import StallMonitor
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
 from p2pchat.tap import parse_peer
@@ -164,6 +167,7 @@ class ChatNode:
         self._batch_sources: Dict[str, tuple] = {}
         self._flush_call = None
         self.longest_store_call_s = 0.0
+        self.stalls = StallMonitor(clock)
         self.stopping = False
         self.entries_received = 0
         self.duplicates_received = 0
@@ -193,6 +197,10 @@ class ChatNode:
             for entry in store.attestations():
                 attestations.learn(entry.author, entry.body)
         self._penalties: Dict[str, tuple] = {}
+        self.admission = FeedAdmission(
+            clock, lambda author: self._store.max_seq(author) > 0, lambda: self.attestations
+        )
+        self._admission_log = LogLimiter(clock)
         head = store.head(identity.node_id)
         self._own_seq, self._own_head = head if head else (0, None)
         self._lamport = store.max_lamport(at_most=self._plausible_lamport())
@@ -227,6 +235,7 @@ class ChatNode:
             # Post this node's certificate once (again after a new one), so
             # nodes that never link to it can check its name.
             self._author("cert", self._attest(self.node_id, self.name))
+        self.stalls.start()
         self._ticker = LoopingCall(self.tick)
         self._ticker.clock = self._clock
         self._ticker.start(self._replication.announce_interval_s, now=False)
@@ -422,6 +431,9 @@ class ChatNode:
         try:
             candidate = parse_entry(wire_entry)
             known = self._known(candidate)
+            if not known and source is not None:
+                # A new author costs its link time before it costs us CPU.
+                self._hold_for_new_feeds(source, candidate.author)
             entry = None if known else candidate.verify()
         except InvalidEntry as e:
             self.metrics.entry_rejected("invalid")
@@ -436,8 +448,30 @@ class ChatNode:
                 if live:
                     self.replicator.entry_duplicate(source)
             return False
+        refusal = None if source is None else self.admission.refusal(entry)
+        if refusal is not None:
+            self.metrics.entry_rejected("uncertified")
+            self._admission_log.log(
+                "uncertified", self.log.info,
+                "not storing entry {id} of {author} from {peer}: {reason}; it comes "
+                "again once the certificate is known",
+                id=entry.id[:12], author=short_id(entry.author),
+                peer=printable(source.describe()), reason=refusal,
+            )
+            return False
         self._queue(entry, source, live)
         return True
+
+    def _hold_for_new_feeds(self, source: PeerProtocol, author: str) -> None:
+        delay_s = self.admission.charge(author, source)
+        if delay_s > 0:
+            source.hold(delay_s)
+            self._admission_log.log(
+                "new-feeds", self.log.info,
+                "slowing the link with {peer}: it brings new authors faster than "
+                "its budget ({rate}/s)",
+                peer=printable(source.describe()), rate=self.admission.rate_per_s,
+            )
 
     def _known(self, candidate: UnverifiedEntry) -> bool:
         """
@@ -837,6 +871,7 @@ class ChatNode:
             "blocked": len(self._blocked),
             "entries_received": self.entries_received,
             "duplicates_received": self.duplicates_received,
+            "longest_reactor_turn_ms": round(self.stalls.longest_s * 1000, 1),
             "longest_store_call_ms": round(self.longest_store_call_s * 1000, 1),
         }
 
@@ -890,6 +925,7 @@ class ChatNode:
             "links": len(self.links),
             "peer_states": states,
             "replication_lag": len(self.replicator.missing),
+            "longest_reactor_turn_s": self.stalls.longest_s,
         }
 
     def stop(self) -> None:
@@ -898,6 +934,7 @@ class ChatNode:
         goodbye on every link.  The store can be closed afterwards.
         """
         self.stopping = True
+        self.stalls.stop()
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self.flush()

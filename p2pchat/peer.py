@@ -250,10 +250,23 @@ class PeerProtocol(LineReceiver):
         bucket = self._buckets[solicited]
         if bucket is None:
             return
-        delay_s = bucket.charge(1)
-        if delay_s > 0 and self._resume_call is None:
+        self.hold(bucket.charge(1))
+
+    def hold(self, delay_s: float) -> None:
+        """
+        Stop reading from this link (only) for C{delay_s} seconds, or until
+        a longer hold already running ends.  Nothing is dropped: the
+        peer's data waits in its socket.
+        """
+        if delay_s <= 0 or self._closing:
+            return
+        if self._resume_call is not None:
+            if self._resume_call.getTime() >= self._clock.seconds() + delay_s:
+                return
+            self._resume_call.cancel()
+        else:
             self.pauseProducing()
-            self._resume_call = self._clock.callLater(delay_s, self._resume)
+        self._resume_call = self._clock.callLater(delay_s, self._resume)
 
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """

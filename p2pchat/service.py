@@ -21,6 +21,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from p2pchat import activation
 from p2pchat.attest import Attestations, attestation_body
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.console import ConsoleProtocol
@@ -79,7 +80,7 @@ def _server_endpoint(reactor, description: str, what: str):
     L{StartupError}.
     """
     try:
-        return endpoints.serverFromString(reactor, description)
+        return activation.server_endpoint(reactor, description)
     except Exception as e:
         raise StartupError(f"cannot listen for {what} on {description}: {e!r}") from None
 

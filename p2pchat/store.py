@@ -21,6 +21,15 @@ Schema (version L{SCHEMA_VERSION}, recorded in C{PRAGMA user_version})::
               derived cache (it could be recomputed from entries) so that
               L{Store.version_vector} does not scan the whole log.
     meta      exactly one row: digest TEXT, count INTEGER
+    dm_parties party, lamport, author, seq, entry (= entries.rowid),
+              PRIMARY KEY (party, lamport, author, seq), WITHOUT ROWID:
+              for each "dm" entry one row for its author and one for its
+              recipient (body "to"), filled at insert (version 2; a
+              version-1 store is filled from its entries on open), so
+              L{Store.history} reads a node's own DMs in display order
+              without looking at anyone else's.
+              index entries_chat(lamport, author, seq) WHERE kind = 'chat':
+              the chat rows alone, in display order.
 
 The I{digest} of a set of entries is the sum, modulo 2**256, of
 C{int(sha256(bytes.fromhex(entry.id)).hexdigest(), 16)} over its entries,
@@ -44,12 +53,13 @@ import hashlib
 import json
 import math
 import sqlite3
+import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from p2pchat.entry import Entry, body_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIGEST_MODULUS = 2**256
 _EMPTY_DIGEST = "0" * 64
 # Host parameters per "IN (...)" query; well below every SQLite limit.
@@ -59,6 +69,14 @@ _SQLITE_MAX_INT = 2**63 - 1
 # Store.search collects at most this many times isqrt(limit * count) + 1
 # matching rowids (inside SQLite) before it switches to probing each row.
 _SCAN_MAX_FACTOR = 16
+
+# Store.search: at most this many different words per query (an FTS5 AND
+# of hundreds of phrases over common words takes seconds), and at most this
+# long (by the store's clock) inside SQLite per query before it gives up.
+MAX_SEARCH_TERMS = 16
+SEARCH_BUDGET_S = 0.2
+# SQLite calls the budget check every this many virtual machine steps.
+_PROGRESS_STEPS = 500
 
 # Store.max_seq keeps at most this many authors' answers (it is asked
 # before signatures are checked, so the authors may be made up).
@@ -117,6 +135,30 @@ _SCHEMA = [
     """
     CREATE INDEX IF NOT EXISTS entries_cert ON entries (rowid) WHERE kind = 'cert'
     """,
+    # Version 2: history reads chat and this node's DMs through these,
+    # never scanning the DMs of others.
+    """
+    CREATE INDEX IF NOT EXISTS entries_chat
+        ON entries (lamport, author, seq) WHERE kind = 'chat'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dm_parties (
+        party TEXT NOT NULL,
+        lamport INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry INTEGER NOT NULL,
+        PRIMARY KEY (party, lamport, author, seq)
+    ) WITHOUT ROWID
+    """,
+    # Fill it from a version-1 store's entries (nothing to do when new).
+    """
+    INSERT OR IGNORE INTO dm_parties (party, lamport, author, seq, entry)
+        SELECT author, lamport, author, seq, rowid FROM entries WHERE kind = 'dm'
+        UNION ALL
+        SELECT json_extract(body, '$.to'), lamport, author, seq, rowid
+            FROM entries WHERE kind = 'dm'
+    """,
 ]
 
 
@@ -124,6 +166,14 @@ class StoreError(Exception):
     """
     The store could not be opened, or a database operation failed;
     C{str(error)} says what and why.
+    """
+
+
+class SearchRefused(ValueError):
+    """
+    A search was not run, or was abandoned, because it is too broad:
+    too many words, or over its time budget.  C{str(error)} says which,
+    in words fit for the user.
     """
 
 
@@ -169,20 +219,28 @@ def _fts_query(text: str) -> Optional[str]:
     Each whitespace-separated token becomes an FTS5 string (with C{"}
     doubled) and the strings are ANDed.  Tokens with no letter or digit are
     dropped: the tokenizer would turn them into nothing, and an empty
-    phrase makes the whole AND match nothing.
+    phrase makes the whole AND match nothing.  Repeated tokens (compared
+    case-insensitively, as the tokenizer does) count once.
 
     NUL characters (which would end the query string early inside SQLite)
     count as whitespace, and lone surrogates (which cannot be encoded) as
     C{?}.
 
     @return: the query, or C{None} if there is nothing to search for.
+    @raise SearchRefused: if more than L{MAX_SEARCH_TERMS} different
+        tokens remain.
     """
     text = text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
-    tokens = [
-        '"' + token.replace('"', '""') + '"'
-        for token in text.split()
-        if any(c.isalnum() for c in token)
-    ]
+    unique: Dict[str, str] = {}
+    for token in text.split():
+        if any(c.isalnum() for c in token):
+            unique.setdefault(token.casefold(), token)
+    if len(unique) > MAX_SEARCH_TERMS:
+        raise SearchRefused(
+            f"search has {len(unique)} different words; "
+            f"at most {MAX_SEARCH_TERMS} are allowed"
+        )
+    tokens = ['"' + token.replace('"', '""') + '"' for token in unique.values()]
     if not tokens:
         return None
     return " AND ".join(tokens)
@@ -219,12 +277,22 @@ class Store:
     @ivar path: the database file name (or C{":memory:"}).
     """
 
-    def __init__(self, path: str):
+    def __init__(
+        self,
+        path: str,
+        clock: Callable[[], float] = time.monotonic,
+        search_budget_s: float = SEARCH_BUDGET_S,
+    ):
         """
         @param path: the database file; created by L{open} if absent.  No
             I/O happens here.
+        @param clock: seconds, for L{search}'s time budget.
+        @param search_budget_s: how long one L{search} may run inside
+            SQLite before it is abandoned.
         """
         self.path = path
+        self._clock = clock
+        self.search_budget_s = search_budget_s
         self._db: Optional[sqlite3.Connection] = None
         # author -> highest stored seq, for the authors asked about (see
         # max_seq); brought up to date by add_entries after each commit.
@@ -450,6 +518,7 @@ class Store:
         ).fetchone()
         rows = []
         texts = []
+        parties = []
         for rowid, entry in enumerate(added, last_rowid + 1):
             rows.append(
                 (
@@ -467,6 +536,9 @@ class Store:
             )
             if entry.kind == "chat":
                 texts.append((rowid, entry.body["text"]))
+            elif entry.kind == "dm":
+                for party in {entry.author, entry.body["to"]}:
+                    parties.append((party, entry.lamport, entry.author, entry.seq, rowid))
         db.executemany(
             "INSERT INTO entries (rowid, id, author, seq, prev, lamport, ts, "
             "kind, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -474,6 +546,12 @@ class Store:
         )
         if texts:
             db.executemany("INSERT INTO chat_fts (rowid, text) VALUES (?, ?)", texts)
+        if parties:
+            db.executemany(
+                "INSERT INTO dm_parties (party, lamport, author, seq, entry) "
+                "VALUES (?, ?, ?, ?, ?)",
+                parties,
+            )
 
         digest, count = db.execute("SELECT digest, count FROM meta").fetchone()
         total = int(digest, 16)
@@ -680,32 +758,48 @@ class Store:
         exclude_authors: Iterable[str] = (),
     ) -> List[Entry]:
         """
+        With C{visible_to}, two index walks in display order, newest first,
+        each stopping after C{limit} rows that are shown: the chat rows
+        (C{entries_chat}) and C{visible_to}'s own DMs (C{dm_parties}).
+        Direct messages between others are never read, however many
+        there are.  (Entries of excluded authors are skipped during the
+        walks.)
+
         @param limit: how many entries to return at most.
         @param visible_to: if given, a node id: leave out direct messages
-            that this node neither sent nor received.
+            that this node neither sent nor received, and C{cert} entries.
         @param exclude_authors: leave out the entries of these authors.
         @return: the last C{limit} entries in display order (by lamport,
             then author, then seq), oldest first.
         """
         if limit <= 0:
             return []
-        conditions, params = [], []
-        if visible_to is not None:
-            conditions.append(
-                "(kind = 'chat' OR (kind = 'dm' AND "
-                "(author = ? OR json_extract(body, '$.to') = ?)))"
-            )
-            params += [visible_to, visible_to]
         excluded = sorted(set(exclude_authors))
-        if excluded:
-            conditions.append(f"author NOT IN ({', '.join('?' * len(excluded))})")
-            params += excluded
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        rows = self._query(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries {where}"
-            "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?",
-            tuple(params) + (limit,),
+        not_excluded = (
+            f"AND author NOT IN ({', '.join('?' * len(excluded))}) " if excluded else ""
         )
+        newest = "ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?"
+        if visible_to is None:
+            where = f"WHERE 1 {not_excluded}"
+            rows = self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries {where}{newest}",
+                tuple(excluded) + (limit,),
+            )
+        else:
+            rows = self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries INDEXED BY entries_chat "
+                f"WHERE kind = 'chat' {not_excluded}{newest}",
+                tuple(excluded) + (limit,),
+            )
+            rows += self._query(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE rowid IN "
+                f"(SELECT entry FROM dm_parties WHERE party = ? {not_excluded}"
+                f"{newest})",
+                (visible_to, *excluded, limit),
+            )
+            # author, seq identify an entry; lamport is the display key.
+            rows.sort(key=lambda row: (row[3], row[0], row[1]), reverse=True)
+            del rows[limit:]
         rows.reverse()
         return [_row_to_entry(row) for row in rows]
 
@@ -760,30 +854,52 @@ class Store:
         quotes are just text) and all tokens must match.  Matching follows
         the FTS5 unicode61 tokenizer: case-insensitive, whole words.
 
+        The cost is bounded: repeated words count once, at most
+        L{MAX_SEARCH_TERMS} different words are taken, and the queries
+        are abandoned (through SQLite's progress handler) once they have
+        run for C{search_budget_s} by the store's clock.
+
         @param text: the words to look for.
         @param limit: how many entries to return at most.
         @return: the newest C{limit} matching chat entries in display
             order, oldest first; C{[]} if C{text} has no words.
+        @raise SearchRefused: too many words, or over the time budget.
         """
         query = _fts_query(text)
         if query is None or limit <= 0:
             return []
+        db = self._conn
+        deadline = self._clock() + self.search_budget_s
+        over = []
+
+        def check() -> int:
+            if self._clock() > deadline:
+                over.append(True)
+                return 1  # SQLite aborts the statement: "interrupted"
+            return 0
+
+        db.set_progress_handler(check, _PROGRESS_STEPS)
         try:
             rowids = self._search_rowids(query, limit)
-            if not rowids:
-                return []
             rows = []
             for chunk in _chunks(rowids):
                 marks = ",".join("?" * len(chunk))
                 rows.extend(
-                    self._conn.execute(
+                    db.execute(
                         f"SELECT {_ENTRY_COLUMNS} FROM entries "
                         f"WHERE rowid IN ({marks})",
                         chunk,
                     )
                 )
         except sqlite3.Error as e:
+            if over:
+                raise SearchRefused(
+                    f"search too broad: gave up after {self.search_budget_s:g} s; "
+                    "add rarer words"
+                ) from None
             raise StoreError(f"cannot search store {self.path}: {e}") from e
+        finally:
+            db.set_progress_handler(None, 0)
         entries = [_row_to_entry(row) for row in rows]
         entries.sort(key=lambda e: (e.lamport, e.author, e.seq))
         return entries
@@ -796,10 +912,11 @@ class Store:
 
         Three plans give the same answer at different costs.  I{join} looks
         up every match in C{entries} and sorts: cheap for rare words.
-        I{scan} collects the matches (inside SQLite) and walks the display
-        index backwards until it has met C{limit} of them: cheap for common
+        I{scan} collects the matches (inside SQLite) and walks the chat
+        rows' display index (C{entries_chat}: DMs and certs are never
+        read) backwards until it has met C{limit} of them: cheap for common
         words, since it reads about C{limit * count / matches} index rows.
-        I{probe} walks the display index the same way but asks the
+        I{probe} walks the same index the same way but asks the
         full-text index about each row instead of collecting the matches:
         each row costs more, but memory stays constant however many
         entries match, and very common words need few rows.
@@ -827,15 +944,15 @@ class Store:
             )
         elif strategy == "scan":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
-                "WHERE e.rowid IN "
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
+                "WHERE e.kind = 'chat' AND e.rowid IN "
                 "(SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?) " + display
             )
         elif strategy == "probe":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_display "
-                "WHERE EXISTS (SELECT 1 FROM chat_fts WHERE chat_fts MATCH ? "
-                "AND chat_fts.rowid = e.rowid) " + display
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
+                "WHERE e.kind = 'chat' AND EXISTS (SELECT 1 FROM chat_fts "
+                "WHERE chat_fts MATCH ? AND chat_fts.rowid = e.rowid) " + display
             )
         else:
             raise ValueError(f"unknown search strategy {strategy!r}")

@@ -9,7 +9,6 @@ listened on.
 """
 
 import getpass
-import inspect
 import ipaddress
 import math
 import os
@@ -17,11 +16,9 @@ import re
 import sys
 from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
-from twisted.internet import endpoints
-from twisted.internet.interfaces import IStreamServerEndpointStringParser
-from twisted.plugin import getPlugins
 from twisted.python import usage
 
+from p2pchat import endpoint_strings
 from p2pchat.ca import is_dns_safe_name
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
@@ -162,7 +159,7 @@ def parse_server_endpoint(description: str, option: str) -> Optional[int]:
     @raise usage.UsageError: naming C{option} if it is not valid.
     """
     try:
-        args, kwargs = endpoints._parse(description)
+        args, kwargs = endpoint_strings.parse(description)
     except Exception as error:
         raise usage.UsageError(
             f"{option}: cannot parse endpoint {description!r}: {error}"
@@ -173,21 +170,17 @@ def parse_server_endpoint(description: str, option: str) -> Optional[int]:
             f"got {description!r}"
         )
     endpoint_type, arguments = args[0], args[1:]
-    parser = endpoints._serverParsers.get(endpoint_type)
-    if parser is None:
-        try:
-            endpoints._matchPluginToPrefix(
-                getPlugins(IStreamServerEndpointStringParser), endpoint_type
-            )
-        except ValueError:
+    if endpoint_type not in endpoint_strings.BUILTIN:
+        plugins = {prefix.lower() for prefix in endpoint_strings.plugin_prefixes()}
+        if endpoint_type.lower() not in plugins:
             raise usage.UsageError(
                 f"{option}: unknown endpoint type {endpoint_type!r} in "
                 f"{description!r} (try tcp:PORT, ssl:PORT, unix:PATH, "
                 f"systemd:domain=INET:index=0)"
-            ) from None
+            )
     else:
         try:
-            inspect.signature(parser).bind(None, *arguments, **kwargs)
+            endpoint_strings.check_arguments(endpoint_type, arguments, kwargs)
         except TypeError as error:
             raise usage.UsageError(
                 f"{option}: bad arguments for {endpoint_type!r} in "

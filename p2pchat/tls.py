@@ -41,6 +41,7 @@ from twisted.internet.interfaces import (
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from p2pchat import activation, endpoint_strings
 from p2pchat.config import TLSFiles
 from p2pchat.identity import Identity, is_node_id, verify_signature
 
@@ -313,7 +314,7 @@ def _tcp_from_ssl_description(reactor, description: str, files: TLSFiles):
     TLS settings (they are then redundant); anything else would be a second,
     conflicting certificate and is refused.
     """
-    args, kwargs = endpoints._parse(description)
+    args, kwargs = endpoint_strings.parse(description)
     arguments = args[1:]
     port = kwargs.pop("port", arguments[0] if arguments else None)
     if port is None:
@@ -359,11 +360,11 @@ def wrap_server_endpoint(
     """
     settings = _as_peer_tls(tls)
     if isinstance(endpoint, str):
-        endpoint_type = endpoints._parse(endpoint)[0][0]
+        endpoint_type = endpoint_strings.parse(endpoint)[0][0]
         if endpoint_type == "ssl":
             wrapped = _tcp_from_ssl_description(reactor, endpoint, settings.files)
         else:
-            wrapped = endpoints.serverFromString(reactor, endpoint)
+            wrapped = activation.server_endpoint(reactor, endpoint)
     else:
         wrapped = endpoint
     return TLSServerEndpoint(wrapped, settings.server)

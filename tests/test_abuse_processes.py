@@ -4,8 +4,8 @@ forged entry and a flood, sent by a raw client that speaks the protocol.
 """
 
 import json
+import select
 import socket
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -91,9 +91,11 @@ class AbuseTests(NodeTestMixin, SynchronousTestCase):
         """
         While one raw peer floods alice with 15,000 valid new entries as
         fast as its socket takes them, bob and carol (linked through alice)
-        still chat within a few seconds, and in the end every flooded entry
-        is stored: the flood is slowed (to the live rate limit), not
-        dropped.
+        still chat, and in the end every flooded entry is stored: the flood
+        is slowed (to the live rate limit), not dropped.  How fast the chat
+        line crosses is measured by C{python -m p2pchat.bench} (scenario
+        C{flood_chat}), not asserted here: tests never assert on wall-clock
+        speed.
         """
         alice = self.start("alice")
         bob = self.start("bob", "--peer", alice.peer_address)
@@ -112,21 +114,21 @@ class AbuseTests(NodeTestMixin, SynchronousTestCase):
         raw.socket.setblocking(False)
         payload = b"".join(lines)
         sent = 0
-        started = time.monotonic()
-        chat_sent = None
+        chat_sent = False
         while sent < len(payload):
+            # A generous deadline for alice to take more, never a speed bound.
+            _, writable, _ = select.select([], [raw.socket], [], DEADLINE_S)
+            self.assertTrue(writable, "alice stopped reading the flood")
             try:
                 sent += raw.socket.send(payload[sent:sent + 65536])
             except BlockingIOError:
                 pass
-            if chat_sent is None and sent > len(payload) // 4:
+            if not chat_sent and sent > len(payload) // 4:
                 bob_console.send("can you hear me through the flood")
-                chat_sent = time.monotonic()
+                chat_sent = True
             try:
                 raw.socket.recv(65536)
             except BlockingIOError:
                 pass
-            self.assertLess(time.monotonic() - started, 120)
         carol_console.wait_for(rb"<bob> can you hear me through the flood")
-        self.assertLess(time.monotonic() - chat_sent, 5)
         alice_console.wait_status("messages", str(count + 1))

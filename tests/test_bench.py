@@ -132,3 +132,22 @@ class HelperTests(SynchronousTestCase):
         self.assertIsNone(report["search"]["meets_goal"])
         self.assertIn("1,000,000 entries", report["search"]["goal_note"])
         self.assertEqual(report["verify_limit"]["decode_entry_ratio_to_verify_limit"], 0.75)
+
+    def test_judge_flood_chat(self):
+        """
+        The flood scenario is related to the quiet chat latency measured in
+        the same run, and meets its goal only if the chat line crossed in
+        time and the whole flood was stored.
+        """
+        report = {
+            "flood_chat": {"flood_ms": 150.0, "quiet_ms": 5.0, "entries": 15_000, "stored": 1.0},
+        }
+        judge(report)
+        self.assertEqual(report["flood_chat"]["ratio_to_quiet"], 30.0)
+        self.assertIs(report["flood_chat"]["meets_goal"], True)
+        report = {
+            "flood_chat": {"flood_ms": 150.0, "quiet_ms": 5.0, "entries": 15_000,
+                           "stored": 0.5},
+        }
+        judge(report)
+        self.assertIs(report["flood_chat"]["meets_goal"], False)

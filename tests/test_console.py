@@ -309,6 +309,21 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual([line.split("> ")[1] for line in found[:-1]], ["apple pie", "cherry pie"])
         self.assertEqual(found[-1], "2 matching message(s)")
 
+    def test_search_too_many_words(self):
+        """
+        A /search of more different words than the store takes is one
+        clear error line, and the console keeps working.
+        """
+        self.type(b"apple pie\r\n")
+        self.lines()
+        words = " ".join(f"w{i}" for i in range(40)).encode()
+        self.type(b"/search " + words + b"\r\n")
+        self.assertEqual(
+            self.lines(), ["error: search has 40 different words; at most 16 are allowed"]
+        )
+        self.type(b"/search " + b"pie " * 1000 + b"\r\n")
+        self.assertEqual(self.lines()[-1], "1 matching message(s)")
+
     def test_history_empty(self):
         """
         /history on a node with no messages says so; once there is one it

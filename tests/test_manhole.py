@@ -5,6 +5,7 @@ credentials, checks them, and keeps its host key.
 
 import os
 import stat
+import threading
 
 import bcrypt
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -14,11 +15,14 @@ from twisted.conch.manhole import ColoredManhole
 from twisted.conch.ssh import keys
 from twisted.cred.credentials import SSHPrivateKey, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
 from twisted.internet.testing import MemoryReactor
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from p2pchat import manhole as manhole_module
 from p2pchat.manhole import (
     HOST_KEY_FILE_NAME,
+    PasswordFileChecker,
     listens_beyond_loopback,
     load_or_create_host_key,
     manhole_service,
@@ -60,6 +64,8 @@ class ManholeTestCase(SynchronousTestCase):
         @return: a manhole service on L{ENDPOINT} with a fresh namespace.
         """
         kwargs.setdefault("host_key_dir", self.directory)
+        # Password checks run here, at once, so these tests stay synchronous.
+        kwargs.setdefault("defer_to_thread", lambda f, *a: defer.maybeDeferred(f, *a))
         return manhole_service(ENDPOINT, {"answer": 42}, **kwargs)
 
 
@@ -125,6 +131,33 @@ class CredentialTests(ManholeTestCase):
         self.failureResultOf(
             portal.login(UsernamePassword(b"op", hashed), None, IConchUser), UnauthorizedLogin
         )
+
+    def test_bcrypt_not_on_calling_thread(self):
+        """
+        The password checker hands the whole check (file read and bcrypt)
+        to C{defer_to_thread} and returns its L{Deferred}: nothing of
+        bcrypt runs on the calling (reactor) thread.
+        """
+        hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
+        passwd = self.write("passwd", b"op:" + hashed + b"\n")
+        checked = []
+        real_checkpw = bcrypt.checkpw
+        self.patch(bcrypt, "checkpw", lambda *a: checked.append(a) or real_checkpw(*a))
+        handed = []
+
+        def defer_to_thread(f, *args):
+            handed.append((f, args))
+            return defer.Deferred()
+
+        checker = PasswordFileChecker(passwd, defer_to_thread)
+        result = checker.requestAvatarId(UsernamePassword(b"op", b"s3cret"))
+        self.assertIsInstance(result, defer.Deferred)
+        self.assertEqual(checked, [])
+        [(f, args)] = handed
+        self.assertEqual(f(*args), b"op")
+        self.assertEqual(len(checked), 1)
+        self.assertRaises(UnauthorizedLogin, f, b"op", b"wrong")
+        self.assertRaises(UnauthorizedLogin, f, b"eve", b"s3cret")
 
     def test_authorized_key(self):
         """
@@ -267,3 +300,35 @@ class LoopbackTests(SynchronousTestCase):
             "",
         ]:
             self.assertTrue(listens_beyond_loopback(description), description)
+
+
+class ThreadedPasswordTests(TestCase):
+    """
+    With the default C{defer_to_thread}, bcrypt runs in the reactor's
+    thread pool.
+    """
+
+    @defer.inlineCallbacks
+    def test_bcrypt_runs_in_a_worker_thread(self):
+        """
+        A login with a bcrypt password succeeds, and bcrypt ran on a thread
+        other than the reactor's.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "passwd")
+        with open(path, "wb") as f:
+            f.write(b"op:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)) + b"\n")
+        threads = []
+        real_checkpw = bcrypt.checkpw
+        self.patch(
+            bcrypt, "checkpw",
+            lambda *a: threads.append(threading.get_ident()) or real_checkpw(*a),
+        )
+        checker = manhole_module._password_checker(path)
+        avatar = yield checker.requestAvatarId(UsernamePassword(b"op", b"s3cret"))
+        self.assertEqual(avatar, b"op")
+        self.assertEqual(len(threads), 1)
+        self.assertNotEqual(threads[0], threading.get_ident())
+        with self.assertRaises(UnauthorizedLogin):
+            yield checker.requestAvatarId(UsernamePassword(b"op", b"nope"))

@@ -32,6 +32,26 @@ class PostTests(SynchronousTestCase):
         self.assertEqual(alice.view.texts, ["hello"])
         self.assertEqual(alice.status()["messages"], 1)
 
+    def test_longest_reactor_turn_in_status(self):
+        """
+        A started node measures how late its timers run: a 0.4 s stall of
+        its clock shows as C{longest_reactor_turn_ms} in C{/status}, just
+        before C{longest_store_call_ms} (consoles wait for that line as the
+        end of the status), and in the metrics source; stopping the node
+        stops the measuring.
+        """
+        net = Network(self)
+        alice = net.node("alice")
+        alice.start()
+        net.clock.advance(0.45)
+        status = alice.status()
+        keys = list(status)
+        self.assertEqual(keys[-2:], ["longest_reactor_turn_ms", "longest_store_call_ms"])
+        self.assertEqual(status["longest_reactor_turn_ms"], 400.0)
+        self.assertAlmostEqual(alice.metrics_status()["longest_reactor_turn_s"], 0.4)
+        alice.stop()
+        self.assertFalse(alice.stalls.running)
+
     def test_posts_chain(self):
         """
         Successive posts carry seq 1, 2, 3 and each names the previous one

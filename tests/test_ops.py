@@ -216,10 +216,10 @@ class NotifierTests(SynchronousTestCase):
         fails at once instead of blocking the reactor.
         """
         self.notifier.log = Logger(observer=lambda event: None)
-        started = time.monotonic()
         results = [self.notifier.status(f"status {i}") for i in range(5000)]
+        # A blocking send would hang on the full queue instead of failing:
+        # getting False back is the proof (no wall-clock bound).
         self.assertIn(False, results)
-        self.assertLess(time.monotonic() - started, 5)
 
 
 class WrongNotifySocketTests(SynchronousTestCase):
@@ -383,6 +383,17 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(sample(metrics, "p2pchat_reactor_lag_seconds"), 0.25)
         metrics.stop_lag_monitor()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_longest_reactor_turn_gauge(self):
+        """
+        C{longest_reactor_turn_s} from a status source (as
+        C{ChatNode.metrics_status} gives it) is the
+        C{p2pchat_longest_reactor_turn_seconds} gauge.
+        """
+        metrics = Metrics()
+        metrics.collect_from(lambda: {"longest_reactor_turn_s": 0.375})
+        body, _ = metrics.render()
+        self.assertIn(b"p2pchat_longest_reactor_turn_seconds 0.375\n", body)
 
 
 class MetricsHTTPTests(TestCase):
@@ -791,21 +802,20 @@ class RealNodeTests(SynchronousTestCase):
             "--no-stdio", *args,
         ]
 
-    def test_socket_activation(self):
+    def activate(self, *tool_options):
         """
-        Under C{systemd-socket-activate}, C{--listen
-        systemd:domain=INET:index=0} adopts the inherited socket: the
-        connection that triggered the start is answered with the node's
-        hello, the node advertises the inherited port, and SIGTERM exits 0.
-        (C{--fdname} makes the tool set C{$LISTEN_FDNAMES}, as systemd
-        always does; without it Twisted ignores the inherited socket.)
+        Start a node under C{systemd-socket-activate} (with
+        C{tool_options}) with C{--listen systemd:domain=INET:index=0};
+        check that it adopts the inherited socket: the connection that
+        triggered the start is answered with the node's hello, the node
+        advertises the inherited port, and SIGTERM exits 0.
         """
         activate = shutil.which("systemd-socket-activate")
         if activate is None:
             raise SkipTest("systemd-socket-activate is not installed")
         port = free_port()
         process = OutputProcess(
-            [activate, "--fdname=peers", "-E", f"PYTHONPATH={REPO_ROOT}",
+            [activate, *tool_options, "-E", f"PYTHONPATH={REPO_ROOT}",
              "-E", "PYTHONUNBUFFERED=1", "-l", f"127.0.0.1:{port}"]
             + self.node_arguments("--listen", "systemd:domain=INET:index=0",
                                   "--console", "tcp:0:interface=127.0.0.1"),
@@ -817,9 +827,24 @@ class RealNodeTests(SynchronousTestCase):
         self.assertEqual((hello["type"], hello["name"]), ("hello", "ops"))
         self.assertEqual(hello["addr"], f"127.0.0.1:{port}")
         process.wait_for(rb"started: peers on 127\.0\.0\.1:%d" % (port,))
-        started = time.monotonic()
+        # stop() kills (status -9) if SIGTERM has not ended it within its
+        # generous deadline: no wall-clock bound here.
         self.assertEqual(process.stop(), 0)
-        self.assertLess(time.monotonic() - started, 5)
+
+    def test_socket_activation(self):
+        """
+        With C{--fdname} the tool sets C{$LISTEN_FDNAMES}, as systemd does:
+        the node adopts the inherited socket.
+        """
+        self.activate("--fdname=peers")
+
+    def test_socket_activation_without_names(self):
+        """
+        Without C{--fdname} (as the tool's man page shows) there is no
+        C{$LISTEN_FDNAMES}, which Twisted's own C{systemd:} endpoint takes
+        as "no inherited socket" (IndexError); the node adopts it anyway.
+        """
+        self.activate()
 
     def test_memory_deny_write_execute(self):
         """
@@ -919,7 +944,7 @@ class WiredNodeTests(SynchronousTestCase):
         Under C{$NOTIFY_SOCKET}, the node sends C{READY=1} once it listens,
         a C{STATUS=} naming peers and messages, C{WATCHDOG=1} every half
         C{$WATCHDOG_USEC}, and C{STOPPING=1} on SIGTERM, after which it
-        exits 0 within 5 s.
+        exits 0.
         """
         sock, value = receiver(self, os.path.join(short_temp_dir(self), "notify"))
         process = self.start(env=environment(NOTIFY_SOCKET=value, WATCHDOG_USEC="1000000"))
@@ -930,11 +955,11 @@ class WiredNodeTests(SynchronousTestCase):
         self.assertNotIn("\n", status.split("STATUS=", 1)[1])
         datagrams_until(sock, r"^WATCHDOG=1$", collected)
         datagrams_until(sock, r"^WATCHDOG=1$", [])
-        started = time.monotonic()
         process.process.send_signal(signal.SIGTERM)
         datagrams_until(sock, r"(^|\n)STOPPING=1(\n|$)", collected)
+        # stop() kills (status -9) after its generous deadline: exiting 0 is
+        # the check, not how fast.
         self.assertEqual(process.stop(), 0)
-        self.assertLess(time.monotonic() - started, 5)
 
     def test_wrong_notify_socket(self):
         """
@@ -975,6 +1000,7 @@ class WiredNodeTests(SynchronousTestCase):
         with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=DEADLINE_S) as response:
             text = response.read().decode()
         for name in ("p2pchat_entries_stored_total", "p2pchat_links", "p2pchat_peers",
-                     "p2pchat_reactor_lag_seconds", "p2pchat_received_bytes_total"):
+                     "p2pchat_reactor_lag_seconds", "p2pchat_received_bytes_total",
+                     "p2pchat_longest_reactor_turn_seconds"):
             self.assertIn(name, text)
         self.assertEqual(process.stop(), 0)

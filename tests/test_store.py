@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat import store as store_module
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
-from p2pchat.store import AddResult, Store, StoreError
+from p2pchat.store import AddResult, SearchRefused, Store, StoreError
 
 
 def make_chain(identity, count, start_lamport=1, texts=None, ts=1000):
@@ -674,6 +674,127 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.history(-1), [])
         self.assertEqual(store.max_lamport(), 6)
 
+    def _visible_mix(self, store):
+        """
+        Store chat and DMs among alice, bob, carol and dave (including a
+        DM carol sent herself), interleaved in Lamport time.
+
+        @return: every stored entry.
+        """
+        carol, dave = Identity.generate(), Identity.generate()
+        people = [self.alice, self.bob, carol, dave]
+        rng = random.Random(7)
+        seqs, prevs, everything = {}, {}, []
+        for lamport in range(1, 121):
+            author = rng.choice(people)
+            seq = seqs[author.node_id] = seqs.get(author.node_id, 0) + 1
+            if rng.random() < 0.3:
+                kind, body = "chat", {"name": "x", "text": f"chat {lamport}"}
+            else:
+                to = rng.choice(people).node_id
+                kind, body = "dm", {"name": "x", "to": to, "box": "b", "self_box": "s"}
+            entry = create_entry(author, seq, prevs.get(author.node_id), lamport, 0, kind, body)
+            prevs[author.node_id] = entry.id
+            everything.append(entry)
+        store.add_entries(everything)
+        return everything, people
+
+    def test_historyVisibleTo(self):
+        """
+        History for a node shows chat and the DMs it sent or received
+        (its DMs to itself once), never DMs between others, and leaves out
+        excluded authors; the newest C{limit} in display order.
+        """
+        store = self.open_store()
+        everything, people = self._visible_mix(store)
+        display = sorted(everything, key=lambda e: (e.lamport, e.author, e.seq))
+        for me in people:
+            for excluded in [(), (self.bob.node_id,), (me.node_id, people[2].node_id)]:
+                shown = [
+                    e for e in display
+                    if e.author not in excluded and (
+                        e.kind == "chat"
+                        or me.node_id in (e.author, e.body.get("to"))
+                    )
+                ]
+                for limit in (1, 5, 30, 500):
+                    self.assertEqual(
+                        store.history(limit, me.node_id, excluded), shown[-limit:],
+                        (limit, excluded),
+                    )
+
+    def test_historySkipsOthersDMsByIndex(self):
+        """
+        History for a node reads chat through the C{entries_chat} partial
+        index and its own DMs through C{dm_parties}, both in display order:
+        EXPLAIN QUERY PLAN shows no scan of C{entries} (so the DMs of
+        others, however many, are never read) and no sort.
+        """
+        store = self.open_store()
+        self._visible_mix(store)
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        try:
+            store.history(20, self.alice.node_id, [self.bob.node_id])
+        finally:
+            store._db.set_trace_callback(None)
+        self.assertEqual(len(statements), 2, statements)
+        plans = []
+        for statement in statements:
+            plans += [
+                row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + statement)
+            ]
+        self.assertIn("SCAN entries USING INDEX entries_chat", plans)
+        self.assertIn("SEARCH dm_parties USING PRIMARY KEY (party=?)", plans)
+        for detail in plans:
+            self.assertFalse(detail.startswith("SCAN entries") and "INDEX" not in detail, plans)
+            self.assertNotIn("TEMP B-TREE", detail, plans)
+            self.assertNotIn("SCAN dm_parties", detail, plans)
+
+    def test_searchPlansWalkChatRowsOnly(self):
+        """
+        The I{scan} and I{probe} search plans walk the C{entries_chat}
+        index (chat rows only, in display order), so DMs between others
+        are never read by a search, and they still agree with I{join}.
+        """
+        store = self.open_store()
+        everything, _ = self._visible_mix(store)
+        query = store_module._fts_query("chat")
+        for strategy in ("scan", "probe"):
+            statements = []
+            store._db.set_trace_callback(statements.append)
+            try:
+                found = store._search_rowids(query, 5, strategy)
+            finally:
+                store._db.set_trace_callback(None)
+            self.assertEqual(found, store._search_rowids(query, 5, "join"))
+            plan = [
+                row[-1]
+                for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0])
+            ]
+            self.assertIn("SCAN e USING INDEX entries_chat", plan, strategy)
+
+    def test_historyAfterUpgradeFromVersion1(self):
+        """
+        A store written by schema version 1 (no C{dm_parties}) is upgraded
+        on open: the DMs already stored are found by history.
+        """
+        path = self.mktemp()
+        store = self.open_store(path)
+        everything, people = self._visible_mix(store)
+        expected = store.history(500, self.alice.node_id)
+        self.assertTrue(any(e.kind == "dm" for e in expected))
+        store._db.execute("DROP TABLE dm_parties")
+        store._db.execute("DROP INDEX entries_chat")
+        store._db.execute("PRAGMA user_version=1")
+        store.close()
+        again = self.open_store(path)
+        self.assertEqual(
+            again._db.execute("PRAGMA user_version").fetchone()[0],
+            store_module.SCHEMA_VERSION,
+        )
+        self.assertEqual(again.history(500, self.alice.node_id), expected)
+
     def test_maxLamportAtMost(self):
         """
         L{Store.max_lamport} with C{at_most} gives the highest stored
@@ -797,7 +918,73 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         if not hasattr(self, "_searchStore"):
             self._searchStore = self.open_store()
             self._searchStore.add_entries(make_chain(self.alice, 2))
-        self.assertIsInstance(self._searchStore.search(text), list)
+        try:
+            self.assertIsInstance(self._searchStore.search(text), list)
+        except SearchRefused as e:
+            # Intended: more than MAX_SEARCH_TERMS different words are
+            # refused with a message, never run.
+            self.assertIn("different words", str(e))
+
+    def test_searchRepeatedWordsCountOnce(self):
+        """
+        A word repeated a thousand times (any case) is one FTS5 phrase, not
+        an AND of a thousand: the query SQLite sees is bounded by the
+        number of different words.
+        """
+        store = self.open_store()
+        chain = make_chain(self.alice, 2, texts=["the cat", "a dog"])
+        store.add_entries(chain)
+        self.assertEqual(store_module._fts_query("the " * 600 + "THE " * 600), '"the"')
+        self.assertEqual(store.search("the " * 1150), [chain[0]])
+
+    def test_searchTooManyWordsRefused(self):
+        """
+        More than L{MAX_SEARCH_TERMS} different words are refused with a
+        clear message before any query runs; exactly that many are run.
+        """
+        store = self.open_store()
+        store.add_entries(make_chain(self.alice, 1, texts=["w0 w1"]))
+        words = [f"w{i}" for i in range(store_module.MAX_SEARCH_TERMS + 1)]
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        with self.assertRaises(SearchRefused) as caught:
+            store.search(" ".join(words))
+        store._db.set_trace_callback(None)
+        self.assertEqual(statements, [])
+        self.assertEqual(
+            str(caught.exception),
+            f"search has {len(words)} different words; "
+            f"at most {store_module.MAX_SEARCH_TERMS} are allowed",
+        )
+        self.assertEqual(store.search(" ".join(words[:-1])), [])
+
+    def test_searchTimeBudget(self):
+        """
+        A search that runs past its budget by the store's clock is
+        abandoned inside SQLite (through the progress handler) with a
+        "search too broad" answer; the store keeps working, and with a
+        clock that does not move the same search completes.
+        """
+        path = self.mktemp() + ".sqlite"
+        now = [0.0]
+
+        def clock():
+            now[0] += 0.05  # every look at the clock: 50 ms later
+            return now[0]
+
+        store = Store(path, clock=clock, search_budget_s=0.2)
+        store.open()
+        self.addCleanup(store.close)
+        chain = make_chain(self.alice, 1000, texts=[f"common word {i}" for i in range(1000)])
+        store.add_entries(chain)
+        with self.assertRaises(SearchRefused) as caught:
+            store.search("common word")
+        self.assertIn("search too broad", str(caught.exception))
+        # The progress handler is gone: other queries are not charged.
+        self.assertEqual(store.count(), 1000)
+        self.assertEqual(len(store.history(2000)), 1000)
+        store._clock = lambda: 0.0
+        self.assertEqual(store.search("common word", limit=3), chain[-3:])
 
     def test_searchPlansAgree(self):
         """

@@ -773,3 +773,45 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsInstance(service, NodeService)
         self.assertFalse(service.running)
         self.assertFalse(os.path.exists(data_dir))
+
+
+class EndpointStringTests(SynchronousTestCase):
+    """
+    L{p2pchat.endpoint_strings.parse} reads descriptions as
+    C{serverFromString} documents them, without Twisted's private parser.
+    """
+
+    def test_grammar(self):
+        """
+        Fields split on C{:}; a field with C{=} is a keyword (its value may
+        hold more C{=}); a backslash makes the next character literal; a
+        lone trailing backslash is an error.
+        """
+        from p2pchat.endpoint_strings import parse
+
+        cases = {
+            "tcp:9090": (["tcp", "9090"], {}),
+            "tcp:9090:interface=127.0.0.1": (["tcp", "9090"], {"interface": "127.0.0.1"}),
+            "a:b:d=1:c": (["a", "b", "c"], {"d": "1"}),
+            "x:k=v=w": (["x"], {"k": "v=w"}),
+            "unix:/run/a\\:b:mode=600": (["unix", "/run/a:b"], {"mode": "600"}),
+            "ssl:443:privateKey=a\\=b.pem": (["ssl", "443"], {"privateKey": "a=b.pem"}),
+            "tcp6:9090:interface=\\:\\:1": (["tcp6", "9090"], {"interface": "::1"}),
+            "": ([""], {}),
+        }
+        for description, expected in cases.items():
+            self.assertEqual(parse(description), expected, description)
+        self.assertRaises(ValueError, parse, "tcp:9090\\")
+
+    def test_builtin_arguments_and_plugins(self):
+        """
+        Built-in types take the arguments their parsers document; plugin
+        types (systemd, tcp6) are known through the plugin interface.
+        """
+        from p2pchat.endpoint_strings import check_arguments, plugin_prefixes
+
+        check_arguments("tcp", ["9090"], {"interface": "::1", "backlog": "5"})
+        check_arguments("unix", [], {"address": "/run/x", "lockfile": "0"})
+        self.assertRaises(TypeError, check_arguments, "tcp", ["9090"], {"colour": "red"})
+        self.assertRaises(TypeError, check_arguments, "unix", [], {})
+        self.assertTrue({"systemd", "tcp6"} <= plugin_prefixes())

@@ -10,7 +10,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import ca
-from tests.processes import NodeTestMixin
+from tests.processes import DEADLINE_S, NodeTestMixin
 
 
 class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
@@ -66,7 +66,7 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         alice_console.wait_for(rb"<carol\??> members only")
         bob_console.wait_for(rb"<carol\??> members only")
         for console in (alice_console, bob_console):
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + DEADLINE_S  # generous: not a speed bound
             while "<carol> members only" not in console.command("/history", rb"only\r\n"):
                 self.assertLess(time.monotonic(), deadline, "carol's name never verified")
 

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional
 from p2pchat.bench import (
     catchup,
     fanout,
+    flood,
     live,
     membership,
     raw_lines,
@@ -31,6 +32,7 @@ SCENARIOS = [
     ("fanout", fanout, ("nodes", "p50_ms", "p99_ms", "redundancy", "delivered")),
     ("membership", membership, ("nodes", "rounds_to_converge", "detect_s", "false_positives")),
     ("search", search, ("messages", "p50_ms", "startup_s", "rss_mb")),
+    ("flood_chat", flood, ("flood_ms", "quiet_ms", "entries", "stored")),
 ]
 REQUIRED_KEYS = {name: keys for name, _, keys in SCENARIOS}
 
@@ -144,6 +146,17 @@ def judge(results: Dict[str, dict]) -> None:
             _at_most(result.get("rss_mb"), search.GOAL_RSS_MB),
             _sized(result, result.get("messages"), search.GOAL_ENTRIES, "entries"),
         )
+    result = results.get("flood_chat")
+    if result is not None:
+        result["goal"] = (
+            f"a chat line crosses in at most {flood.GOAL_FLOOD_MS / 1000:g} s while a "
+            "raw peer floods, and every flooded entry is stored"
+        )
+        result["ratio_to_quiet"] = ratio(result.get("flood_ms"), result.get("quiet_ms"))
+        result["meets_goal"] = _all(
+            _at_most(result.get("flood_ms"), flood.GOAL_FLOOD_MS),
+            _at_least(result.get("stored"), 1.0),
+        )
 
 
 def run_all(
@@ -243,6 +256,12 @@ def summary(name: str, result: dict) -> str:
             f"{_n(result['messages'])} entries: p50 {_n(result['p50_ms'], ' ms', 2)}, "
             f"start {_n(result['startup_s'], ' s', 2)}, RSS {_n(result['rss_mb'], ' MB', 1)}"
         )
+    if name == "flood_chat":
+        return (
+            f"chat under a {_n(result['entries'])}-entry flood "
+            f"{_n(result['flood_ms'], ' ms', 1)} (quiet {_n(result['quiet_ms'], ' ms', 1)}), "
+            f"stored {_pct(result['stored'])}"
+        )
     return ""
 
 
@@ -252,6 +271,7 @@ def _ceiling_text(result: dict) -> str:
         ("ratio_to_verify_limit", "verify"),
         ("ratio_to_raw_line_throughput", "raw lines"),
         ("ratio_to_round_bound", "round bound"),
+        ("ratio_to_quiet", "quiet chat"),
     ):
         if result.get(key) is not None:
             parts.append(f"{result[key]:.3f} of {label}")

@@ -7,8 +7,9 @@ real node is started on it and measured:
 
   - C{startup_s}: from starting the process to its "started:" log line;
   - C{p50_ms} (and p90, max): from sending C{/search WORDS} on the console
-    to receiving its last line ("N matching message(s)"), over queries of
-    common, middling and rare words and word pairs;
+    to receiving its last line ("N matching message(s)", or the refusal of
+    a search over the store's time budget, counted in C{refused_too_broad}),
+    over queries of common, middling and rare words and word pairs;
   - C{rss_mb}: the node's resident memory after the queries (VmRSS), and
     its peak (VmHWM).
 """
@@ -22,7 +23,9 @@ from p2pchat.bench.corpus import VOCABULARY, build_store
 from p2pchat.bench.processes import NodeGroup, loopback_args
 from p2pchat.bench.results import measured, percentile
 
-SEARCH_DONE = re.compile(rb"(\d+) matching message\(s\)\r\n")
+# The last line of a /search answer: the count, or the refusal of a search
+# that ran past the store's time budget.
+SEARCH_DONE = re.compile(rb"(?:(\d+) matching message\(s\)|error: search too broad[^\r]*)\r\n")
 GOAL_ENTRIES = 1_000_000
 GOAL_P50_MS = 20.0
 GOAL_RSS_MB = 150.0
@@ -66,14 +69,17 @@ def run(sizes, workdir, progress):
         console = group.console(node)
         texts = queries(sizes.search_queries, count)
         progress(f"timing {len(texts)} /search commands")
-        times_ms, matches = [], []
+        times_ms, matches, refused = [], [], 0
         for text in texts:
             start = len(console.received)
             sent = time.perf_counter()
             console.send(f"/search {text}")
             match = console.wait_for(SEARCH_DONE, start)
             times_ms.append((time.perf_counter() - sent) * 1000)
-            matches.append(int(match.group(1)))
+            if match.group(1) is None:
+                refused += 1
+            else:
+                matches.append(int(match.group(1)))
             console.received = b""
         memory = node.memory_kb()
     return measured(
@@ -82,7 +88,8 @@ def run(sizes, workdir, progress):
         p90_ms=round(percentile(times_ms, 0.9), 2),
         max_ms=round(max(times_ms), 2),
         queries=len(texts),
-        mean_results=round(sum(matches) / len(matches), 1),
+        mean_results=round(sum(matches) / len(matches), 1) if matches else None,
+        refused_too_broad=refused,
         startup_s=round(node.started_s, 3),
         rss_mb=round(memory["VmRSS"] / 1024, 1) if memory else None,
         peak_rss_mb=round(memory["VmHWM"] / 1024, 1) if memory else None,

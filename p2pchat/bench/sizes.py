@@ -27,6 +27,8 @@ class Sizes:
         positives.
     @ivar search_entries: entries in the store that is searched.
     @ivar search_queries: C{/search} commands timed.
+    @ivar flood_entries: entries a raw peer floods a node with while chat
+        latency is timed.
     """
 
     name: str
@@ -43,6 +45,7 @@ class Sizes:
     membership_minutes: float
     search_entries: int
     search_queries: int
+    flood_entries: int
 
 
 FULL = Sizes(
@@ -60,6 +63,7 @@ FULL = Sizes(
     membership_minutes=10.0,
     search_entries=1_000_000,
     search_queries=50,
+    flood_entries=15_000,
 )
 
 QUICK = Sizes(
@@ -77,6 +81,7 @@ QUICK = Sizes(
     membership_minutes=10.0,
     search_entries=100_000,
     search_queries=50,
+    flood_entries=15_000,
 )
 
 TINY = Sizes(
@@ -94,6 +99,7 @@ TINY = Sizes(
     membership_minutes=1.0,
     search_entries=2_000,
     search_queries=10,
+    flood_entries=1_000,
 )
 
 BY_NAME = {sizes.name: sizes for sizes in (FULL, QUICK, TINY)}

@@ -1,0 +1,136 @@
+"""
+Admission of new feeds: what a link may cost this node in new authors.
+
+Node ids are free, so a peer can invent any number of authors and post one
+entry under each; every new author costs a row in the store's feed table,
+a version-vector entry that every summary carries, and a signature check.
+Two defences, applied by L{FeedAdmission} to every entry received from a
+peer (never to this node's own posts):
+
+  - B{A per-link budget of new feeds.}  An entry whose author this node
+    holds nothing of (and did not admit lately) is charged to a token
+    bucket of the link it came on (L{NEW_FEEDS_PER_S}, burst
+    L{NEW_FEED_BURST}).  The entry is not dropped: when the bucket is in
+    debt the link is I{held} -- its reading paused until the debt is paid,
+    as L{p2pchat.peer.PeerProtocol} does for its entry budgets -- so an
+    honest catch-up of many authors is slowed, never broken, and a flood of
+    made-up authors waits in the flooder's own socket.  The charge happens
+    before the signature is checked, so invented authors cost their sender
+    time before they cost this node CPU.
+
+  - B{On a TLS network, only certified authors.}  When the node has the
+    network's CA (C{attestations} is not C{None}), an entry is accepted
+    only if its author's C{cert} entry (see L{p2pchat.attest}) has been
+    verified against the CA.  A C{cert} entry of an uncertified author is
+    itself checked (after its signature) and, if it holds, admits the
+    author at once (the name is learned then); a C{cert} entry that does
+    not hold is refused.  Any other entry of an uncertified author is
+    I{not stored}: it is dropped with one rate-limited log line, and comes
+    again through anti-entropy once the author's certificate is known (a
+    feed's cert entry need not be its seq 1; the seqs before it are then
+    re-sent by the next summary exchange, because the node's contiguous
+    seq for that author stays below them).  Outsiders without a
+    certificate from the network's CA cannot inject authors at all.
+
+Memory: one token bucket per link (weakly keyed: it goes with the link),
+and at most L{MAX_RECENT_AUTHORS} recently admitted authors (forgotten all
+at once when full; forgetting only means the next entry of such an author
+is charged again if it is still not stored).  CPU: O(1) per entry, plus
+one certificate check per C{cert} entry of an uncertified author, itself
+charged to the budget first.
+"""
+
+import weakref
+from typing import Callable, Dict, Optional
+
+from twisted.internet.interfaces import IReactorTime
+
+from p2pchat.attest import Attestations
+from p2pchat.entry import Entry
+from p2pchat.ratelimit import TokenBucket
+
+NEW_FEEDS_PER_S = 100
+NEW_FEED_BURST = 1_000
+MAX_RECENT_AUTHORS = 65_536
+
+
+class FeedAdmission:
+    """
+    The new-feed budget of every link and the TLS certificate gate.
+
+    @ivar held_s: total seconds of holds asked for (for tests and stats).
+    @ivar refused: entries refused by the certificate gate.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        holds: Callable[[str], bool],
+        attestations: Callable[[], Optional[Attestations]] = lambda: None,
+        rate_per_s: float = NEW_FEEDS_PER_S,
+        burst: float = NEW_FEED_BURST,
+    ):
+        """
+        @param clock: for the token buckets.
+        @param holds: tells whether this node holds (or has queued) any
+            entry of an author.
+        @param attestations: returns the network's verified names on a
+            TLS network, C{None} on an open one (asked at each entry).
+        """
+        self._clock = clock
+        self._holds = holds
+        self._attestations = attestations
+        self.rate_per_s = rate_per_s
+        self._burst = burst
+        self._buckets: "weakref.WeakKeyDictionary[object, TokenBucket]" = (
+            weakref.WeakKeyDictionary()
+        )
+        self._recent: Dict[str, None] = {}
+        self.held_s = 0.0
+        self.refused = 0
+
+    def charge(self, author: str, link) -> float:
+        """
+        Charge a received entry of C{author} on C{link}, before its
+        signature is checked.
+
+        @return: how long to stop reading from C{link} (0 when within its
+            budget, or when C{author} is not new).
+        """
+        if author in self._recent or self._is_certified_holder(author):
+            return 0.0
+        bucket = self._buckets.get(link)
+        if bucket is None:
+            bucket = self._buckets[link] = TokenBucket(
+                self.rate_per_s, self._burst, self._clock
+            )
+        delay_s = bucket.charge(1)
+        self.held_s += delay_s
+        return delay_s
+
+    def _is_certified_holder(self, author: str) -> bool:
+        attestations = self._attestations()
+        if attestations is not None and author not in attestations.names:
+            return False
+        return self._holds(author)
+
+    def refusal(self, entry: Entry) -> Optional[str]:
+        """
+        The certificate gate, for an entry whose signature holds.
+
+        @return: why C{entry} is not accepted (it is then not stored), or
+            C{None} if it is; an accepted author is remembered as admitted.
+        """
+        attestations = self._attestations()
+        if attestations is not None and entry.author not in attestations.names:
+            if entry.kind != "cert":
+                self.refused += 1
+                return "its author has no verified certificate from this network's CA yet"
+            reason = attestations.learn(entry.author, entry.body)
+            if reason is not None:
+                self.refused += 1
+                return f"its certificate does not hold: {reason}"
+        if len(self._recent) >= MAX_RECENT_AUTHORS:
+            self._recent.clear()
+        self._recent[entry.author] = None
+        return None
