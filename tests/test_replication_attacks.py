@@ -50,13 +50,15 @@ class ManyAuthorsTests(SynchronousTestCase):
     def test_catch_up_over_several_pages(self):
         """
         1,200 authors (three summary pages) reach a new node in full, and
-        a node that lacks them all catches up too.
+        a node that lacks them all catches up too.  The last 200 wait for
+        the link's new-feed budget (1,000 at once, then 100 a second: see
+        L{p2pchat.admission}), so three seconds pass.
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         alice._store.add_entries(one_entry_authors(1200))
         net.link(alice, bob)
-        net.tick(times=5)
+        net.tick(times=15)
         self.assertEqual(bob.status()["messages"], 1200)
         self.assertEqual(bob.status()["digest"], alice.status()["digest"])
 
