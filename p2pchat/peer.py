@@ -3,24 +3,17 @@ The peer link: frames JSON lines on a TCP (or TLS) stream and runs the
 hello handshake.  Everything it receives after the handshake is handed to an
 L{IPeerHandler}; it decides nothing itself.
 
-Link-level frames have per-link budgets: C{ping} (answered with a C{pong},
-a reflection) and C{pong} share L{LINK_FRAMES_PER_S}/L{LINK_FRAME_BURST};
-over budget the link closes as misbehaved.  A second C{hello}, C{bye},
-C{error} and unknown types close the link.  Anything the peer supplied
-(name, error reason, frame type) is escaped with L{p2pchat.safe.printable}
-before it is logged, and lines an unidentified peer can trigger at will are
-rate-limited (L{p2pchat.safe.LogLimiter}, one per factory).
+Link-level frames have a per-link budget (L{LINK_FRAMES_PER_S} pings and
+pongs); peer-supplied text is escaped (L{p2pchat.safe.printable}) before it
+is logged, and what an unidentified peer can log at will is rate-limited.
 
-Memory per link: the line buffer holds at most L{wire.MAX_LINE_BYTES}
-(64 KiB) of unparsed input (a longer line closes the link), plus what the
-transport has buffered for writing (bounded by the producers that write
-large replies, see L{p2pchat.streaming}).  Connections that have not
-finished their hello hold a pending-handshake slot: at most
-L{MAX_PENDING_HANDSHAKES} per factory, fair per source address, oldest
-evicted first (L{p2pchat.admission}); so at most 64 x 64 KiB of unparsed
-pre-hello input per factory.  Every close is forced (aborted) after
-L{CLOSE_DEADLINE_S} if the peer neither reads nor finishes the TLS
-shutdown, so a closed link never holds its socket for long.
+Memory per link: about 128 KiB of unparsed input at most (a partial line
+under L{wire.MAX_LINE_BYTES}, a longer one closes the link, plus one socket
+read, also while the link is paused), plus what the transport buffers for
+writing (large replies go through L{p2pchat.streaming}).  Before its hello
+a link holds one of at most L{MAX_PENDING_HANDSHAKES} slots per factory
+(L{p2pchat.admission}), so pre-hello input is at most 64 x 128 KiB = 8 MiB
+per factory; every close is forced after L{CLOSE_DEADLINE_S}.
 """
 
 from typing import Any, Callable, Dict, List, Optional
@@ -272,11 +265,8 @@ class PeerProtocol(LineReceiver):
 
     def _rx_error(self, reason: str) -> None:
         """
-        The peer closes the link with an C{error}.  On an accepted link or
-        on an outbound one (the listener refusing us, a link this node
-        chose to open) its reason is logged, escaped; an unidentified
-        inbound peer can send one at will on every connection, so that is
-        logged rate-limited.
+        The peer closes the link.  Its reason is logged escaped; rate-limited
+        from an unidentified inbound peer (it can send one per connection).
         """
         self.remote_error = reason[:200]
         if self._accepted or self.outbound:
