@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 
@@ -46,6 +47,23 @@ def connect(address):
     return socket.create_connection((host, int(port)), timeout=DEADLINE_S)
 
 
+def stalled_tls(address):
+    """
+    @return: a socket to C{address} that sent a TLS ClientHello and then
+        stalls, mid-handshake, for ever.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    sock = context.wrap_socket(connect(address), do_handshake_on_connect=False)
+    sock.setblocking(False)
+    try:
+        sock.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return sock
+
+
 class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
     """
     Sockets that never speak neither lock honest nodes out of a TLS
@@ -71,8 +89,9 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
 
     def test_idle_sockets_neither_lock_out_nor_leak(self):
         """
-        200 connections to a TLS node that never speak, opened and held,
-        and more opened all the time: an honest TLS node still links; the
+        200 connections to a TLS node that never speak (or stall in the
+        middle of the TLS handshake), opened and held, and more opened all
+        the time: an honest TLS node still links; the
         node closes every one of them while they are held, so its file
         descriptors are back to about what they were (bob's link and a
         console add a few) before the attacker lets go, and after; the log
@@ -84,8 +103,8 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
         mark = len(alice.output)
         idle = []
         self.addCleanup(lambda: [sock.close() for sock in idle])
-        for _ in range(200):
-            idle.append(connect(alice.peer_address))
+        for i in range(200):
+            idle.append((connect, stalled_tls)[i % 2](alice.peer_address))
         bob = self.start_member("bob", "--peer", alice.peer_address)
         bob_console = self.console(bob)
 
