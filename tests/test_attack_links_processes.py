@@ -110,7 +110,7 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
 
         def bob_linked():
             # The attacker keeps opening more, to take every slot freed.
-            idle.append(connect(alice.peer_address))
+            idle.append(stalled_tls(alice.peer_address))
             return int(bob_console.status()["links"]) >= 1
 
         wait_until(bob_linked, "bob linking to alice")
