@@ -135,6 +135,31 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
         self.assertNotIn(b"Traceback", alice.output)
 
 
+    def test_silent_members_after_tls_are_closed(self):
+        """
+        20 clients with a member's certificate finish the TLS handshake,
+        then neither send a hello nor read: alice closes each after its
+        handshake time-out, and since they never answer her TLS
+        close_notify, the close is forced; her file descriptors come back
+        while they still hold their sockets.
+        """
+        alice = self.start_member("alice")
+        baseline = open_fds(alice.pid)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.load_verify_locations(os.path.join(self.network, "ca.pem"))
+        context.load_cert_chain(os.path.join(self.network, "bob.pem"),
+                                os.path.join(self.network, "bob.key"))
+        held = []
+        self.addCleanup(lambda: [sock.close() for sock in held])
+        for _ in range(20):
+            held.append(context.wrap_socket(connect(alice.peer_address)))
+        wait_until(lambda: open_fds(alice.pid) >= baseline + 20, "alice accepting them")
+        wait_until(lambda: open_fds(alice.pid) <= baseline + 2,
+                   f"alice closing the silent links (fds {open_fds(alice.pid)})",
+                   deadline_s=DEADLINE_S + 20)
+
+
 class HostileTextTests(NodeTestMixin, SynchronousTestCase):
     """
     What a peer sends reaches the log and the console escaped and
