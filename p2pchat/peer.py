@@ -478,9 +478,9 @@ class PeerProtocol(LineReceiver):
             self._producer = None
             self.transport.unregisterProducer()
         if self._abort_call is None:
-            # A peer that never reads (or, on TLS, never answers the
-            # close_notify, as one that stalled mid-handshake) would keep
-            # the socket open for ever.  connectionLost cancels this.
+            # A peer that never reads what is still buffered, or (on TLS,
+            # after the handshake) never answers our close_notify, would
+            # keep the socket open for ever.  connectionLost cancels this.
             self._abort_call = self._clock.callLater(CLOSE_DEADLINE_S, self.abort)
         self.transport.loseConnection()
 

@@ -116,9 +116,8 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
         wait_until(bob_linked, "bob linking to alice")
         self.assertGreaterEqual(int(alice_console.status()["links"]), 1)
         # While they are still held, alice closes them all: those evicted
-        # at once, the last 16 pending when their handshake time-out
-        # (10 s) and then the close deadline (10 s: TLS never finishes a
-        # shutdown mid-handshake) have passed.
+        # at once, the last 16 pending at their handshake time-out (10 s;
+        # Twisted aborts a TLS connection closed mid-handshake).
         wait_until(lambda: open_fds(alice.pid) <= baseline + 8,
                    f"alice closing the idle sockets (fds {open_fds(alice.pid)}, "
                    f"{len(idle)} held)", deadline_s=DEADLINE_S + 20)
