@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from p2pchat.tls import certificate_names
+from p2pchat.tls import certificate_names, names_member
 
 PROOF_CONTEXT = b"p2pchat-cert-v1\n"
 
@@ -114,9 +114,9 @@ class Attestations:
             return "certificate is not valid now"
         if not any(_issued_by(certificate, ca) for ca in self._authorities):
             return "certificate is not from this network's CA"
-        names = [name.lower() for name in certificate_names(certificate)]
-        if body["name"].lower() not in names:
-            return f"certificate is for {', '.join(names)}, not {body['name']}"
+        if not names_member(certificate, body["name"]):
+            names = ", ".join(certificate_names(certificate)[:5]) or "no DNS name"
+            return f"certificate is for {names}, not {body['name']}"
         if not _verify(certificate.public_key(), proof, PROOF_CONTEXT + author.encode("ascii")):
             return "proof is not the certificate key's signature of this id"
         return None

@@ -311,8 +311,8 @@ class ConsoleProtocol(LineReceiver):
             linked = "connected" if member.linked else "not connected"
             heard = max(0, int(now - member.last_heard))
             self.say(
-                f"{member.name} {short_id(member.node_id)} "
-                f"{member.address or 'via-relay'} {member.state} {linked} "
+                f"{printable(member.name)} {short_id(member.node_id)} "
+                f"{printable(member.address or 'via-relay')} {member.state} {linked} "
                 f"heard {heard}s ago"
             )
 

@@ -2,9 +2,21 @@
 The peer link: frames JSON lines on a TCP (or TLS) stream and runs the
 hello handshake.  Everything it receives after the handshake is handed to an
 L{IPeerHandler}; it decides nothing itself.
+
+Link-level frames have a per-link budget (L{LINK_FRAMES_PER_S} pings and
+pongs); peer-supplied text is escaped (L{p2pchat.safe.printable}) before it
+is logged, and what an unidentified peer can log at will is rate-limited.
+
+Memory per link: about 128 KiB of unparsed input at most (a partial line
+under L{wire.MAX_LINE_BYTES}, a longer one closes the link, plus one socket
+read, also while the link is paused), plus what the transport buffers for
+writing (large replies go through L{p2pchat.streaming}).  Before its hello
+a link holds one of at most L{MAX_PENDING_HANDSHAKES} slots per factory
+(L{p2pchat.handshakes}), so pre-hello input is at most 64 x 128 KiB = 8 MiB
+per factory; every close is forced after L{CLOSE_DEADLINE_S}.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional
 
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred
@@ -16,8 +28,10 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from p2pchat import tls, wire
+from p2pchat.handshakes import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, PendingSlots
 from p2pchat.identity import short_id
 from p2pchat.ratelimit import TokenBucket
+from p2pchat.safe import LogLimiter, printable
 
 # Per link: live entries (pushed as they are posted) and sync entries
 # (streamed to catch a node up) have separate budgets, so catch-up stays
@@ -26,7 +40,10 @@ LIVE_ENTRIES_PER_S = 1_000
 LIVE_ENTRY_BURST = 5_000
 SYNC_ENTRIES_PER_S = 10_000
 SYNC_ENTRY_BURST = 20_000
-MAX_PENDING_HANDSHAKES = 64
+# ping and pong, together, per link: a keep-alive is one every 5 s.
+LINK_FRAMES_PER_S = 2.0
+LINK_FRAME_BURST = 20
+CLOSE_DEADLINE_S = 10.0
 SYNC_WINDOW_S = 60.0
 KEEPALIVE_INTERVAL_S = 5.0
 IDLE_TIMEOUT_S = 15.0
@@ -134,6 +151,8 @@ class PeerProtocol(LineReceiver):
         self._producer = None
         self._last_rx = self._last_tx = clock.seconds()
         self._keepalive_call = None
+        self._abort_call = None
+        self._link_frames = TokenBucket(LINK_FRAMES_PER_S, LINK_FRAME_BURST, clock)
 
     def __repr__(self) -> str:
         return f"<PeerProtocol {self.describe()}>"
@@ -146,7 +165,18 @@ class PeerProtocol(LineReceiver):
         where = f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "?"
         if self.remote_id is None:
             return f"unidentified peer at {where}"
-        return f"{self.remote_name} ({short_id(self.remote_id)}) at {where}"
+        return f"{printable(self.remote_name)} ({short_id(self.remote_id)}) at {where}"
+
+    def _warn(self, kind: str, format: str, **fields) -> None:
+        """
+        Log a warning an unidentified peer can trigger at will: at most one
+        of each C{kind} per interval, through the factory's L{LogLimiter}.
+        """
+        limiter = getattr(self.factory, "log_limiter", None)
+        if limiter is None:
+            self.log.warn(format, **fields)
+        else:
+            limiter.log(kind, self.log.warn, format, **fields)
 
     # Framing and handshake
 
@@ -213,30 +243,46 @@ class PeerProtocol(LineReceiver):
         self._peer_spoke = True
         frame_type = frame["type"]
         if frame_type == "error":
-            self.remote_error = frame["reason"][:200]
-            self.log.info(
-                "peer {peer} reported an error: {reason}",
-                peer=self.describe(),
-                reason=frame["reason"][:200],
-            )
-            self._lose_connection()
+            self._rx_error(frame["reason"])
         elif frame_type == "bye":
             self._lose_connection()
         elif not self._accepted:
             if frame_type != "hello":
-                self.close(f"expected hello, got {frame_type}")
+                self.close(f"expected hello, got {printable(frame_type, 40)}")
             else:
                 self._rx_hello(frame)
         elif frame_type == "hello":
             self.close("second hello on one link")
-        elif frame_type == "ping":
-            self.send_frame({"type": "pong"})
-        elif frame_type == "pong":
-            pass
+        elif frame_type in ("ping", "pong"):
+            if not self._link_frames.take():
+                self.close(f"more than {LINK_FRAMES_PER_S:g} pings/s", misbehaved=True)
+            elif frame_type == "ping":
+                self.send_frame({"type": "pong"})
         else:
             if frame_type == "entry":
                 self._throttle(frame.get("sync", False))
             self._handler.rx_frame(self, frame)
+
+    def _rx_error(self, reason: str) -> None:
+        """
+        The peer closes the link.  Its reason is logged escaped; rate-limited
+        from an unidentified inbound peer (it can send one per connection).
+        """
+        self.remote_error = reason[:200]
+        if self._accepted or self.outbound:
+            self.log.info(
+                "peer {peer} reported an error: {reason}",
+                peer=self.describe(),
+                reason=printable(reason, 200),
+            )
+        else:
+            self._warn(
+                "error before hello",
+                "peer {peer} reported an error before its hello: {reason}",
+                peer=self.describe(),
+                reason=printable(reason, 80),
+            )
+        self._lose_connection()
 
     def _throttle(self, sync: bool) -> None:
         """
@@ -337,10 +383,10 @@ class PeerProtocol(LineReceiver):
     def connectionLost(self, reason: Failure = None) -> None:
         self._run_lost_callbacks(reason)
         self._cancel_timeout()
-        for call in (self._resume_call, self._keepalive_call):
+        for call in (self._resume_call, self._keepalive_call, self._abort_call):
             if call is not None and call.active():
                 call.cancel()
-        self._resume_call = self._keepalive_call = None
+        self._resume_call = self._keepalive_call = self._abort_call = None
         if self.factory is not None:
             self.factory.pending.discard(self)
         if self._accepted:
@@ -349,7 +395,8 @@ class PeerProtocol(LineReceiver):
             self._handler.link_down(self)
         elif self._handshake_outcome is None:
             if reason is not None and reason.check(SSL.Error):
-                self.log.warn(
+                self._warn(
+                    "refused TLS",
                     "refused TLS link with {peer}: {reason}",
                     peer=self.describe(),
                     reason=_tls_reason(reason),
@@ -409,9 +456,17 @@ class PeerProtocol(LineReceiver):
         """
         if self._closing:
             return
-        self.log.warn(
-            "closing link with {peer}: {reason}", peer=self.describe(), reason=reason
-        )
+        if self._accepted:
+            self.log.warn(
+                "closing link with {peer}: {reason}", peer=self.describe(), reason=printable(reason)
+            )
+        else:
+            self._warn(
+                "handshake refused",
+                "closing link with {peer}: {reason}",
+                peer=self.describe(),
+                reason=printable(reason),
+            )
         if self._spoke or self._peer_spoke:
             self.send_frame(wire.error(reason))
         if misbehaved and self._accepted:
@@ -437,7 +492,21 @@ class PeerProtocol(LineReceiver):
         if self._producer is not None:
             self._producer = None
             self.transport.unregisterProducer()
+        if self._abort_call is None:
+            # A peer that never reads what is still buffered, or (on TLS,
+            # after the handshake) never answers our close_notify, would
+            # keep the socket open for ever.  connectionLost cancels this.
+            self._abort_call = self._clock.callLater(CLOSE_DEADLINE_S, self.abort)
         self.transport.loseConnection()
+
+    def abort(self) -> None:
+        """
+        Close the connection now, dropping anything unsent.
+        """
+        self._abort_call = None
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abortConnection()
 
     def leave(self) -> None:
         """
@@ -461,26 +530,26 @@ class PeerFactory(Factory):
         outbound: bool,
         handshake_timeout_s: float = 10.0,
         max_pending: int = MAX_PENDING_HANDSHAKES,
+        max_pending_per_address: int = MAX_PENDING_PER_ADDRESS,
     ):
         self.handler = handler
         self.clock = clock
         self.outbound = outbound
         self.handshake_timeout_s = handshake_timeout_s
         self.max_pending = max_pending
-        self.pending: Set[PeerProtocol] = set()
+        self.pending: PendingSlots[PeerProtocol] = PendingSlots(
+            max_pending, min(max_pending, max_pending_per_address)
+        )
+        self.log_limiter = LogLimiter(clock)
 
-    def buildProtocol(self, addr) -> Optional[PeerProtocol]:
+    def buildProtocol(self, addr) -> PeerProtocol:
         """
-        Build a link, unless C{max_pending} links are already waiting for
-        their handshake: then refuse the connection (it is closed at once).
+        Build a link and give it a pending-handshake slot; if there was no
+        room, the oldest idle pending connection of the address holding
+        the most slots is closed at once instead (L{p2pchat.handshakes}).
+        Never refuses by returning C{None}: under a TLS factory that would
+        leave an open socket behind a protocol that is not there.
         """
-        if len(self.pending) >= self.max_pending:
-            PeerProtocol.log.warn(
-                "refusing a connection from {addr}: {count} handshakes already pending",
-                addr=addr,
-                count=len(self.pending),
-            )
-            return None
         protocol = PeerProtocol(
             self.handler,
             self.clock,
@@ -490,7 +559,16 @@ class PeerFactory(Factory):
             sync_bucket=TokenBucket(SYNC_ENTRIES_PER_S, SYNC_ENTRY_BURST, self.clock),
         )
         protocol.factory = self
-        self.pending.add(protocol)
+        victim = self.pending.admit(protocol, getattr(addr, "host", None))
+        if victim is not None:
+            self.log_limiter.log(
+                "evicted",
+                PeerProtocol.log.warn,
+                "closing {peer}: {count} handshakes pending, the oldest from its address goes",
+                peer=victim.describe(),
+                count=self.max_pending,
+            )
+            victim.abort()
         return protocol
 
 

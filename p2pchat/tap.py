@@ -9,7 +9,6 @@ listened on.
 """
 
 import getpass
-import ipaddress
 import math
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 from twisted.python import usage
 
 from p2pchat import endpoint_strings
+from p2pchat.addresses import AddressError, is_valid_host, parse_address, parse_port_text
 from p2pchat.ca import is_dns_safe_name
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
@@ -38,7 +38,6 @@ MAX_NAME_LENGTH = 32
 _PORT_ENDPOINT_TYPES = ("tcp", "tcp6", "ssl")
 
 _ASCII_DIGITS = re.compile(r"[0-9]+\Z")
-_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 
 
 # -- pure helpers ----------------------------------------------------------
@@ -54,34 +53,10 @@ def parse_port(text: str, option: str, allow_zero: bool = False) -> int:
 
     @raise usage.UsageError: if C{text} is not a decimal integer in range.
     """
-    low = 0 if allow_zero else 1
-    if _ASCII_DIGITS.match(text) and low <= int(text) <= 65535:
-        return int(text)
-    raise usage.UsageError(
-        f"{option}: must be an integer {low}-65535, got {text!r}"
-    )
-
-
-def is_valid_host(host: str) -> bool:
-    """
-    @return: whether C{host} is an IPv4 address, an IPv6 address (without
-        brackets) or a host name following the RFC 1123 label rules (labels
-        of 1-63 letters, digits and hyphens, not starting or ending with a
-        hyphen, 253 characters at most, last label not all digits).
-    """
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return True
-    if not host or len(host) > 253:
-        return False
-    labels = host.split(".")
-    if not all(_HOSTNAME_LABEL.match(label) for label in labels):
-        return False
-    # "1.2.3.999" is not an IPv4 address and must not pass as a name either.
-    return not labels[-1].isdigit()
+        return parse_port_text(text, allow_zero)
+    except AddressError as e:
+        raise usage.UsageError(f"{option}: {e}") from None
 
 
 def parse_host(text: str, option: str) -> str:
@@ -106,40 +81,14 @@ def parse_host(text: str, option: str) -> str:
 def parse_peer(text: str, option: str = "--peer") -> PeerAddress:
     """
     Parse C{HOST:PORT}, where HOST is an IPv4 address, a bracketed IPv6
-    address (C{[::1]:9090}) or a host name.
+    address (C{[::1]:9090}) or a host name (see L{p2pchat.addresses}).
 
     @raise usage.UsageError: naming C{option} if C{text} is malformed.
     """
-    if text.startswith("["):
-        close = text.find("]")
-        if close == -1 or text[close + 1 : close + 2] != ":":
-            raise usage.UsageError(
-                f"{option}: expected [IPV6]:PORT, got {text!r}"
-            )
-        host, port_text = text[1:close], text[close + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise usage.UsageError(
-                f"{option}: not a valid IPv6 address: {host!r} in {text!r}"
-            ) from None
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon:
-            raise usage.UsageError(
-                f"{option}: expected HOST:PORT, got {text!r}"
-            )
-        if ":" in host:
-            raise usage.UsageError(
-                f"{option}: put an IPv6 address in brackets, "
-                f"like [::1]:9090, got {text!r}"
-            )
-        if not is_valid_host(host):
-            raise usage.UsageError(
-                f"{option}: not a valid host name or IP address: "
-                f"{host!r} in {text!r}"
-            )
-    port = parse_port(port_text, option)
+    try:
+        host, port = parse_address(text)
+    except AddressError as e:
+        raise usage.UsageError(f"{option}: {e}") from None
     return PeerAddress(host=host, port=port)
 
 

@@ -11,7 +11,8 @@ and a connector dials an address, not a name.  Instead, once the peer's
 hello has arrived, the node checks two things with L{check_hello}:
 
   1. the name the hello claims is a DNS subjectAltName of the peer's
-     certificate (L{check_peer_name}, with service-identity);
+     certificate (L{check_peer_name}, with L{names_member}, the one check
+     the attestations of L{p2pchat.attest} use too);
   2. the hello's C{bind} field is a signature, by the key of the id the
      hello claims, over this TLS session's exporter value
      (L{binding_material}, L{sign_binding}, L{verify_binding}).
@@ -31,8 +32,6 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
-from service_identity import CertificateError, VerificationError
-from service_identity.pyopenssl import verify_hostname
 from twisted.internet import endpoints, ssl
 from twisted.internet.interfaces import (
     IStreamClientEndpoint,
@@ -42,6 +41,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from p2pchat import activation, endpoint_strings
+from p2pchat.ca import is_dns_safe_name
 from p2pchat.config import TLSFiles
 from p2pchat.identity import Identity, is_node_id, verify_signature
 
@@ -154,6 +154,28 @@ def certificate_names(certificate: x509.Certificate) -> List[str]:
     except x509.ExtensionNotFound:
         return []
     return extension.value.get_values_for_type(x509.DNSName)
+
+
+def names_member(certificate: x509.Certificate, name: object) -> bool:
+    """
+    Decide whether C{certificate} is the certificate of the member called
+    C{name}: for a peer's hello (L{check_peer_name}) and for a C{cert}
+    entry (L{p2pchat.attest.Attestations}) alike.
+
+    C{name} must be one of the certificate's DNS subjectAltNames, compared
+    without regard to ASCII case.  A wildcard name (C{*.example}) names no
+    single member, so it matches nothing, not even the literal C{*.example}:
+    a wildcard certificate would let its holder claim every name under it.
+
+    @return: whether it is.
+    """
+    if not isinstance(name, str) or not name.isascii() or "*" in name:
+        return False
+    wanted = name.lower()
+    return any(
+        listed.isascii() and "*" not in listed and listed.lower() == wanted
+        for listed in certificate_names(certificate)
+    )
 
 
 def _options(files: TLSFiles) -> ssl.CertificateOptions:
@@ -417,9 +439,9 @@ def peer_certificate(transport: Any) -> Optional[x509.Certificate]:
 
 def check_peer_name(transport: Any, claimed_name: str) -> Optional[str]:
     """
-    Check, with service-identity, that C{claimed_name} (the name in the
+    Check, with L{names_member}, that C{claimed_name} (the name in the
     peer's hello) is a DNS subjectAltName of the peer's certificate.  DNS
-    names compare without regard to case.
+    names compare without regard to case; wildcards match nothing.
 
     @param transport: the link's transport, after the TLS handshake.
     @return: L{None} if it is, else the reason to log and refuse the link.
@@ -430,15 +452,12 @@ def check_peer_name(transport: Any, claimed_name: str) -> Optional[str]:
     certificate = connection.get_peer_certificate(as_cryptography=True)
     if certificate is None:
         return "no certificate: the peer presented none"
-    names = certificate_names(certificate)
-    shown = ", ".join(names[:5]) or "no DNS name"
-    try:
-        verify_hostname(connection, claimed_name)
-    except (VerificationError, CertificateError):
-        return f"certificate is for {shown}, hello claims {claimed_name!r}"
-    except ValueError:  # not something service-identity takes as a DNS name
+    if names_member(certificate, claimed_name):
+        return None
+    shown = ", ".join(certificate_names(certificate)[:5]) or "no DNS name"
+    if not is_dns_safe_name(claimed_name):
         return f"certificate is for {shown}, hello claims {claimed_name!r} (not a DNS name)"
-    return None
+    return f"certificate is for {shown}, hello claims {claimed_name!r}"
 
 
 def binding_material(transport: Any) -> Optional[bytes]:

@@ -10,6 +10,7 @@ and an example of each frame.
 import json
 from typing import Any, Callable, Dict, Optional
 
+from p2pchat.addresses import is_canonical_address
 from p2pchat.entry import canonical_json, validate_name
 from p2pchat.identity import is_node_id
 
@@ -51,33 +52,25 @@ def _check_hello(frame: Dict[str, Any]) -> None:
     if "addr" not in frame:
         raise FrameError("hello has no addr (use null for none)")
     if not valid_address(frame["addr"]):
-        raise FrameError("hello.addr is not a printable string or null")
+        raise FrameError("hello.addr is not HOST:PORT or null")
 
 
 def valid_address(address: object) -> bool:
     """
     @return: whether C{address} can be a node's advertised address, in a
-        hello or in gossip: C{None} (no address), or a printable string of
-        1 to L{MAX_ADDRESS_LENGTH} characters that encodes as UTF-8.
+        hello or in gossip: C{None} (no address), or exactly C{HOST:PORT}
+        as L{p2pchat.addresses.parse_address} reads it (a DNS name, an IPv4
+        address or a bracketed IPv6 address; a port 1-65535 without leading
+        zeros), at most L{MAX_ADDRESS_LENGTH} characters.  Nothing else:
+        an address with spaces could fake columns where it is shown.
     """
     if address is None:
         return True
     return (
         isinstance(address, str)
         and 0 < len(address) <= MAX_ADDRESS_LENGTH
-        and address.isprintable()
-        and _is_unicode(address)
+        and is_canonical_address(address)
     )
-
-
-def _is_unicode(text: str) -> bool:
-    # JSON can carry lone surrogates ("\ud800"), which cannot be encoded
-    # again (for display or storage).
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_entry(frame: Dict[str, Any]) -> None:

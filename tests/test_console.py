@@ -352,6 +352,20 @@ class ConsoleProtocolTests(SynchronousTestCase):
             [f"bob {bob.node_id[:8]} bob.example:9090 alive connected heard 0s ago"],
         )
 
+    def test_peers_escaped(self):
+        """
+        /peers escapes a member's name and address, whatever put them in
+        the table: no escape code or line break reaches the terminal.
+        """
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        self.patch(self.node.membership._records[bob.node_id], "address", "x:1\r\nfake 1")
+        self.patch(self.node.membership._records[bob.node_id], "name", "bob\x1b[2J")
+        self.type(b"/peers\r\n")
+        (line,) = self.lines()
+        self.assertTrue(line.startswith("bob\\x1b[2J "), line)
+        self.assertIn(" x:1\\r\\nfake 1 ", line)
+
     def test_connect_delegates(self):
         """
         /connect HOST:PORT asks the node to open a link there.

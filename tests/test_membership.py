@@ -87,6 +87,11 @@ class RecordingOutput:
         self.calls.clear()
 
 
+# The longest address a row may carry: a 253-character host name and a
+# five-digit port.
+LONGEST_ADDRESS = ".".join(["a" * 63] * 3 + ["a" * 61]) + ":65535"
+
+
 def row(who, inc=0, state=ALIVE, hb=0, name=None, addr="10.0.0.9:9000", **extra):
     """
     @return: a gossip row about C{who} (an L{Identity}).
@@ -347,7 +352,7 @@ class GossipTests(SynchronousTestCase):
         h = Harness()
         rows = [
             row(identity(i % 250 + 5) if i < 250 else Identity(SigningKey(i.to_bytes(32, "big"))),
-                inc=2**53, hb=2**53, name="\u4e2d" * 32, addr="\u00e9" * 300)
+                inc=2**53, hb=2**53, name="\u4e2d" * 32, addr=LONGEST_ADDRESS)
             for i in range(2000)
         ]
         for start in range(0, len(rows), 500):

@@ -164,12 +164,21 @@ class RejectTests(SynchronousTestCase):
 
     def test_hello_addr(self):
         """
-        hello.addr must be null or a non-empty string of at most 300
-        characters.
+        hello.addr must be null or exactly HOST:PORT: a host name, an IPv4
+        address or a bracketed IPv6 address, a port 1-65535 without leading
+        zeros; nothing else (spaces could fake columns in /peers).
         """
-        for address in ("", "x" * 301, 9090, ["h", 1]):
+        for address in ("", "x" * 301, 9090, ["h", 1], "x" * 300, "alice",
+                        "alice:0", "alice:65536", "alice:09090", "alice:+1",
+                        "al ice:9090", "alice:9090 up 1s", "alice:9090\x1b[2J",
+                        "::1:9090", "[::1]", "[alice]:9090", "1.2.3.999:9090",
+                        "user@alice:9090", "alice:9090/x", "-alice:9090",
+                        "\u00e9t\u00e9:9090", "alice.:9090"):
             self.assertRejected(line(wire.hello(NODE_ID, "alice", address)), "addr")
-        parse_frame(line(wire.hello(NODE_ID, "alice", "x" * 300)))
+        longest = ".".join(["a" * 63] * 3 + ["a" * 61]) + ":65535"
+        for address in ("alice.example:9090", "127.0.0.1:1", "[::1]:65535",
+                        "[fe80::1]:9090", "Alice-2.Example:9090", longest):
+            parse_frame(line(wire.hello(NODE_ID, "alice", address)))
 
     def test_hello_addr_lone_surrogate(self):
         """
