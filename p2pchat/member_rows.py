@@ -109,12 +109,12 @@ def _is_int(value: object, maximum: int) -> bool:
 
 def check_row(row: object, known: Dict[str, object]) -> None:
     """
-    Check the form of one gossip row (not its signature).  The id, name
-    and address of a row that match a known member's were checked when it
-    was learned.
+    Check the form of one gossip row (not its signature).  The id, name,
+    address and signature of a row that match a known member's were
+    checked when it was learned.
 
-    @param known: the members known, by id (objects with C{name} and
-        C{address}).
+    @param known: the members known, by id (objects with C{name},
+        C{address} and C{sig}).
     @raise FrameError: naming the problem (escaped).
     """
     if type(row) is not dict:
@@ -149,6 +149,8 @@ def check_row(row: object, known: Dict[str, object]) -> None:
     if not _is_int(row.get("hb"), MAX_HEARTBEAT):
         raise FrameError(f"gossip row for {short_id(node_id)}: hb is not an integer in 0..2**53")
     sig = row.get("sig")
+    if record is not None and sig == record.sig:  # type: ignore[attr-defined]
+        return
     if not (type(sig) is str and len(sig) == SIGNATURE_HEX_LENGTH and not sig.strip(HEX_DIGITS)):
         raise FrameError(
             f"gossip row for {short_id(node_id)}: sig is not 128 lowercase hex digits"

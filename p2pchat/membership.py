@@ -662,7 +662,19 @@ class Membership:
         @raise FrameError: if the signature is not the member's.
         """
         node_id = row["id"]
-        if node_id == self.node_id:
+        record = self._records.get(node_id)
+        if record is not None and record.advertised:
+            if row["inc"] < record.incarnation:
+                return True
+            if (
+                record.sig == row["sig"]
+                and record.incarnation == row["inc"]
+                and record.name == row["name"]
+                and record.address == row["addr"]
+                and base_state(record.state) == base_state(row["state"])
+            ):
+                return True
+        elif node_id == self.node_id:
             if row["inc"] < self.incarnation or self.hidden:
                 return False
             own = self.own_row()
@@ -672,19 +684,7 @@ class Membership:
             gone = self._gone.get(node_id)
             if gone is not None and row["inc"] <= gone:
                 return False
-            record = self._records.get(node_id)
-            if record is not None and record.advertised:
-                if row["inc"] < record.incarnation:
-                    return True
-                if (
-                    record.sig == row["sig"]
-                    and record.incarnation == row["inc"]
-                    and record.name == row["name"]
-                    and record.address == row["addr"]
-                    and base_state(record.state) == base_state(row["state"])
-                ):
-                    return True
-            elif record is None and not self._admission.may_learn(peer_id):
+            if record is None and not self._admission.may_learn(peer_id):
                 self._over_budget(peer_id, "new members")
                 return False
         statement = (node_id,) + signed_part(row)

@@ -14,6 +14,7 @@ from p2pchat.identity import Identity
 from p2pchat.member_admission import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_S, VERIFIES_BURST
 from p2pchat.member_rows import LEFT, row_statement, verify_row
 from p2pchat.membership import ALIVE, DEAD, SUSPECT, MembershipConfig
+from tests.nodes import Network
 from tests.test_membership import BOB, CAROL, DAVE, ME, Harness, gossip, row, signed_left
 
 
@@ -295,3 +296,26 @@ class TableTests(SynchronousTestCase):
         h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
         h.membership.rx_frame(BOB.node_id, gossip(row(CAROL)))
         self.assertEqual([m.node_id for m in h.membership.members()], [BOB.node_id])
+
+
+class ResolveTests(SynchronousTestCase):
+    """
+    C{/msg NAME} follows only signed names.
+    """
+
+    def test_hello_name_never_resolves(self):
+        """
+        A node whose only claim to the name bob is its hello (it is
+        hidden, so it gossips no signed row) does not make C{/msg bob}
+        ambiguous or capture it: alice resolves bob to the real bob, and
+        the impostor only by its id.
+        """
+        net = Network(self)
+        alice, bob, impostor = net.node("alice"), net.node("bob"), net.node("bob")
+        impostor.set_hidden(True)
+        net.link(alice, bob)
+        net.link(alice, impostor)
+        net.tick(times=10)
+        self.assertEqual(alice.resolve("bob"), bob.node_id)
+        self.assertEqual(alice.resolve(impostor.node_id[:8]), impostor.node_id)
+        self.assertEqual(alice.name_of(impostor.node_id), "bob")
