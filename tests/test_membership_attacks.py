@@ -271,6 +271,18 @@ class TableTests(SynchronousTestCase):
             h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, hb=hb)))
         self.assertEqual(len(calls), 1)
 
+    def test_one_check_per_statement_per_frame(self):
+        """
+        A frame repeating one new signed row costs one check, not one per
+        copy.
+        """
+        calls = []
+        real = membership_module.verify_row
+        self.patch(membership_module, "verify_row", lambda r: calls.append(1) or real(r))
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(CAROL, 5)] * 500))
+        self.assertEqual((len(calls), h.state(CAROL)), (1, ALIVE))
+
     def test_unproven_evicted_before_proven(self):
         """
         When the table is full, a new member evicts the oldest unproven
