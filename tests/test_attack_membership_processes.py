@@ -128,3 +128,23 @@ class MembershipAttackTests(NodeTestMixin, SynchronousTestCase):
         self.assertLess(int(status["peers"]), 10_000)
         self.assertNotIn(b"closing link with flooder", alice.output)
         self.assertIsNone(re.search(rb"Traceback", alice.output))
+
+    def test_replayed_dead_rumour_does_not_kill_linked_bob(self):
+        """
+        Local confirmation.  A raw peer replays bob's own signed row to
+        alice as a dead claim (the one kind of claim about bob it can
+        make).  Alice, linked to bob and hearing him, keeps him alive and
+        passes the claim to bob, who refutes it with a new signed
+        incarnation; alice never shows bob dead or suspect.
+        """
+        alice = self.start("alice")
+        bob = self.start("bob", "--peer", alice.peer_address)
+        bob.wait_for_log(rb"link up with alice")
+        raw = RawPeer(alice.peer_address, name="rumour")
+        real = row_about(raw, "bob")
+        raw.send({"type": "gossip", "rows": [dict(real, state=DEAD)]})
+        bob.wait_for_log(rb"refuting rumour from [0-9a-f]{8} that we are dead")
+        alice_console = self.console(alice)
+        row = self.peers(alice_console)[short_id(real["id"])]
+        self.assertEqual((row.name, row.state), ("bob", "alive"))
+        self.assertIsNone(re.search(rb"member bob \([0-9a-f]{8}\) is (dead|suspect)", alice.output))
