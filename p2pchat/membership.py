@@ -657,14 +657,15 @@ class Membership:
         rank = STATE_RANK[state]
         key = (incarnation, rank, row["hb"])
         link = self._links.get(peer_id)
+        record = self._records.get(node_id)
+        if record is None and node_id != self.node_id and not self._learn(peer_id, row, now):
+            return  # not kept: keep no per-link state about it either
         if link is not None:
             link.knows[node_id] = _join(key, link.knows.get(node_id))
         if node_id == self.node_id:
             self._rx_about_self(peer_id, row)
             return
-        record = self._records.get(node_id)
         if record is None:
-            self._learn(peer_id, row, now)
             return
         if record.first_from != peer_id:
             self._admission.proven(node_id)
@@ -736,9 +737,12 @@ class Membership:
         record.state = state
         return True
 
-    def _learn(self, peer_id: str, row: dict, now: float) -> None:
+    def _learn(self, peer_id: str, row: dict, now: float) -> bool:
+        """
+        @return: whether the member was added (there was room).
+        """
         if not self._room_for_one_more():
-            return
+            return False
         record = _Record(
             row["id"], row["name"], row["addr"], row["inc"], row["state"], row["hb"], now
         )
@@ -752,6 +756,7 @@ class Membership:
         if record.state != ALIVE:
             self._next_check_at = min(self._next_check_at, now + self.config.failure_timeout_s)
         self._output.member_changed(record.member(), None)
+        return True
 
     def _rx_about_self(self, peer_id: str, row: dict) -> None:
         """

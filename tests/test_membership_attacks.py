@@ -300,6 +300,18 @@ class TableTests(SynchronousTestCase):
         kept = {m.node_id for m in h.membership.members()}
         self.assertEqual(kept, {BOB.node_id, DAVE.node_id, CAROL.node_id, fakes[-1].node_id})
 
+    def test_ignored_members_leave_no_per_link_state(self):
+        """
+        Members that did not fit leave nothing behind in the link's
+        reconciliation state (else a link could grow it without bound
+        while the table is full).
+        """
+        h = Harness(MembershipConfig(max_members=1))
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(who) for who in strangers(50)]))
+        knows = h.membership._links[BOB.node_id].knows  # the per-link state itself
+        self.assertEqual(set(knows), {BOB.node_id, ME.node_id} & set(knows))
+
     def test_table_full_of_proven_ignores_new(self):
         """
         With nothing unproven to evict, a new member is ignored.
