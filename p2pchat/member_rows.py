@@ -103,6 +103,29 @@ def verify_row(row: dict) -> bool:
     return verify_signature(row["id"], statement, bytes.fromhex(row["sig"]))
 
 
+def newer_key(key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]) -> bool:
+    """
+    @return: whether a row with C{key} tells a peer that knows C{known}
+        something new.
+    """
+    if known is None or key[0] > known[0]:
+        return True
+    return key[0] == known[0] and (key[1] > known[1] or key[2] > known[2])
+
+
+def join_keys(
+    key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]
+) -> Tuple[int, int, int]:
+    """
+    @return: the join of two C{(incarnation, rank, heartbeat)} keys.
+    """
+    if known is None or key[0] > known[0]:
+        return key
+    if key[0] < known[0]:
+        return known
+    return (key[0], max(key[1], known[1]), max(key[2], known[2]))
+
+
 def _is_int(value: object, maximum: int) -> bool:
     return type(value) is int and 0 <= value <= maximum
 

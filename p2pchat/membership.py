@@ -70,6 +70,8 @@ from p2pchat.member_rows import (  # noqa: F401 (re-exported)
     SUSPECT,
     base_state,
     check_row,
+    join_keys,
+    newer_key,
     sign_row,
     signed_part,
     verify_row,
@@ -171,26 +173,6 @@ class _Record:
             self.node_id, self.name, self.address, self.incarnation, self.state,
             self.links > 0, self.last_heard, self.advertised,
         )
-
-
-def _newer(key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]) -> bool:
-    """
-    @return: whether a row with C{key} tells a peer that knows C{known}
-        something new.
-    """
-    if known is None or key[0] > known[0]:
-        return True
-    return key[0] == known[0] and (key[1] > known[1] or key[2] > known[2])
-
-
-def _join(
-    key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]
-) -> Tuple[int, int, int]:
-    if known is None or key[0] > known[0]:
-        return key
-    if key[0] < known[0]:
-        return known
-    return (key[0], max(key[1], known[1]), max(key[2], known[2]))
 
 
 class _Link:
@@ -661,7 +643,7 @@ class Membership:
         if record is None and node_id != self.node_id and not self._learn(peer_id, row, now):
             return  # not kept: keep no per-link state about it either
         if link is not None:
-            link.knows[node_id] = _join(key, link.knows.get(node_id))
+            link.knows[node_id] = join_keys(key, link.knows.get(node_id))
         if node_id == self.node_id:
             self._rx_about_self(peer_id, row)
             return
@@ -981,7 +963,7 @@ class Membership:
                 rows.append(row)
                 size += row_size
                 continue
-            if not _newer(key, knows.get(node_id)):
+            if not newer_key(key, knows.get(node_id)):
                 continue
             knows[node_id] = key
             if rows and size + row_size > FRAME_BUDGET_BYTES:
