@@ -30,6 +30,19 @@ The algorithm (see C{docs/membership.md} for the frames and the numbers):
     state with higher precedence wins (left > dead > suspect > alive) and
     the heartbeat is the larger one.  This merge is a join, so every order
     of deliveries converges to one table.
+  - B{Authority.}  Every row is signed by its member (see
+    L{p2pchat.member_rows}): only the member can raise its incarnation,
+    rename, re-address or leave; suspect and dead claims carry its
+    signature for the incarnation they name.  Signatures are checked only
+    when a signed part changes.  A node linked to a member it heard from
+    recently does not believe rumours about it (Lifeguard's local
+    confirmation).
+  - B{Bounds.}  New members and signature checks per link are budgeted,
+    unproven members are evicted first when the table is full, and every
+    link gets gossip state (L{p2pchat.member_admission}).  Memory: at most
+    C{max_members} rows (about 1 KiB each with bookkeeping) plus as many
+    remembered leaves (about 150 bytes each), and per link one C{knows}
+    entry per member.
   - B{Active view.}  A node keeps about C{max_links} links (HyParView's
     active view), connecting to random alive members when below and
     dropping random extras when above C{max_links + link_slack}.
@@ -41,27 +54,32 @@ from typing import Callable, ClassVar, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
 
-from p2pchat.entry import validate_name
-from p2pchat.identity import HEX_DIGITS, is_node_id, short_id, verify_signature
-from p2pchat.wire import MAX_LINE_BYTES, FrameError, valid_address
+from p2pchat.identity import short_id
+from p2pchat.member_admission import Admission
+from p2pchat.member_rows import (  # noqa: F401 (re-exported)
+    ALIVE,
+    DEAD,
+    LEFT,
+    MAX_HEARTBEAT,
+    MAX_INCARNATION,
+    MAX_ROWS_PER_FRAME,
+    SIGNATURE_HEX_LENGTH,
+    STATE_RANK,
+    STATES,
+    SUSPECT,
+    base_state,
+    check_row,
+    join_keys,
+    newer_key,
+    sign_row,
+    signed_part,
+    verify_row,
+)
+from p2pchat.member_types import IMembershipOutput, Member, MembershipConfig  # noqa: F401
+from p2pchat.safe import LogLimiter, printable
+from p2pchat.wire import MAX_LINE_BYTES, FrameError
 
-ALIVE = "alive"
-SUSPECT = "suspect"
-DEAD = "dead"
-LEFT = "left"
-STATES = (ALIVE, SUSPECT, DEAD, LEFT)
-#: For equal incarnations, the state with the higher rank wins.
-STATE_RANK = {ALIVE: 0, SUSPECT: 1, DEAD: 2, LEFT: 3}
-
-MAX_INCARNATION = 2**53
-MAX_HEARTBEAT = 2**53
-#: A row may raise a known member's incarnation by at most this much; a
-#: larger jump is ignored (with a log line).
-MAX_INCARNATION_JUMP = 2**32
-#: Rows in one received gossip frame; a 64 KiB line cannot hold more.
-MAX_ROWS_PER_FRAME = 1000
 #: Budget for the rows of one sent gossip frame, leaving room for the
 #: envelope (the whole line must stay under L{MAX_LINE_BYTES}).
 FRAME_BUDGET_BYTES = MAX_LINE_BYTES - 1024
@@ -69,155 +87,8 @@ FRAME_BUDGET_BYTES = MAX_LINE_BYTES - 1024
 #: and signature: keys, punctuation, two integers of up to 16 digits and
 #: the longest state.
 ROW_OVERHEAD_BYTES = 96
-SIGNATURE_HEX_LENGTH = 128
-LEAVE_CONTEXT = b"p2pchat-left-v1\n"
 MAX_RETRY_DOUBLINGS = 4
 
-
-
-@dataclass
-class Member:
-    """
-    What this node knows about another node, as C{/peers} shows it.
-
-    @ivar node_id: the member's id.
-    @ivar name: its display name.
-    @ivar address: where it accepts links (C{host:port}), or C{None} for
-        an outbound-only member (reachable through a relay).
-    @ivar incarnation: its incarnation number.
-    @ivar state: C{alive}, C{suspect}, C{dead} or C{left}.
-    @ivar linked: whether this node has a link to it.
-    @ivar last_heard: clock time it last showed a sign of life (its
-        heartbeat or incarnation advanced, or it sent us a frame).
-    """
-
-    node_id: str
-    name: str
-    address: Optional[str]
-    incarnation: int
-    state: str
-    linked: bool
-    last_heard: float
-
-
-class IMembershipOutput(Interface):
-    """
-    What L{Membership} asks the node to do.
-    """
-
-    def send(peer_id: str, frame: dict) -> None:
-        """
-        Send C{frame} on our link to C{peer_id} (there is one).
-        """
-
-    def connect(address: str) -> None:
-        """
-        Open an outbound link to C{address} (C{host:port}).
-        """
-
-    def disconnect(peer_id: str, reason: str) -> None:
-        """
-        Close our link(s) to C{peer_id}, logging C{reason}.
-        """
-
-    def member_changed(member: Member, old_state: Optional[str]) -> None:
-        """
-        C{member} was learned (C{old_state} is C{None}) or changed state.
-        """
-
-
-@dataclass(frozen=True)
-class MembershipConfig:
-    """
-    Membership parameters.
-
-    @ivar max_links: the active view: how many links a node keeps.
-    @ivar failure_timeout_s: heartbeat silent this long: suspect; suspect
-        and silent as long again: dead.
-    @ivar gossip_interval_s: how often the node calls L{Membership.tick}.
-    @ivar heartbeat_interval_s: how often a node bumps its heartbeat.
-    @ivar tombstone_s: dead and left members are kept this long.
-    @ivar hidden: start hidden (not advertised in gossip).
-    @ivar link_slack: inbound links may take a node this far above
-        C{max_links} before it drops extras.
-    @ivar sync_interval_s: how often the whole table is pushed to one
-        random link.
-    @ivar link_loss_grace_s: after our last link to a member closes, its
-        heartbeat must advance within this long or it is suspected.
-    @ivar connect_retry_s: the least time between two connection attempts
-        to one address; it doubles (up to 16 times) while they fail.
-    @ivar connects_per_tick: new connection attempts per tick, at most.
-    @ivar max_members: members (tombstones included) this node keeps.
-    """
-
-    max_links: int = 5
-    failure_timeout_s: float = 4.0
-    gossip_interval_s: float = 0.2
-    heartbeat_interval_s: float = 1.0
-    tombstone_s: float = 300.0
-    hidden: bool = False
-    link_slack: int = 2
-    sync_interval_s: float = 30.0
-    link_loss_grace_s: float = 2.0
-    connect_retry_s: float = 5.0
-    connects_per_tick: int = 1
-    max_members: int = 10_000
-
-
-def leave_statement(node_id: str, incarnation: int) -> bytes:
-    """
-    @return: the bytes a node signs to announce that it left (or hid) at
-        C{incarnation}.
-    """
-    return LEAVE_CONTEXT + f"{node_id} {incarnation}".encode("ascii")
-
-
-def _is_int(value: object, maximum: int) -> bool:
-    return type(value) is int and 0 <= value <= maximum
-
-
-def _check_row(row: object, known: Dict[str, "_Record"]) -> None:
-    """
-    Check the form of one gossip row.  The id, name and address of a row
-    that match a known member's were checked when it was learned.
-
-    @param known: the members known, by id.
-    @raise FrameError: naming the problem.
-    """
-    if type(row) is not dict:
-        raise FrameError("gossip row is not an object")
-    node_id = row.get("id")
-    if type(node_id) is not str:
-        raise FrameError("gossip row id is not a node id")
-    record = known.get(node_id)
-    if record is None or record.name != row.get("name") or record.address != row.get("addr"):
-        if not is_node_id(node_id):
-            raise FrameError("gossip row id is not a node id")
-        if not validate_name(row.get("name")):
-            raise FrameError(f"gossip row for {short_id(node_id)}: name is not a valid name")
-        if "addr" not in row or not valid_address(row["addr"]):
-            raise FrameError(
-                f"gossip row for {short_id(node_id)}: addr is not a printable string or null"
-            )
-    if not _is_int(row.get("inc"), MAX_INCARNATION):
-        raise FrameError(
-            f"gossip row for {short_id(node_id)}: inc is not an integer in 0..2**53"
-        )
-    state = row.get("state")
-    if type(state) is not str or state not in STATE_RANK:
-        raise FrameError(
-            f"gossip row for {short_id(node_id)}: impossible state {str(state)[:20]!r}"
-        )
-    if not _is_int(row.get("hb"), MAX_HEARTBEAT):
-        raise FrameError(f"gossip row for {short_id(node_id)}: hb is not an integer in 0..2**53")
-    sig = row.get("sig")
-    if sig is not None:
-        if state != LEFT:
-            raise FrameError(f"gossip row for {short_id(node_id)}: sig on a {state} row")
-        if not (
-            type(sig) is str and len(sig) == SIGNATURE_HEX_LENGTH and not sig.strip(HEX_DIGITS)
-        ):
-            raise FrameError(f"gossip row for {short_id(node_id)}: sig is not 128 hex digits")
 
 
 class _Record:
@@ -237,7 +108,7 @@ class _Record:
     __slots__ = (
         "node_id", "name", "address", "incarnation", "state", "heartbeat", "sig",
         "advertised", "links", "last_heard", "state_since", "link_lost_at", "_row",
-        "_size", "key",
+        "_size", "key", "first_from", "told_inc",
     )
 
     def __init__(self, node_id, name, address, incarnation, state, heartbeat, now):
@@ -256,6 +127,9 @@ class _Record:
         self._row: Optional[dict] = None
         self._size: Optional[int] = None
         self.key = (incarnation, STATE_RANK[state], heartbeat)
+        self.first_from: Optional[str] = None
+        #: The incarnation of the last rumour passed to the member itself.
+        self.told_inc = -1
 
     def changed(self) -> None:
         """
@@ -297,28 +171,8 @@ class _Record:
     def member(self) -> Member:
         return Member(
             self.node_id, self.name, self.address, self.incarnation, self.state,
-            self.links > 0, self.last_heard,
+            self.links > 0, self.last_heard, self.advertised,
         )
-
-
-def _newer(key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]) -> bool:
-    """
-    @return: whether a row with C{key} tells a peer that knows C{known}
-        something new.
-    """
-    if known is None or key[0] > known[0]:
-        return True
-    return key[0] == known[0] and (key[1] > known[1] or key[2] > known[2])
-
-
-def _join(
-    key: Tuple[int, int, int], known: Optional[Tuple[int, int, int]]
-) -> Tuple[int, int, int]:
-    if known is None or key[0] > known[0]:
-        return key
-    if key[0] < known[0]:
-        return known
-    return (key[0], max(key[1], known[1]), max(key[2], known[2]))
 
 
 class _Link:
@@ -382,13 +236,16 @@ class Membership:
             the wall time in whole seconds, so a restarted node outranks
             its own tombstone at once; with 0 it refutes the tombstone
             when gossip brings it.
-        @param signer: signs a leave statement with this node's key (the
-            node passes C{identity.sign}).  Without it leave notices are
-            unsigned, and only direct neighbours accept them.
+        @param signer: signs with this node's key (the node passes
+            C{identity.sign}); every row this node gossips about itself
+            is signed with it (see L{p2pchat.member_rows}).
+        @raise ValueError: without a signer.
         """
+        if signer is None:
+            raise ValueError("membership rows must be signed: pass signer")
         self.node_id = node_id
         self.name = name
-        self.address = address
+        self._address = address
         self.clock = clock
         self._output = output
         self.config = config
@@ -399,43 +256,68 @@ class Membership:
         self.hidden = config.hidden
         self.errors = 0
         self._left = False
-        self._own_sig: Optional[str] = None
+        self._own_signed: Optional[Tuple[tuple, str]] = None
         self._records: Dict[str, _Record] = {}
         self._links: Dict[str, _Link] = {}
         self._attempts: Dict[str, _Attempt] = {}
         self._dropping: Set[str] = set()
+        self._admission = Admission(clock)
+        #: Members whose signed leave was pruned, with its incarnation, so
+        #: a replay of an older signed alive row cannot bring them back;
+        #: oldest first, at most C{max_members}.
+        self._gone: Dict[str, int] = {}
+        self._limiter = LogLimiter(clock)
+        self.dropped_rows = 0
         now = clock.seconds()
         self._next_heartbeat_at = now + config.heartbeat_interval_s
         self._next_sync_at = now + config.sync_interval_s
         self._next_check_at = now
-        self._full_warned = False
+
+    @property
+    def address(self) -> Optional[str]:
+        return self._address
+
+    @address.setter
+    def address(self, address: Optional[str]) -> None:
+        """
+        A new address is a new signed statement: it needs a new
+        incarnation (a member signs one statement per incarnation).
+        """
+        if address == self._address:
+            return
+        self._address = address
+        if self._records or self._links:
+            self._raise_incarnation(self.incarnation + 1)
+            self._mark_self()
 
     # Inputs
 
     def link_up(self, peer_id: str, name: str, address: Optional[str], outbound: bool) -> None:
         """
         A link to C{peer_id} finished its handshake (C{name} and C{address}
-        are from its hello).  The whole table goes to it at once.
+        are from its hello, and prove nothing but the id).  The whole table
+        goes to it at once; its gossip state exists even when the table is
+        full.
         """
         if peer_id == self.node_id:
             return
         now = self.clock.seconds()
         record = self._records.get(peer_id)
-        if record is None:
-            if not self._room_for_one_more():
-                self._forget_attempt(address)
-                return
+        if record is None and self._room_for_one_more():
             record = _Record(peer_id, name, address, 0, ALIVE, 0, now)
             record.advertised = False
             self._records[peer_id] = record
             self._output.member_changed(record.member(), None)
-        elif not record.advertised:
+        elif record is not None and not record.advertised:
             record.name, record.address = name, address
-        record.links += 1
-        record.last_heard = now
-        record.link_lost_at = None
+        self._admission.proven(peer_id)
+        if record is not None:
+            record.links += 1
+            record.last_heard = now
+            record.link_lost_at = None
+            self._forget_attempt(record.address)
         self._forget_attempt(address)
-        self._forget_attempt(record.address)
+        self._admission.link_up(peer_id)
         link = self._links.get(peer_id)
         if link is None:
             link = self._links[peer_id] = _Link(now, outbound)
@@ -460,6 +342,7 @@ class Membership:
         if link.count > 0:
             return
         del self._links[peer_id]
+        self._admission.link_down(peer_id)
         dropped = peer_id in self._dropping
         self._dropping.discard(peer_id)
         if record is None or record.links:
@@ -477,10 +360,12 @@ class Membership:
         """
         A frame of one of L{frame_types} arrived from C{peer_id}.
 
-        The whole frame is checked before any row is applied.
+        The whole frame is checked (form, and the signature of every row
+        that would change a signed part) before any row is applied.  Rows
+        over the link's budgets are dropped, not fatal.
 
-        @raise FrameError: if it is malformed, or carries a leave notice
-            that its member did not sign (or send us itself).
+        @raise FrameError: if it is malformed or a row's signature is not
+            its member's (a forgery: the node closes the link).
         """
         try:
             rows = self._check_frame(peer_id, frame)
@@ -500,8 +385,13 @@ class Membership:
                 and record.advertised
                 and record.incarnation == row["inc"]
                 and record.state == row["state"]
+                and record.sig == row["sig"]
+                and record.name == row["name"]
+                and record.address == row["addr"]
             ):
                 # The common case: a heartbeat, perhaps new.
+                if record.first_from != peer_id:
+                    self._admission.proven(record.node_id)
                 heartbeat = row["hb"]
                 key = record.key
                 known = knows.get(record.node_id)
@@ -578,7 +468,6 @@ class Membership:
         if hidden:
             self._announce_left()
         else:
-            self._own_sig = None
             self._raise_incarnation(self.incarnation + 1)
         self._mark_self()
 
@@ -589,7 +478,8 @@ class Membership:
         if name == self.name:
             return
         self.name = name
-        if not self.hidden and not self._left:
+        if not self._left:
+            # A new name is a new signed statement: a new incarnation.
             self._raise_incarnation(self.incarnation + 1)
             self._mark_self()
 
@@ -622,25 +512,34 @@ class Membership:
         """
         return sorted(self._links)
 
-    def own_row(self) -> dict:
+    def own_row(self, leaving: bool = False) -> dict:
         """
-        @return: the row this node gossips about itself.
+        @return: the row this node gossips about itself, signed.  It is
+            signed again only when its signed part changes.
         """
-        row = {
+        state = LEFT if (leaving or self._left or self.hidden) else ALIVE
+        statement = (self.incarnation, self.name, self.address, state)
+        if self._own_signed is None or self._own_signed[0] != statement:
+            sig = sign_row(self._signer, self.node_id, *statement)
+            self._own_signed = (statement, sig)
+        return {
             "id": self.node_id,
             "inc": self.incarnation,
-            "state": LEFT if (self._left or self.hidden) else ALIVE,
+            "state": state,
             "hb": self.heartbeat,
             "name": self.name,
             "addr": self.address,
+            "sig": self._own_signed[1],
         }
-        if row["state"] == LEFT and self._own_sig is not None:
-            row["sig"] = self._own_sig
-        return row
 
     # Receiving
 
     def _check_frame(self, peer_id: str, frame: dict) -> list:
+        """
+        @return: the rows of C{frame} to apply: well-formed, authentic,
+            and within the link's budgets.
+        @raise FrameError: if a row is malformed or forged.
+        """
         if frame.get("type") not in self.frame_types:
             raise FrameError(f"membership cannot handle frame type {frame.get('type')!r}")
         rows = frame.get("rows")
@@ -648,43 +547,90 @@ class Membership:
             raise FrameError("gossip.rows is not a list")
         if len(rows) > MAX_ROWS_PER_FRAME:
             raise FrameError(f"gossip frame has more than {MAX_ROWS_PER_FRAME} rows")
+        records = self._records
+        verified: Set[tuple] = set()
+        accepted = []
+        checked = []
         for row in rows:
-            _check_row(row, self._records)
-            if row["state"] == LEFT:
-                self._check_leave_authority(peer_id, row)
-        return rows
+            node_id = row.get("id") if type(row) is dict else None
+            record = records.get(node_id) if type(node_id) is str else None
+            if (
+                record is not None
+                and record.advertised
+                and record.sig == row.get("sig")
+                and record.incarnation == row.get("inc")
+                and type(row["inc"]) is int
+                and record.state == row.get("state")
+                and record.name == row.get("name")
+                and record.address == row.get("addr")
+                and type(row.get("hb")) is int
+                and 0 <= row["hb"] <= MAX_HEARTBEAT
+            ):
+                # A heartbeat: the signed part is the one this node holds.
+                accepted.append(row)
+                continue
+            check_row(row, records)
+            checked.append(row)
+        accepted.extend(row for row in checked if self._authentic(peer_id, row, verified))
+        if len(accepted) < len(rows):
+            self.dropped_rows += len(rows) - len(accepted)
+        return accepted
 
-    def _check_leave_authority(self, peer_id: str, row: dict) -> None:
+    def _authentic(self, peer_id: str, row: dict, verified: Set[tuple]) -> bool:
         """
-        Only a member may say it left: by a signature over
-        L{leave_statement}, or (unsigned) on its own direct link.
+        Check the signature of C{row} if it would change a signed part
+        this node holds (at most once per frame and statement).
 
-        @raise FrameError: otherwise.
+        @return: whether to apply it (C{False}: dropped, over a budget or
+            a replay of a pruned member's row from before its leave).
+        @raise FrameError: if the signature is not the member's.
         """
         node_id = row["id"]
-        sig = row.get("sig")
-        if sig is None:
-            if peer_id != node_id:
-                raise FrameError(
-                    f"unsigned left notice for {short_id(node_id)} relayed by "
-                    f"{short_id(peer_id)}: only a member may announce its own leave"
-                )
-            return
         record = self._records.get(node_id)
-        if (
-            record is not None
-            and record.state == LEFT
-            and record.incarnation == row["inc"]
-            and record.sig == sig
-        ):
-            return
-        if node_id == self.node_id and row["inc"] == self.incarnation and sig == self._own_sig:
-            return
-        if not verify_signature(node_id, leave_statement(node_id, row["inc"]), bytes.fromhex(sig)):
+        if record is not None and record.advertised:
+            if row["inc"] < record.incarnation:
+                return True
+            if (
+                record.sig == row["sig"]
+                and record.incarnation == row["inc"]
+                and record.name == row["name"]
+                and record.address == row["addr"]
+                and base_state(record.state) == base_state(row["state"])
+            ):
+                return True
+        elif node_id == self.node_id:
+            if row["inc"] < self.incarnation or self.hidden:
+                return False
+            own = self.own_row()
+            if row["inc"] == own["inc"] and signed_part(row) == signed_part(own):
+                return True
+        else:
+            gone = self._gone.get(node_id)
+            if gone is not None and row["inc"] <= gone:
+                return False
+            if record is None and not self._admission.may_learn(peer_id):
+                self._over_budget(peer_id, "new members")
+                return False
+        statement = (node_id,) + signed_part(row)
+        if statement in verified:
+            return True
+        if not self._admission.may_verify(peer_id):
+            self._over_budget(peer_id, "signature checks")
+            return False
+        if not verify_row(row):
             raise FrameError(
-                f"left notice for {short_id(node_id)} from {short_id(peer_id)} "
-                f"has a bad signature"
+                f"gossip row for {short_id(node_id)} at incarnation {row['inc']}: "
+                f"signature is not its member's"
             )
+        verified.add(statement)
+        return True
+
+    def _over_budget(self, peer_id: str, what: str) -> None:
+        self._limiter.log(
+            what, self.log.warn,
+            "dropping gossip rows from {peer}: over its budget of {what}",
+            peer=short_id(peer_id), what=what,
+        )
 
     def _rx_row(self, peer_id: str, row: dict, now: float) -> None:
         node_id = row["id"]
@@ -693,22 +639,18 @@ class Membership:
         rank = STATE_RANK[state]
         key = (incarnation, rank, row["hb"])
         link = self._links.get(peer_id)
+        record = self._records.get(node_id)
+        if record is None and node_id != self.node_id and not self._learn(peer_id, row, now):
+            return  # not kept: keep no per-link state about it either
         if link is not None:
-            link.knows[node_id] = _join(key, link.knows.get(node_id))
+            link.knows[node_id] = join_keys(key, link.knows.get(node_id))
         if node_id == self.node_id:
             self._rx_about_self(peer_id, row)
             return
-        record = self._records.get(node_id)
         if record is None:
-            self._learn(row, now)
             return
-        if incarnation > record.incarnation + MAX_INCARNATION_JUMP and record.advertised:
-            self.log.warn(
-                "ignoring gossip from {peer}: incarnation of {who} jumps from {old} to {new}",
-                peer=short_id(peer_id), who=short_id(node_id),
-                old=record.incarnation, new=incarnation,
-            )
-            return
+        if record.first_from != peer_id:
+            self._admission.proven(node_id)
         old_state = record.state
         if not record.advertised or incarnation > record.incarnation:
             record.advertised = True
@@ -717,16 +659,20 @@ class Membership:
             record.heartbeat = row["hb"]
             record.name = row["name"]
             record.address = row["addr"]
-            record.sig = row.get("sig")
+            record.sig = row["sig"]
             if state == ALIVE:
                 record.last_heard = now
                 record.link_lost_at = None
         elif incarnation == record.incarnation:
+            if (record.sig, record.name, record.address, base_state(record.state)) != (
+                row["sig"], row["name"], row["addr"], base_state(state)
+            ):
+                # Two statements signed for one incarnation (or a left
+                # row against a tombstone): keep the one we hold.
+                return
             changed = False
             if rank > STATE_RANK[record.state]:
-                record.state = state
-                record.sig = row.get("sig")
-                changed = True
+                changed = self._rumour(record, row, now)
             if row["hb"] > record.heartbeat:
                 record.heartbeat = row["hb"]
                 if record.state in (ALIVE, SUSPECT):
@@ -747,38 +693,73 @@ class Membership:
         if record.state != old_state:
             self._state_changed(record, old_state, now)
 
-    def _learn(self, row: dict, now: float) -> None:
+    def _rumour(self, record: "_Record", row: dict, now: float) -> bool:
+        """
+        Someone claims C{record} is suspect or dead at its current
+        incarnation.  Local confirmation (Lifeguard): a node linked to the
+        member that heard from it within C{failure_timeout_s} keeps it
+        alive and passes the rumour to the member alone (once per
+        incarnation), which refutes it; a node that saw its heartbeat
+        advance that recently takes C{dead} only as C{suspect}.
+
+        @return: whether the state changed.
+        """
+        state = row["state"]
+        fresh = now - record.last_heard < self.config.failure_timeout_s
+        if state in (SUSPECT, DEAD) and fresh:
+            if record.links:
+                if record.told_inc != record.incarnation and record.node_id in self._links:
+                    record.told_inc = record.incarnation
+                    self._output.send(record.node_id, {"type": "gossip", "rows": [row]})
+                return False
+            if state == DEAD:
+                state = SUSPECT
+        if STATE_RANK[state] <= STATE_RANK[record.state]:
+            return False
+        record.state = state
+        return True
+
+    def _learn(self, peer_id: str, row: dict, now: float) -> bool:
+        """
+        @return: whether the member was added (there was room).
+        """
         if not self._room_for_one_more():
-            return
+            return False
         record = _Record(
             row["id"], row["name"], row["addr"], row["inc"], row["state"], row["hb"], now
         )
-        record.sig = row.get("sig")
+        record.sig = row["sig"]
+        record.first_from = peer_id
         self._records[record.node_id] = record
+        self._gone.pop(record.node_id, None)
+        if peer_id != record.node_id:
+            self._admission.unproven(record.node_id)
         self._mark(record.node_id)
         if record.state != ALIVE:
             self._next_check_at = min(self._next_check_at, now + self.config.failure_timeout_s)
         self._output.member_changed(record.member(), None)
+        return True
 
     def _rx_about_self(self, peer_id: str, row: dict) -> None:
         """
-        Refute a rumour that this node is suspect, dead or left, or that it
-        has a newer incarnation than it has: raise the incarnation past it.
+        Refute a rumour that this node is suspect, dead or left, a
+        heartbeat ahead of ours, or a row of ours from before a restart:
+        raise the incarnation past it and sign the new row.
         """
         if self.hidden:
             return
         incarnation = row["inc"]
         if incarnation < self.incarnation:
             return
-        if incarnation == self.incarnation and row["state"] == ALIVE:
+        if (
+            incarnation == self.incarnation
+            and row["state"] == ALIVE
+            and row["hb"] <= self.heartbeat
+            and signed_part(row) == signed_part(self.own_row())
+        ):
             return
-        if incarnation > self.incarnation + MAX_INCARNATION_JUMP:
-            self.log.warn(
-                "ignoring gossip from {peer}: claims our incarnation is {new}",
-                peer=short_id(peer_id), new=incarnation,
-            )
-            return
-        self.log.info(
+        self._limiter.log(
+            "refute", self.log.info,
             "refuting rumour from {peer} that we are {state} at incarnation {inc}",
             peer=short_id(peer_id), state=row["state"], inc=incarnation,
         )
@@ -829,16 +810,25 @@ class Membership:
                 else:
                     next_at = min(next_at, due)
         for node_id in prune:
-            del self._records[node_id]
-            for link in self._links.values():
-                link.knows.pop(node_id, None)
-                link.dirty.discard(node_id)
+            record = self._records[node_id]
+            if record.state == LEFT:
+                self._gone[node_id] = record.incarnation
+                while len(self._gone) > self.config.max_members:
+                    del self._gone[next(iter(self._gone))]
+            self._forget(node_id)
         self._next_check_at = next_at
+
+    def _forget(self, node_id: str) -> None:
+        del self._records[node_id]
+        self._admission.proven(node_id)
+        for link in self._links.values():
+            link.knows.pop(node_id, None)
+            link.dirty.discard(node_id)
 
     def _suspect(self, record: _Record, now: float, why: str) -> None:
         self.log.info(
             "suspecting {name} ({who}): {why}",
-            name=record.name, who=short_id(record.node_id), why=why,
+            name=printable(record.name), who=short_id(record.node_id), why=why,
         )
         record.link_lost_at = None
         self._set_state(record, SUSPECT, now)
@@ -973,7 +963,7 @@ class Membership:
                 rows.append(row)
                 size += row_size
                 continue
-            if not _newer(key, knows.get(node_id)):
+            if not newer_key(key, knows.get(node_id)):
                 continue
             knows[node_id] = key
             if rows and size + row_size > FRAME_BUDGET_BYTES:
@@ -988,13 +978,10 @@ class Membership:
     def _gossipable(self, record: _Record) -> bool:
         """
         Rows of members known only by a link are not gossiped, nor
-        unsigned leave notices (others could not check them), nor
         tombstones older than half their life (so pruned tombstones do not
         come back).
         """
         if not record.advertised:
-            return False
-        if record.state == LEFT and record.sig is None:
             return False
         if record.state in (DEAD, LEFT):
             return self.clock.seconds() - record.state_since < self.config.tombstone_s / 2
@@ -1002,15 +989,7 @@ class Membership:
 
     def _announce_left(self) -> None:
         self._raise_incarnation(self.incarnation + 1)
-        if self._signer is not None:
-            statement = leave_statement(self.node_id, self.incarnation)
-            self._own_sig = self._signer(statement).hex()
-        else:
-            self._own_sig = None
-        row = self.own_row()
-        row["state"] = LEFT
-        if self._own_sig is not None:
-            row["sig"] = self._own_sig
+        row = self.own_row(leaving=True)
         for peer_id in sorted(self._links):
             self._links[peer_id].knows[self.node_id] = (row["inc"], STATE_RANK[LEFT], row["hb"])
             self._output.send(peer_id, {"type": "gossip", "rows": [row]})
@@ -1022,14 +1001,26 @@ class Membership:
         self.incarnation = incarnation
 
     def _room_for_one_more(self) -> bool:
+        """
+        @return: whether one more member fits, after evicting the oldest
+            unproven member if the table is full.
+        """
         if len(self._records) < self.config.max_members:
             return True
-        if not self._full_warned:
-            self._full_warned = True
-            self.log.warn(
-                "membership table full ({count} members); ignoring new members",
-                count=len(self._records),
+        evict = self._admission.evictable()
+        if evict is not None:
+            self._forget(evict)
+            self._limiter.log(
+                "evict", self.log.warn,
+                "membership table full ({count} members); evicting unproven members",
+                count=len(self._records) + 1,
             )
+            return True
+        self._limiter.log(
+            "full", self.log.warn,
+            "membership table full ({count} members), none unproven; ignoring new members",
+            count=len(self._records),
+        )
         return False
 
 

@@ -320,7 +320,10 @@ class ChatNode:
             # but always takes a joiner, which has none.
             return "this node has all the links it wants; try another member"
         record = self._record(link.remote_id, link.remote_name)
-        record.name = link.remote_name
+        if record.name_lamport == 0:
+            # A hello's name proves nothing: it never replaces a name from
+            # the node's own signed entries.
+            record.name = link.remote_name
         if link.remote_address is not None:
             record.address = link.remote_address
         record.links += 1
@@ -715,13 +718,25 @@ class ChatNode:
         id by choosing that short id as a name.  A text that is one peer's
         short id and another peer's name is ambiguous.
 
+        Names come only from signed sources: a member's own signed
+        membership row, the name on its own signed entries, or (on TLS)
+        its certificate.  A plain-TCP hello proves nothing and is never
+        used, so nobody can take a name by saying it.
+
         @raise UnknownPeer: if nothing matches.
         @raise AmbiguousPeer: if several peers match.
         """
         if is_node_id(who):
             return who
-        names = {node_id: record.name for node_id, record in self.peers.items()}
-        names.update((m.node_id, m.name) for m in self.membership.members())
+        names = {
+            node_id: record.name if record.name_lamport else ""
+            for node_id, record in self.peers.items()
+        }
+        for member in self.membership.members():
+            if member.signed:
+                names[member.node_id] = member.name
+            else:
+                names.setdefault(member.node_id, "")
         if self.attestations is not None:
             # On a TLS network only certified names count; other known
             # nodes stay reachable by id.
@@ -785,16 +800,18 @@ class ChatNode:
     def name_of(self, node_id: str) -> Optional[str]:
         """
         @return: the best name known for C{node_id}: certified (TLS), else
-            the one membership gossips, else the one on its entries; or
-            C{None}.
+            the one in its signed membership row, else the one on its
+            entries, else the one in its hello; or C{None}.
         """
         if self.attestations is not None and node_id in self.attestations.names:
             return self.attestations.names[node_id]
         member = self.membership.member(node_id)
-        if member is not None:
+        if member is not None and member.signed:
             return member.name
         record = self.peers.get(node_id)
-        return record.name if record is not None else None
+        if record is not None:
+            return record.name
+        return member.name if member is not None else None
 
     def link_to(self, node_id: str) -> Optional[PeerProtocol]:
         """
@@ -965,17 +982,23 @@ class _MembershipOutput:
         try:
             target = parse_peer(address, "gossiped address")
         except UsageError as e:
-            self.log.info("not connecting to {address!r}: {reason}", address=address, reason=str(e))
+            self.log.info(
+                "not connecting to {address}: {reason}",
+                address=printable(address), reason=printable(str(e)),
+            )
             return
         self._node._dial(target)
 
     def disconnect(self, peer_id: str, reason: str) -> None:
         for link in [link for link in self._node.links if link.remote_id == peer_id]:
-            self.log.info("closing link with {peer}: {reason}", peer=link.describe(), reason=reason)
+            self.log.info(
+                "closing link with {peer}: {reason}",
+                peer=printable(link.describe()), reason=printable(reason),
+            )
             link.leave()
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
-        who = f"{member.name} ({short_id(member.node_id)})"
+        who = f"{printable(member.name)} ({short_id(member.node_id)})"
         self.log.info(
             "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state
         )

@@ -416,8 +416,9 @@ def simulate(nodes: int, seed: int, kill_after_s: float, watch_s: float) -> Dict
     node is killed (its links drop) and the time until every other node
     shows it dead is measured.
 
-    @return: C{rounds_to_converge}, C{detect_s}, C{false_positives} and
-        C{links_per_node} (min, max).
+    @return: C{rounds_to_converge}, C{detect_s}, C{false_positives},
+        C{links_per_node} (min, max) and C{rows_per_node_s} (gossip rows
+        sent per node per simulated second while watching).
     """
     sim = Simulation(seed=seed)
     members = [sim.add_node() for _ in range(nodes)]
@@ -426,8 +427,9 @@ def simulate(nodes: int, seed: int, kill_after_s: float, watch_s: float) -> Dict
     interval = sim.config.gossip_interval_s
     took = sim.run_until(sim.converged, 60.0, interval)
     rounds = None if took is None else round(took / interval)
-    watch_from = sim.clock.seconds()
+    watch_from, rows_from = sim.clock.seconds(), sim.rows_sent
     sim.run(watch_s)
+    rows_per_node_s = (sim.rows_sent - rows_from) / nodes / max(watch_s, 1e-9)
     false_positives = len(sim.false_alarms(since=watch_from))
     sim.run(kill_after_s)
     victim = members[nodes // 2]
@@ -439,4 +441,5 @@ def simulate(nodes: int, seed: int, kill_after_s: float, watch_s: float) -> Dict
         "detect_s": None if detect is None else round(detect, 2),
         "false_positives": false_positives,
         "links_per_node": [min(degrees), max(degrees)],
+        "rows_per_node_s": round(rows_per_node_s, 1),
     }

@@ -21,6 +21,7 @@ from zope.interface.verify import verifyObject
 
 from p2pchat import wire
 from p2pchat.identity import Identity
+from p2pchat.member_rows import base_state, sign_row
 from p2pchat.membership import (
     ALIVE,
     DEAD,
@@ -29,7 +30,6 @@ from p2pchat.membership import (
     IMembershipOutput,
     Membership,
     MembershipConfig,
-    leave_statement,
 )
 from p2pchat.simulation import Simulation
 
@@ -92,13 +92,17 @@ class RecordingOutput:
 LONGEST_ADDRESS = ".".join(["a" * 63] * 3 + ["a" * 61]) + ":65535"
 
 
-def row(who, inc=0, state=ALIVE, hb=0, name=None, addr="10.0.0.9:9000", **extra):
+def row(who, inc=0, state=ALIVE, hb=0, name=None, addr="10.0.0.9:9000", signer=None, **extra):
     """
-    @return: a gossip row about C{who} (an L{Identity}).
+    @return: a gossip row about C{who} (an L{Identity}), signed by
+        C{signer} (by default C{who} itself) unless C{extra} has a C{sig}.
     """
+    name = name or f"n{who.node_id[:4]}"
     result = {
-        "id": who.node_id, "inc": inc, "state": state, "hb": hb,
-        "name": name or f"n{who.node_id[:4]}", "addr": addr,
+        "id": who.node_id, "inc": inc, "state": state, "hb": hb, "name": name, "addr": addr,
+        "sig": sign_row(
+            (signer or who).sign, who.node_id, inc, name, addr, base_state(state)
+        ),
     }
     result.update(extra)
     return result
@@ -115,8 +119,7 @@ def signed_left(who, inc, **fields):
     """
     @return: a left row for C{who}, signed by it.
     """
-    sig = who.sign(leave_statement(who.node_id, inc)).hex()
-    return row(who, inc, LEFT, sig=sig, **fields)
+    return row(who, inc, LEFT, **fields)
 
 
 class Harness:
@@ -507,24 +510,26 @@ class IncarnationTests(SynchronousTestCase):
     def test_equal_incarnation_precedence(self):
         """
         At one incarnation, dead beats suspect beats alive, whatever the
-        order, and an alive row (a higher heartbeat) does not undo them.
+        order, and an alive row does not undo them (once the member has
+        been silent for C{failure_timeout_s}: see L{LifeguardTests}).
         """
         for order in ([ALIVE, SUSPECT, DEAD], [DEAD, SUSPECT, ALIVE], [SUSPECT, DEAD, ALIVE]):
             h = Harness()
-            for hb, state in enumerate(order):
-                h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 2, state, hb=hb)))
+            for state in order:
+                h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 2, state)))
+                h.clock.advance(h.membership.config.failure_timeout_s)
             self.assertEqual(h.state(CAROL), DEAD, order)
 
-    def test_incarnation_jump_ignored(self):
+    def test_member_may_raise_its_own_incarnation_at_will(self):
         """
-        A row that raises a known member's incarnation by more than 2**32
-        is ignored, not applied.
+        There is no jump rule any more: a row the member signed may raise
+        its incarnation by any amount.
         """
         h = Harness()
         h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5)))
-        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5 + 2**32 + 1, DEAD)))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5 + 2**33, name="c2")))
         member = h.membership.member(CAROL.node_id)
-        self.assertEqual((member.state, member.incarnation), (ALIVE, 5))
+        self.assertEqual((member.state, member.incarnation, member.name), (ALIVE, 5 + 2**33, "c2"))
 
     def test_set_name_raises_incarnation(self):
         """
@@ -559,7 +564,9 @@ class LeaveTests(SynchronousTestCase):
         for call in sends:
             [left] = call[2]["rows"]
             self.assertEqual((left["id"], left["inc"], left["state"]), (ME.node_id, 8, LEFT))
-            self.assertEqual(left["sig"], ME.sign(leave_statement(ME.node_id, 8)).hex())
+            self.assertEqual(
+                left["sig"], sign_row(ME.sign, ME.node_id, 8, "me", "10.0.0.1:9000", LEFT)
+            )
         h.output.clear()
         h.advance(10.0)
         self.assertEqual(h.output.calls, [])
@@ -585,8 +592,8 @@ class LeaveTests(SynchronousTestCase):
         """
         h = Harness()
         h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 3, hb=1)))
-        forged_sig = BOB.sign(leave_statement(CAROL.node_id, 4)).hex()
-        for forged in (row(CAROL, 4, LEFT), row(CAROL, 4, LEFT, sig=forged_sig)):
+        unsigned = {k: v for k, v in row(CAROL, 4, LEFT).items() if k != "sig"}
+        for forged in (unsigned, row(CAROL, 4, LEFT, signer=BOB)):
             error = self.assertRaises(
                 wire.FrameError, h.membership.rx_frame, BOB.node_id, gossip(forged)
             )
@@ -607,20 +614,16 @@ class LeaveTests(SynchronousTestCase):
         self.assertRaises(wire.FrameError, h.membership.rx_frame, BOB.node_id, gossip(replay))
         self.assertEqual(h.state(CAROL), ALIVE)
 
-    def test_unsigned_left_from_member_itself(self):
+    def test_unsigned_left_from_member_itself_rejected(self):
         """
-        An unsigned left row from the member itself on its own link is
-        accepted, but not passed on (others could not check it).
+        Every row is signed now (version 2), even a left row the member
+        sends on its own link: an unsigned one is malformed.
         """
         h = Harness()
-        h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
         h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 2)))
-        h.advance(0.2)
-        h.output.clear()
-        h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 3, LEFT)))
-        self.assertEqual(h.state(CAROL), LEFT)
-        h.advance(0.2)
-        self.assertEqual(h.output.sent(DAVE.node_id), [])
+        unsigned = {k: v for k, v in row(CAROL, 3, LEFT).items() if k != "sig"}
+        self.assertRaises(wire.FrameError, h.membership.rx_frame, CAROL.node_id, gossip(unsigned))
+        self.assertEqual(h.state(CAROL), ALIVE)
 
     def test_forged_dead_refuted(self):
         """
@@ -775,8 +778,10 @@ class BadInputTests(SynchronousTestCase):
             (gossip(good, row(CAROL, addr=9000)), "addr is not"),
             (gossip(good, row(CAROL, addr="\ud800")), "addr is not"),
             (gossip(good, {k: v for k, v in row(CAROL).items() if k != "addr"}), "addr is not"),
-            (gossip(good, row(CAROL, 2, sig="ab" * 64)), "sig on a alive row"),
-            (gossip(good, row(CAROL, 2, LEFT, sig="xyz")), "sig is not 128 hex"),
+            (gossip(good, row(CAROL, 2, sig="ab" * 64)), "signature is not its member's"),
+            (gossip(good, row(CAROL, 2, LEFT, sig="xyz")), "sig is not 128 lowercase hex"),
+            (gossip(good, row(CAROL, 2, sig=row(CAROL, 2)["sig"].upper())), "sig is not 128"),
+            (gossip(good, {k: v for k, v in row(CAROL).items() if k != "sig"}), "sig is not"),
         ]
         for frame, reason in cases:
             self.assertRejected(frame, reason)
