@@ -23,6 +23,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 
 from p2pchat.ca import is_dns_safe_name
+from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
 from p2pchat.membership import MembershipConfig
@@ -216,7 +217,7 @@ def sanitize_name(name: str) -> str:
     @return: a valid name, or C{"user"} if nothing usable is left.
     """
     kept = "".join(c for c in name if c.isprintable() and not c.isspace())
-    kept = kept[:MAX_NAME_LENGTH]
+    kept = nfc(kept)[:MAX_NAME_LENGTH]
     return kept if validate_name(kept) else FALLBACK_NAME
 
 
@@ -478,6 +479,7 @@ class Options(usage.Options):
         name = self["name"]
         if name is None:
             return default_name(self._getuser or getpass.getuser)
+        name = nfc(name)
         if not validate_name(name):
             raise usage.UsageError(
                 "--name: must be 1-32 printable characters without "
