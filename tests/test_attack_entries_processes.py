@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import wire
 from p2pchat.entry import create_entry
+from tests.malicious import SocketAttacker
 from tests.processes import NodeTestMixin
 from tests.test_abuse_processes import RawPeer
 
@@ -57,3 +58,37 @@ class EntryEncodingAttackTests(NodeTestMixin, SynchronousTestCase):
         bob_status = bob_console.status()
         self.assertEqual(alice_status["digest"], bob_status["digest"])
         alice_console.wait_for(rb"<carol[^>]*> carol says %d\r\n" % count)
+
+    def test_hostile_links_do_not_stop_honest_chat(self):
+        """
+        One attacker (L{SocketAttacker}) opens several links to alice: one
+        sends garbage, one an over-long line, one a re-cased copy of an
+        entry, one never reads and asks for everything, and some never say
+        anything.  Each bad link is closed with its reason; bob's chat still
+        reaches alice, and alice still answers her console.
+        """
+        alice = self.start("alice")
+        bob = self.start("bob", "--peer", alice.peer_address)
+        bob.wait_for_log(rb"link up with alice")
+        attacker = SocketAttacker(alice.peer_address)
+        self.addCleanup(attacker.close)
+        attacker.idle(3)
+        garbage, longline, recased = attacker.links(3)
+        stalled = attacker.link("stalled", reading=False)
+        stalled.send({"type": "summary", "vv": {}, "final": True})
+        attacker.send_raw(garbage, b"\xff\xfe{not json\n")
+        attacker.send_raw(longline, b"{" + b"x" * (wire.MAX_LINE_BYTES + 10) + b"\n")
+        entry = create_entry(recased.identity, 1, None, 1, 0, "chat",
+                             {"name": "mallory", "text": "hi"})
+        recased.send(wire.entry_frame(dict(entry.to_wire(), sig=entry.sig.upper())))
+        reasons = [peer.frames_until_closed()[-1]["reason"]
+                   for peer in (garbage, longline, recased)]
+        self.assertEqual(reasons, [
+            "bad frame: line is not valid UTF-8",
+            f"line longer than {wire.MAX_LINE_BYTES} bytes",
+            "rejected entry: sig is not 64 bytes of lowercase hex",
+        ])
+        alice_console, bob_console = self.console(alice), self.console(bob)
+        bob_console.send("still here")
+        alice_console.wait_for(rb"<bob> still here\r\n")
+        self.assertEqual(alice_console.status()["messages"], "1")
