@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import wire
 from p2pchat.canonical import is_canonical_base64, is_lower_hex
+from p2pchat.console import parse_command
 from p2pchat.entry import (
     SIGNING_CONTEXT,
     InvalidEntry,
@@ -27,6 +28,7 @@ from p2pchat.entry import (
 )
 from p2pchat.identity import verify_signature
 from p2pchat.membership import _check_row
+from p2pchat.tap import Options, sanitize_name
 from p2pchat.tls import sign_binding, verify_binding
 from tests import strategies
 
@@ -320,3 +322,19 @@ class MembershipHexTests(SynchronousTestCase):
         _check_row(row, {})
         with self.assertRaises(wire.FrameError):
             _check_row(dict(row, sig="AB" * 64), {})
+
+
+class LocalNameTests(SynchronousTestCase):
+    """
+    Names a user types are normalised to NFC before they are checked, so
+    NFC validation never refuses an honest user's name.
+    """
+
+    def test_nick_normalised(self):
+        self.assertEqual(parse_command("/nick Rene\u0301e").args, ("Ren\u00e9e",))
+
+    def test_login_and_option_names_normalised(self):
+        self.assertEqual(sanitize_name("Rene\u0301e"), "Ren\u00e9e")
+        options = Options()
+        options["name"] = "Rene\u0301e"
+        self.assertEqual(options._name(), "Ren\u00e9e")
