@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.usage import UsageError
 
+from p2pchat.canonical import nfc
 from p2pchat.config import PeerAddress
 from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.identity import short_id
@@ -130,6 +131,7 @@ def parse_command(line: str) -> Command:
             raise _usage("/search", "a TEXT")
         return Command("search", (rest,))
     if word == "nick":
+        rest = nfc(rest)
         if not validate_name(rest):
             raise CommandError(
                 "/nick needs a NAME of 1-32 printable characters without spaces; try /help"

@@ -19,6 +19,14 @@ UTF-8.  The signature covers C{SIGNING_CONTEXT} followed by the canonical
 encoding of the entry without C{sig}; the entry id is the SHA-256 (hex) of
 the canonical encoding of the whole entry including C{sig}.  The id is
 never sent: every receiver computes it.
+
+Every field has exactly one accepted form (L{p2pchat.canonical}): hex in
+lower case (C{author}, C{prev}, C{sig}, dm C{to}, cert C{proof}), integers
+as JSON integers, names and chat text in Unicode NFC, dm boxes in canonical
+base64.  Any other form is refused, never normalised: C{sig} is hashed into
+the id but not signed, so a relay that could re-case it would give the
+author's entry a second id and fork the feed.  Key order and whitespace in
+the received line never reach the id, which hashes our own re-encoding.
 """
 
 import hashlib
@@ -30,7 +38,8 @@ from typing import Any, Dict, Optional
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
-from p2pchat.identity import HEX_DIGITS, Identity, is_node_id
+from p2pchat.canonical import is_canonical_base64, is_lower_hex, is_nfc, nfc
+from p2pchat.identity import Identity, is_node_id
 
 SIGNING_CONTEXT = b"p2pchat-entry-v1\n"
 MAX_TEXT_BYTES = 4096
@@ -149,7 +158,7 @@ def _is_text(value: object, max_bytes: int) -> bool:
 def validate_name(name: object) -> bool:
     """
     @return: whether C{name} is a valid display name: 1-32 printable
-        characters, no whitespace.
+        characters, no whitespace, in Unicode NFC (one spelling per name).
     """
     # name.split() == [name] exactly when name is non-empty and has no
     # character for which str.isspace() holds (both use one definition).
@@ -158,6 +167,7 @@ def validate_name(name: object) -> bool:
         and 1 <= len(name) <= 32
         and name.isprintable()
         and name.split() == [name]
+        and is_nfc(name)
     )
 
 
@@ -191,6 +201,8 @@ def _body_json(kind: str, body: object) -> str:
         text = body["text"]
         if not _is_text(text, MAX_TEXT_BYTES) or not text:
             raise InvalidEntry("chat text is empty, not a string, or too long")
+        if not is_nfc(text):
+            raise InvalidEntry("chat text is not in Unicode NFC")
         # Every value is a string: the canonical encoding, keys sorted.
         encoded = '{"name":%s,"text":%s}' % (
             encode_basestring(body["name"]),
@@ -204,6 +216,8 @@ def _body_json(kind: str, body: object) -> str:
         for key in ("box", "self_box"):
             if not _is_text(body[key], MAX_BODY_BYTES // 2):
                 raise InvalidEntry(f"dm {key} is not a string or too long")
+            if not is_canonical_base64(body[key]):
+                raise InvalidEntry(f"dm {key} is not canonical base64")
         encoded = '{"box":%s,"name":%s,"self_box":%s,"to":%s}' % (
             encode_basestring(body["box"]),
             encode_basestring(body["name"]),
@@ -216,8 +230,13 @@ def _body_json(kind: str, body: object) -> str:
         if not _is_text(body["cert"], MAX_BODY_BYTES // 2) or not body["cert"].isascii():
             raise InvalidEntry("cert certificate is not an ASCII string or too long")
         proof = body["proof"]
-        if not (isinstance(proof, str) and 0 < len(proof) <= 1024 and not proof.strip(HEX_DIGITS)):
-            raise InvalidEntry("cert proof is not hex")
+        if not (
+            isinstance(proof, str)
+            and 0 < len(proof) <= 1024
+            and len(proof) % 2 == 0
+            and is_lower_hex(proof, len(proof))
+        ):
+            raise InvalidEntry("cert proof is not lowercase hex bytes")
         encoded = '{"cert":%s,"name":%s,"proof":%s}' % (
             encode_basestring(body["cert"]),
             encode_basestring(body["name"]),
@@ -373,12 +392,9 @@ def parse_entry(obj: object) -> UnverifiedEntry:
         raise InvalidEntry("entry has missing or unknown fields")
     body_json = _check_fields(obj)
     sig = obj["sig"]
-    if not (isinstance(sig, str) and len(sig) == 128):
-        raise InvalidEntry("sig is not 64 bytes of hex")
-    try:
-        signature = bytes.fromhex(sig)
-    except ValueError:
-        raise InvalidEntry("sig is not hex") from None
+    if not is_lower_hex(sig, 128):
+        raise InvalidEntry("sig is not 64 bytes of lowercase hex")
+    signature = bytes.fromhex(sig)
     unsigned, signed = _encode_checked(obj, body_json)
     return UnverifiedEntry(obj, SIGNING_CONTEXT + unsigned, signed, signature)
 
@@ -407,12 +423,17 @@ def create_entry(
     """
     Author and sign a new entry.
 
-    The fields are validated exactly as L{decode_entry} validates them, so
-    a bad field raises here rather than producing an entry every receiver
-    would reject; the fresh signature is not verified again.
+    The body's C{name} and C{text} are first normalised to Unicode NFC
+    (the only form receivers accept).  The fields are then validated
+    exactly as L{decode_entry} validates them, so a bad field raises here
+    rather than producing an entry every receiver would reject; the fresh
+    signature is not verified again.
 
     @raise InvalidEntry: if a field is invalid.
     """
+    if isinstance(body, dict):
+        body = {key: nfc(value) if key in ("name", "text") else value
+                for key, value in body.items()}
     unsigned = {
         "author": identity.node_id,
         "seq": seq,

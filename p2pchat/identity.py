@@ -13,8 +13,11 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
+from p2pchat.canonical import LOWER_HEX_DIGITS, is_lower_hex
+
 SHORT_ID_LENGTH = 8
-HEX_DIGITS = "0123456789abcdef"
+# Lower case only: the one accepted form of hex in a signed or hashed field.
+HEX_DIGITS = LOWER_HEX_DIGITS
 KEY_FILE_NAME = "identity.key"
 
 
@@ -30,7 +33,7 @@ def is_node_id(value: object) -> bool:
     @return: whether C{value} has the form of a node id (64 lowercase hex
         digits).
     """
-    return isinstance(value, str) and len(value) == 64 and not value.strip(HEX_DIGITS)
+    return is_lower_hex(value, 64)
 
 
 def verify_signature(node_id: str, message: bytes, signature: bytes) -> bool:

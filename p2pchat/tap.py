@@ -20,6 +20,7 @@ from twisted.python import usage
 from p2pchat import endpoint_strings
 from p2pchat.addresses import AddressError, is_valid_host, parse_address, parse_port_text
 from p2pchat.ca import is_dns_safe_name
+from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.entry import validate_name
 from p2pchat.membership import MembershipConfig
@@ -158,7 +159,7 @@ def sanitize_name(name: str) -> str:
     @return: a valid name, or C{"user"} if nothing usable is left.
     """
     kept = "".join(c for c in name if c.isprintable() and not c.isspace())
-    kept = kept[:MAX_NAME_LENGTH]
+    kept = nfc(kept)[:MAX_NAME_LENGTH]
     return kept if validate_name(kept) else FALLBACK_NAME
 
 
@@ -420,6 +421,7 @@ class Options(usage.Options):
         name = self["name"]
         if name is None:
             return default_name(self._getuser or getpass.getuser)
+        name = nfc(name)
         if not validate_name(name):
             raise usage.UsageError(
                 "--name: must be 1-32 printable characters without "

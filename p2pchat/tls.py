@@ -42,6 +42,7 @@ from zope.interface import implementer
 
 from p2pchat import activation, endpoint_strings
 from p2pchat.ca import is_dns_safe_name
+from p2pchat.canonical import is_lower_hex
 from p2pchat.config import TLSFiles
 from p2pchat.identity import Identity, is_node_id, verify_signature
 
@@ -497,7 +498,7 @@ def verify_binding(node_id: str, material: bytes, signature_hex: object) -> bool
     """
     if not is_node_id(node_id) or not isinstance(signature_hex, str):
         return False
-    if len(signature_hex) != SIGNATURE_HEX_LENGTH:
+    if not is_lower_hex(signature_hex, SIGNATURE_HEX_LENGTH):
         return False
     try:
         signature = bytes.fromhex(signature_hex)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -626,7 +627,11 @@ class FastPathTests(SynchronousTestCase):
         for code in range(0x3000 + 1):
             c = chr(code)
             for name in (c, "a" + c, c + "b", "a" + c + "b"):
-                expected = name.isprintable() and not any(x.isspace() for x in name)
+                expected = (
+                    name.isprintable()
+                    and not any(x.isspace() for x in name)
+                    and unicodedata.is_normalized("NFC", name)
+                )
                 self.assertEqual(validate_name(name), expected, repr(name))
 
     def test_cached_verify_key_still_checks(self):

@@ -208,13 +208,13 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
             {
                 "name": "alice",
                 "to": self.bob.node_id,
-                "box": "secretword",
-                "self_box": "secretword",
+                "box": "secretwordxx",
+                "self_box": "secretwordxx",
             },
         )
         self.assertEqual(store.add_entries([dm]).added, [dm])
         self.assertEqual(store.get(dm.id), dm)
-        self.assertEqual(store.search("secretword"), [])
+        self.assertEqual(store.search("secretwordxx"), [])
 
     def test_emptyBatch(self):
         """
