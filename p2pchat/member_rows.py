@@ -157,7 +157,7 @@ def check_row(row: object, known: Dict[str, object]) -> None:
             raise FrameError(f"gossip row for {short_id(node_id)}: name is not a valid name")
         if "addr" not in row or not valid_address(row["addr"]):
             raise FrameError(
-                f"gossip row for {short_id(node_id)}: addr is not a printable string or null"
+                f"gossip row for {short_id(node_id)}: addr is not HOST:PORT or null"
             )
     if not _is_int(row.get("inc"), MAX_INCARNATION):
         raise FrameError(

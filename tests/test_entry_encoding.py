@@ -27,7 +27,7 @@ from p2pchat.entry import (
     validate_name,
 )
 from p2pchat.identity import verify_signature
-from p2pchat.membership import _check_row
+from p2pchat.member_rows import check_row
 from p2pchat.tap import Options, sanitize_name
 from p2pchat.tls import sign_binding, verify_binding
 from tests import strategies
@@ -310,18 +310,18 @@ class EncodingMutationTests(SynchronousTestCase):
 
 class MembershipHexTests(SynchronousTestCase):
     """
-    The membership leave signature shares the one hex form.
+    A membership row signature shares the one hex form.
     """
 
     def test_leave_sig_lowercase_only(self):
         """
-        A C{left} row's C{sig} in upper case is a bad row, like an entry's.
+        A row C{sig} in upper case is a bad row, like an entry's.
         """
         row = {"id": ALICE.node_id, "inc": 1, "state": "left", "hb": 0,
                "name": "alice", "addr": None, "sig": "ab" * 64}
-        _check_row(row, {})
+        check_row(row, {})
         with self.assertRaises(wire.FrameError):
-            _check_row(dict(row, sig="AB" * 64), {})
+            check_row(dict(row, sig="AB" * 64), {})
 
 
 class LocalNameTests(SynchronousTestCase):

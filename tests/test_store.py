@@ -692,7 +692,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
                 kind, body = "chat", {"name": "x", "text": f"chat {lamport}"}
             else:
                 to = rng.choice(people).node_id
-                kind, body = "dm", {"name": "x", "to": to, "box": "b", "self_box": "s"}
+                kind, body = "dm", {"name": "x", "to": to, "box": "Ym94", "self_box": "c2VsZg=="}
             entry = create_entry(author, seq, prevs.get(author.node_id), lamport, 0, kind, body)
             prevs[author.node_id] = entry.id
             everything.append(entry)
