@@ -10,6 +10,7 @@ clock; the store is injected and opened by the service.
 
 import base64
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Set
 
@@ -47,6 +48,10 @@ from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
 MAX_LINKS = 64
+# Peer records kept in memory: the linked ones always, and the most
+# recently heard others up to this many (ids are free, so an open network
+# can hold any number of authors; their names stay in the store).
+MAX_PEER_RECORDS = 65_536
 MAX_LAMPORT_LEAD = 1_000_000
 PENALTY_S = 60.0
 # How long entries marked sync still count as catch-up after this node's
@@ -159,7 +164,7 @@ class ChatNode:
         self._connect = connect
         self._dial = dial
         self.links: Set[PeerProtocol] = set()
-        self.peers: Dict[str, PeerRecord] = {}
+        self.peers: Dict[str, PeerRecord] = OrderedDict()
         self.forks = 0
         self._views: Set[object] = set()
         self._batch: List[Entry] = []
@@ -406,9 +411,24 @@ class ChatNode:
         return self._timed(self._store.feeds_page, after, limit)
 
     def _record(self, node_id: str, name: str) -> PeerRecord:
-        record = self.peers.get(node_id)
-        if record is None:
-            record = self.peers[node_id] = PeerRecord(node_id, name, None)
+        """
+        @return: the record of C{node_id}, made if needed, and now the most
+            recently used one.  Beyond L{MAX_PEER_RECORDS} the least
+            recently used unlinked record is forgotten, so the table costs
+            at most that many records (about 300 bytes each) whatever
+            number of authors peers invent.
+        """
+        peers = self.peers
+        record = peers.get(node_id)
+        if record is not None:
+            peers.move_to_end(node_id)
+            return record
+        record = peers[node_id] = PeerRecord(node_id, name, None)
+        if len(peers) > MAX_PEER_RECORDS:
+            for old_id, old in peers.items():
+                if not old.links:
+                    del peers[old_id]
+                    break
         return record
 
     # Entries in

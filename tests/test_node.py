@@ -170,6 +170,25 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(bob.peers[alice.node_id].state, "alive")
         self.assertEqual(alice.status()["peers"], 1)
 
+    def test_peer_records_bounded(self):
+        """
+        Authors are free to invent, so the in-memory peer table keeps at
+        most MAX_PEER_RECORDS records: the least recently heard unlinked
+        one goes first, and a linked peer is never forgotten.
+        """
+        self.patch(node_module, "MAX_PEER_RECORDS", 3)
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        net.link(alice, bob)
+        strangers = [Identity.generate() for _ in range(4)]
+        for number, stranger in enumerate(strangers):
+            entry = create_entry(stranger, 1, None, 1, 0, "chat", {"name": f"s{number}", "text": "x"})
+            alice.rx_entry(entry.to_wire(), None)
+            alice.flush()
+        self.assertEqual(
+            list(alice.peers), [bob.node_id, strangers[2].node_id, strangers[3].node_id]
+        )
+
     def test_broadcast_reaches_peer(self):
         """
         A post on one node is stored and shown on a linked node.
