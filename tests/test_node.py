@@ -182,7 +182,8 @@ class RelayTests(SynchronousTestCase):
         net.link(alice, bob)
         strangers = [Identity.generate() for _ in range(4)]
         for number, stranger in enumerate(strangers):
-            entry = create_entry(stranger, 1, None, 1, 0, "chat", {"name": f"s{number}", "text": "x"})
+            body = {"name": f"s{number}", "text": "x"}
+            entry = create_entry(stranger, 1, None, 1, 0, "chat", body)
             alice.rx_entry(entry.to_wire(), None)
             alice.flush()
         self.assertEqual(
