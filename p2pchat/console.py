@@ -14,8 +14,8 @@ from typing import Callable, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.python.usage import UsageError
 
+from p2pchat.addresses import AddressError, parse_address
 from p2pchat.canonical import nfc
 from p2pchat.config import PeerAddress
 from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
@@ -24,7 +24,6 @@ from p2pchat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
 from p2pchat.store import SearchRefused
-from p2pchat.tap import parse_peer
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
@@ -116,9 +115,9 @@ def parse_command(line: str) -> Command:
         if not rest:
             raise _usage("/connect", "HOST:PORT")
         try:
-            return Command("connect", (parse_peer(rest, "/connect"),))
-        except UsageError as e:
-            raise CommandError(f"{e}; try /help") from None
+            return Command("connect", (PeerAddress(*parse_address(rest)),))
+        except AddressError as e:
+            raise CommandError(f"/connect: {e}; try /help") from None
     if word == "history":
         if not rest:
             return Command("history", (DEFAULT_HISTORY,))

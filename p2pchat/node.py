@@ -18,10 +18,10 @@ from nacl.exceptions import CryptoError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.usage import UsageError
 from zope.interface import implementer
 
 from p2pchat import tls, wire
+from p2pchat.addresses import AddressError, parse_address
 from p2pchat.admission import FeedAdmission
 from p2pchat.attest import Attestations
 from p2pchat.config import PeerAddress
@@ -43,7 +43,6 @@ from p2pchat.safe import LogLimiter, printable
 from p2pchat.stall import StallMonitor
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
-from p2pchat.tap import parse_peer
 from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
@@ -1000,8 +999,8 @@ class _MembershipOutput:
         if self._node._dial is None:
             return
         try:
-            target = parse_peer(address, "gossiped address")
-        except UsageError as e:
+            target = PeerAddress(*parse_address(address))
+        except AddressError as e:
             self.log.info(
                 "not connecting to {address}: {reason}",
                 address=printable(address), reason=printable(str(e)),
