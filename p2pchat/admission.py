@@ -8,15 +8,19 @@ Two defences, applied by L{FeedAdmission} to every entry received from a
 peer (never to this node's own posts):
 
   - B{A per-link budget of new feeds.}  An entry whose author this node
-    holds nothing of (and did not admit lately) is charged to a token
-    bucket of the link it came on (L{NEW_FEEDS_PER_S}, burst
-    L{NEW_FEED_BURST}).  The entry is not dropped: when the bucket is in
-    debt the link is I{held} -- its reading paused until the debt is paid,
-    as L{p2pchat.peer.PeerProtocol} does for its entry budgets -- so an
-    honest catch-up of many authors is slowed, never broken, and a flood of
-    made-up authors waits in the flooder's own socket.  The charge happens
-    before the signature is checked, so invented authors cost their sender
-    time before they cost this node CPU.
+    holds nothing of (and did not admit lately) takes a token from a
+    bucket of the link it came on: L{NEW_FEEDS_PER_S} (burst
+    L{NEW_FEED_BURST}) for what the peer pushes on its own, and the larger
+    L{CATCH_UP_NEW_FEEDS_PER_S} (burst L{CATCH_UP_NEW_FEED_BURST}) for
+    catch-up this node asked for (a summary round or graft of its own in
+    flight).  With no token left the entry is I{dropped} before its
+    signature is checked, with one rate-limited log line; the link keeps
+    being read, so chat, gossip and keep-alives on it are never stuck
+    behind a flood (an earlier version paused the whole link instead, and
+    an honest relay of someone else's flood then looked dead to its
+    neighbours).  Nothing honest is lost: a dropped feed is still missing
+    from this node's version vector, so the next summary exchange brings
+    it, within the catch-up budget.
 
   - B{On a TLS network, only certified authors.}  When the node has the
     network's CA (C{attestations} is not C{None}), an entry is accepted
@@ -32,7 +36,7 @@ peer (never to this node's own posts):
     seq for that author stays below them).  Outsiders without a
     certificate from the network's CA cannot inject authors at all.
 
-Memory: one token bucket per link (weakly keyed: it goes with the link),
+Memory: two token buckets per link (weakly keyed: they go with the link),
 and at most L{MAX_RECENT_AUTHORS} recently admitted authors (forgotten all
 at once when full; forgetting only means the next entry of such an author
 is charged again if it is still not stored).  CPU: O(1) per entry, plus
@@ -51,6 +55,8 @@ from p2pchat.ratelimit import TokenBucket
 
 NEW_FEEDS_PER_S = 100
 NEW_FEED_BURST = 1_000
+CATCH_UP_NEW_FEEDS_PER_S = 1_000
+CATCH_UP_NEW_FEED_BURST = 10_000
 MAX_RECENT_AUTHORS = 65_536
 
 
@@ -58,7 +64,7 @@ class FeedAdmission:
     """
     The new-feed budget of every link and the TLS certificate gate.
 
-    @ivar held_s: total seconds of holds asked for (for tests and stats).
+    @ivar dropped: entries of new authors dropped over a link's budget.
     @ivar refused: entries refused by the certificate gate.
     """
 
@@ -82,31 +88,39 @@ class FeedAdmission:
         self._attestations = attestations
         self.rate_per_s = rate_per_s
         self._burst = burst
-        self._buckets: "weakref.WeakKeyDictionary[object, TokenBucket]" = (
-            weakref.WeakKeyDictionary()
-        )
+        self._buckets: Dict[bool, "weakref.WeakKeyDictionary[object, TokenBucket]"] = {
+            False: weakref.WeakKeyDictionary(),
+            True: weakref.WeakKeyDictionary(),
+        }
         self._recent: Dict[str, None] = {}
-        self.held_s = 0.0
+        self.dropped = 0
         self.refused = 0
 
-    def charge(self, author: str, link) -> float:
+    def admit(self, author: str, link, solicited: bool = False) -> bool:
         """
-        Charge a received entry of C{author} on C{link}, before its
-        signature is checked.
+        Take a token for a received entry of C{author} on C{link}, before
+        its signature is checked.
 
-        @return: how long to stop reading from C{link} (0 when within its
-            budget, or when C{author} is not new).
+        @param solicited: the entry is catch-up this node asked C{link}
+            for (charged to the larger catch-up budget).
+        @return: whether to go on with the entry: C{True} when C{author}
+            is not new or the link's budget has a token; C{False} to drop
+            it (counted in L{dropped}).
         """
         if author in self._recent or self._is_certified_holder(author):
-            return 0.0
-        bucket = self._buckets.get(link)
+            return True
+        buckets = self._buckets[solicited]
+        bucket = buckets.get(link)
         if bucket is None:
-            bucket = self._buckets[link] = TokenBucket(
-                self.rate_per_s, self._burst, self._clock
-            )
-        delay_s = bucket.charge(1)
-        self.held_s += delay_s
-        return delay_s
+            if solicited:
+                rate, burst = CATCH_UP_NEW_FEEDS_PER_S, CATCH_UP_NEW_FEED_BURST
+            else:
+                rate, burst = self.rate_per_s, self._burst
+            bucket = buckets[link] = TokenBucket(rate, burst, self._clock)
+        if bucket.take(1):
+            return True
+        self.dropped += 1
+        return False
 
     def _is_certified_holder(self, author: str) -> bool:
         attestations = self._attestations()

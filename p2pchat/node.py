@@ -453,9 +453,10 @@ class ChatNode:
         try:
             candidate = parse_entry(wire_entry)
             known = self._known(candidate)
-            if not known and source is not None:
-                # A new author costs its link time before it costs us CPU.
-                self._hold_for_new_feeds(source, candidate.author)
+            if not known and source is not None and not self._admit_feed(
+                source, candidate.author, live
+            ):
+                return False
             entry = None if known else candidate.verify()
         except InvalidEntry as e:
             self.metrics.entry_rejected("invalid")
@@ -484,16 +485,25 @@ class ChatNode:
         self._queue(entry, source, live)
         return True
 
-    def _hold_for_new_feeds(self, source: PeerProtocol, author: str) -> None:
-        delay_s = self.admission.charge(author, source)
-        if delay_s > 0:
-            source.hold(delay_s)
-            self._admission_log.log(
-                "new-feeds", self.log.info,
-                "slowing the link with {peer}: it brings new authors faster than "
-                "its budget ({rate}/s)",
-                peer=printable(source.describe()), rate=self.admission.rate_per_s,
-            )
+    def _admit_feed(self, source: PeerProtocol, author: str, live: bool) -> bool:
+        """
+        A new author costs its link a token before it costs us CPU; with
+        none left the entry is dropped (it comes again through
+        anti-entropy), and the link keeps being read.
+
+        @return: whether to go on with the entry.
+        """
+        solicited = not live and source.catching_up
+        if self.admission.admit(author, source, solicited):
+            return True
+        self.metrics.entry_rejected("new_feed_budget")
+        self._admission_log.log(
+            "new-feeds", self.log.info,
+            "dropping entries of new authors from {peer}: more than its budget "
+            "({rate}/s); they come again through anti-entropy",
+            peer=printable(source.describe()), rate=self.admission.rate_per_s,
+        )
+        return False
 
     def _known(self, candidate: UnverifiedEntry) -> bool:
         """

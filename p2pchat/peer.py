@@ -292,7 +292,7 @@ class PeerProtocol(LineReceiver):
         """
         # The catch-up budget is only for answers to what this node asked
         # for (see expect_sync); anything else is charged as live.
-        solicited = sync and self._clock.seconds() < self._sync_until
+        solicited = sync and self.catching_up
         bucket = self._buckets[solicited]
         if bucket is None:
             return
@@ -313,6 +313,14 @@ class PeerProtocol(LineReceiver):
         else:
             self.pauseProducing()
         self._resume_call = self._clock.callLater(delay_s, self._resume)
+
+    @property
+    def catching_up(self) -> bool:
+        """
+        Whether entries this peer marks C{sync} now answer something this
+        node asked for (see L{expect_sync}).
+        """
+        return self._clock.seconds() < self._sync_until
 
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """

@@ -8,7 +8,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat import wire
-from p2pchat.admission import NEW_FEED_BURST, NEW_FEEDS_PER_S, FeedAdmission
+from p2pchat.admission import (
+    CATCH_UP_NEW_FEED_BURST,
+    NEW_FEED_BURST,
+    NEW_FEEDS_PER_S,
+    FeedAdmission,
+)
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
 from tests.nodes import Network
@@ -45,7 +50,7 @@ def entry_of(identity, kind="chat", seq=1, prev=None, name="x"):
 
 class BudgetTests(SynchronousTestCase):
     """
-    New authors are charged to their link's bucket.
+    New authors take tokens from their link's bucket.
     """
 
     def setUp(self):
@@ -53,20 +58,35 @@ class BudgetTests(SynchronousTestCase):
         self.held = set()
         self.admission = FeedAdmission(self.clock, self.held.__contains__)
 
-    def test_burst_then_held(self):
+    def test_burst_then_dropped(self):
         """
-        The first L{NEW_FEED_BURST} new authors on a link cost nothing;
-        the next one asks to hold the link for one token's time; another
-        link has its own budget; after the hold the budget is back.
+        The first L{NEW_FEED_BURST} new authors on a link are admitted;
+        the next one is not (dropped, counted); another link has its own
+        budget; one token's time later the link may bring one more.
         """
         link, other = Link(), Link()
         for number in range(NEW_FEED_BURST):
-            self.assertEqual(self.admission.charge(f"author{number}", link), 0.0)
-        self.assertAlmostEqual(self.admission.charge("one more", link), 1 / NEW_FEEDS_PER_S)
-        self.assertEqual(self.admission.charge("elsewhere", other), 0.0)
+            self.assertTrue(self.admission.admit(f"author{number}", link))
+        self.assertFalse(self.admission.admit("one more", link))
+        self.assertEqual(self.admission.dropped, 1)
+        self.assertTrue(self.admission.admit("elsewhere", other))
         self.clock.advance(1 / NEW_FEEDS_PER_S)
-        self.clock.advance(1)
-        self.assertEqual(self.admission.charge("later", link), 0.0)
+        self.assertTrue(self.admission.admit("later", link))
+        self.assertFalse(self.admission.admit("too soon", link))
+
+    def test_catch_up_has_its_own_larger_budget(self):
+        """
+        Catch-up this node asked for is charged to a larger bucket of its
+        own: a link whose unsolicited budget is spent still brings
+        L{CATCH_UP_NEW_FEED_BURST} new authors when asked.
+        """
+        link = Link()
+        for number in range(NEW_FEED_BURST):
+            self.admission.admit(f"pushed{number}", link)
+        self.assertFalse(self.admission.admit("pushed", link))
+        for number in range(CATCH_UP_NEW_FEED_BURST):
+            self.assertTrue(self.admission.admit(f"asked{number}", link, solicited=True))
+        self.assertFalse(self.admission.admit("asked", link, solicited=True))
 
     def test_known_authors_free(self):
         """
@@ -75,13 +95,13 @@ class BudgetTests(SynchronousTestCase):
         """
         link = Link()
         for number in range(NEW_FEED_BURST):
-            self.admission.charge(f"author{number}", link)
+            self.admission.admit(f"author{number}", link)
         self.held.add("old friend")
-        self.assertEqual(self.admission.charge("old friend", link), 0.0)
+        self.assertTrue(self.admission.admit("old friend", link))
         admitted = entry_of(Identity.generate())
         self.assertIsNone(self.admission.refusal(admitted))
-        self.assertEqual(self.admission.charge(admitted.author, link), 0.0)
-        self.assertGreater(self.admission.charge("stranger", link), 0.0)
+        self.assertTrue(self.admission.admit(admitted.author, link))
+        self.assertFalse(self.admission.admit("stranger", link))
 
     def test_open_network_refuses_nothing(self):
         """
@@ -133,13 +153,13 @@ class CertificateGateTests(SynchronousTestCase):
 
     def test_uncertified_always_charged(self):
         """
-        Even an author this node holds entries of is charged while it has
+        Even an author this node holds entries of takes a token while it has
         no certificate (on a TLS network nothing uncertified is free).
         """
         link = Link()
         for number in range(NEW_FEED_BURST):
-            self.admission.charge(f"author{number}", link)
-        self.assertGreater(self.admission.charge(self.dave.node_id, link), 0.0)
+            self.admission.admit(f"author{number}", link)
+        self.assertFalse(self.admission.admit(self.dave.node_id, link))
 
 
 def new_author_frames(count):
@@ -153,37 +173,45 @@ def new_author_frames(count):
 
 class NodeBudgetTests(SynchronousTestCase):
     """
-    A node holds a link that brings too many new authors, and drops none.
+    A node drops what a link brings beyond its new-feed budget, keeps
+    reading the link, and gets the rest through anti-entropy.
     """
 
-    def test_new_author_flood_slowed_not_dropped(self):
+    def test_new_author_flood_dropped_then_caught_up(self):
         """
-        C{NEW_FEED_BURST + 200} one-entry authors sent by bob on one link:
-        alice stops reading bob's link once the burst is spent (the rest
-        waits), and, as time passes, stores every one of them.
+        Bob pushes C{NEW_FEED_BURST + 200} one-entry authors he holds:
+        alice keeps the first L{NEW_FEED_BURST}, drops the rest without
+        ever pausing the link (so a chat line behind the flood arrives at
+        once), and the next anti-entropy round brings the rest.
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         at_alice, at_bob = net.link(alice, bob)
-        count = NEW_FEED_BURST + 200
-        for frame in new_author_frames(count):
-            at_bob.send_frame(frame)
+        bob.post("hello")
         net.settle()
-        self.assertTrue(at_alice.paused)
-        stored = alice.status()["messages"]
-        self.assertLess(stored, count)
-        self.assertGreaterEqual(stored, NEW_FEED_BURST)
-        for _ in range(40):
-            net.clock.advance(0.1)
-            net.settle()
-        self.assertEqual(alice.status()["messages"], count)
+        count = NEW_FEED_BURST + 200
+        entries = [entry_of(Identity.generate()) for _ in range(count)]
+        bob._store.add_entries(entries)
+        for entry in entries:
+            at_bob.send_frame(wire.entry_frame(entry.to_wire()))
+        bob.post("still here")
+        net.settle()
         self.assertFalse(at_alice.paused)
+        self.assertEqual(alice.view.texts[-1], "still here")
+        # Bob's own first post took one token of the burst too.
+        self.assertEqual(alice.status()["messages"], NEW_FEED_BURST + 1)
+        self.assertEqual(alice.admission.dropped, 201)
+        for _ in range(40):
+            net.tick(seconds=1)
+            if alice.status()["messages"] == count + 2:
+                break
+        self.assertEqual(alice.status()["digest"], bob.status()["digest"])
         self.assertTrue(at_alice.accepted)
 
-    def test_known_authors_not_held(self):
+    def test_known_authors_not_dropped(self):
         """
-        Many entries of one author are one new feed: the link is never
-        held for them.
+        Many entries of one author are one new feed: none of them is
+        dropped.
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")

@@ -65,20 +65,29 @@ class NodeDefenceTests(NodeTestMixin, SynchronousTestCase):
         keys = [line.split(": ", 1)[0] for line in text.splitlines() if ": " in line]
         self.assertEqual(keys[-2:], ["longest_reactor_turn_ms", "longest_store_call_ms"])
 
-    def test_new_author_flood_slowed_not_dropped(self):
+    def test_new_author_flood_dropped_beyond_budget(self):
         """
         A raw peer that sends one entry under each of C{NEW_FEED_BURST +
-        300} invented ids has its link slowed (one log line says so), and
-        every entry is stored in the end: slowed, never dropped.
+        300} invented ids gets the first C{NEW_FEED_BURST} stored and the
+        rest dropped (one log line says so), and its link is still read:
+        a ping sent after the flood is answered.
         """
         alice = self.start("alice")
         raw = RawPeer(alice.peer_address, name="sybil")
         count = NEW_FEED_BURST + 300
         raw.socket.sendall(one_entry_authors(count))
         alice.wait_for_log(
-            rb"slowing the link with sybil \([0-9a-f]{8}\).*new authors faster than"
+            rb"dropping entries of new authors from sybil \([0-9a-f]{8}\).*more than its budget"
         )
-        self.console(alice).wait_status("messages", str(count))
+        raw.send({"type": "ping"})
+        while True:
+            frame = raw.read_line()
+            self.assertNotEqual(frame, b"", "alice closed the flooder's link")
+            if b'"pong"' in frame:
+                break
+        stored = int(self.console(alice).status()["messages"])
+        self.assertGreaterEqual(stored, NEW_FEED_BURST)
+        self.assertLess(stored, count)
 
 
 class CertifiedFeedTests(NodeTestMixin, SynchronousTestCase):
