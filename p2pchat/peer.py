@@ -242,6 +242,7 @@ class PeerProtocol(LineReceiver):
             return
         self._peer_spoke = True
         frame_type = frame["type"]
+        confirms = self._accepted and frame_type not in ("error", "bye")
         if frame_type == "error":
             self._rx_error(frame["reason"])
         elif frame_type == "bye":
@@ -262,6 +263,8 @@ class PeerProtocol(LineReceiver):
             if frame_type == "entry":
                 self._throttle(frame.get("sync", False))
             self._handler.rx_frame(self, frame)
+        if confirms and self._accepted and self._handshake_outcome is None:
+            self._handshake_finished(self)
 
     def _rx_error(self, reason: str) -> None:
         """
@@ -364,7 +367,13 @@ class PeerProtocol(LineReceiver):
         self._cancel_timeout()
         self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
         self.log.info("link up with {peer}", peer=self.describe())
-        self._handshake_finished(self)
+        if not self.outbound:
+            self._handshake_finished(self)
+        # An outbound link counts as made (for the dialer's back-off) only
+        # once the listener shows it took our hello too: its first frame
+        # after it, not an error.  A full listener refuses us only after
+        # our hello; counting that as a success reset the dialer's back-off
+        # and redialled it several times a second.
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.close(f"line longer than {self.MAX_LENGTH} bytes", misbehaved=True)
@@ -401,6 +410,11 @@ class PeerProtocol(LineReceiver):
             self._accepted = False
             self.log.info("link down with {peer}", peer=self.describe())
             self._handler.link_down(self)
+            if self._handshake_outcome is None:
+                refused = f": {self.remote_error}" if self.remote_error else ""
+                self._handshake_finished(
+                    Failure(HandshakeFailed(f"{self.describe()} refused the link{refused}"))
+                )
         elif self._handshake_outcome is None:
             if reason is not None and reason.check(SSL.Error):
                 self._warn(

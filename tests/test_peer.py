@@ -583,8 +583,13 @@ class ConnectedPairTests(SynchronousTestCase):
         pump.flush()
         self.assertTrue(client.accepted)
         self.assertTrue(server.accepted)
-        self.assertIs(self.successResultOf(client.handshake_done), client)
         self.assertIs(self.successResultOf(server.handshake_done), server)
+        # The connecting side counts the link as made once the listener
+        # shows it took our hello: its first frame after it.
+        self.assertNoResult(client.handshake_done)
+        server.send_frame({"type": "ping"})
+        pump.flush()
+        self.assertIs(self.successResultOf(client.handshake_done), client)
         self.assertEqual(
             alice.calls, [("link_up", BOB.node_id, "bob", "127.0.0.1:9090")]
         )

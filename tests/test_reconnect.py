@@ -62,6 +62,14 @@ def their_hello():
     return wire.encode_frame(wire.hello(Identity.generate().node_id, "them", None)) + b"\n"
 
 
+def their_welcome():
+    """
+    The listener's hello and then its first frame after taking ours (a
+    real node sends its summary and gossip at once; any frame will do).
+    """
+    return their_hello() + wire.encode_frame({"type": "ping"}) + b"\n"
+
+
 class HandshakeEndpointTests(SynchronousTestCase):
     """
     L{ClientService} over a L{HandshakeEndpoint}.
@@ -84,7 +92,8 @@ class HandshakeEndpointTests(SynchronousTestCase):
     def test_connected_only_after_hello(self):
         """
         The service reports a connection only once the peer's hello is
-        accepted, and closing it closes the link.
+        accepted and the peer has shown that it took ours (its first frame
+        after it), and closing it closes the link.
         """
         handler = AcceptingHandler()
         service = self.service(handler)
@@ -92,6 +101,8 @@ class HandshakeEndpointTests(SynchronousTestCase):
         self.assertNoResult(connected)
         link = self.endpoint.links[0]
         link.dataReceived(their_hello())
+        self.assertNoResult(connected)
+        link.dataReceived(wire.encode_frame({"type": "ping"}) + b"\n")
         handle = self.successResultOf(connected)
         self.assertIsInstance(handle, LinkHandle)
         self.assertEqual(handler.up, [link])
@@ -120,6 +131,29 @@ class HandshakeEndpointTests(SynchronousTestCase):
         service.stopService()
         self.failureResultOf(waiting, CancelledError)
 
+    def test_listener_refusing_after_our_hello_backs_off(self):
+        """
+        A full listener takes our hello and then refuses the link with an
+        error: that is a failed attempt too (the retries wait 2, 4, 8 s),
+        not a connection that resets the back-off and redials at once.
+        """
+        service = self.service(AcceptingHandler())
+        refusal = wire.encode_frame(wire.error("this node has all the links it wants")) + b"\n"
+        delays = []
+        for _attempt in range(3):
+            link = self.endpoint.links[-1]
+            link.dataReceived(their_hello() + refusal)
+            link.connectionLost(None)
+            (call,) = self.clock.getDelayedCalls()
+            delays.append(call.getTime() - self.clock.seconds())
+            self.clock.advance(delays[-1])
+        self.assertEqual(delays, [2.0, 4.0, 8.0])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        waiting = service.whenConnected()
+        self.assertNoResult(waiting)
+        service.stopService()
+        self.failureResultOf(waiting, CancelledError)
+
     def test_silent_peer_times_out_and_retries(self):
         """
         A peer that never says hello is dropped at the handshake time-out
@@ -140,7 +174,7 @@ class HandshakeEndpointTests(SynchronousTestCase):
         """
         handler = AcceptingHandler()
         service = self.service(handler)
-        self.endpoint.links[0].dataReceived(their_hello())
+        self.endpoint.links[0].dataReceived(their_welcome())
         self.successResultOf(service.whenConnected())
         self.endpoint.links[0].connectionLost(None)
         self.assertEqual(handler.up, [])
@@ -169,7 +203,7 @@ class HandshakeEndpointTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         link = self.endpoint.links[0]
-        link.dataReceived(their_hello())
+        link.dataReceived(their_welcome())
         self.successResultOf(service.whenConnected())
         link.dataReceived(wire.encode_frame(wire.error("go away")) + b"\n")
         link.connectionLost(None)
