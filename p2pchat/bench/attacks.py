@@ -68,9 +68,10 @@ def empty_final_summary(ctx):
     while time.monotonic() < ctx.until:
         if sock is None:
             sock = ctx.keep(hostile.link(ctx.address, "summarist"))
-        sock.sendall(page)
         rounds += 1
-        if not hostile.read_until(sock, b'{"type":"more"}', ctx.until):
+        if not hostile.push(sock, page, ctx.until) or not hostile.read_until(
+            sock, b'{"type":"more"}', ctx.until
+        ):
             ctx.forget(sock)
             sock = None
         ctx.sample()
@@ -237,6 +238,16 @@ class Context:
         self.peak_fds = max(self.peak_fds, hostile.fds(self.target.pid) or 0)
 
 
+def _status_or(console, fallback):
+    """
+    @return: the node's C{/status}, or C{fallback} if it does not answer.
+    """
+    try:
+        return console.status()
+    except (Timeout, OSError, ValueError):
+        return fallback
+
+
 def _check_serving(target_console, witness_console, text):
     """
     Read the target's C{/status}, then say C{text} on its console and wait
@@ -283,7 +294,12 @@ def run_one(name, attack, sizes, workdir, store_dir, big, payloads, number):
         log_start = len(target.output)
         ctx = Context(sizes, target, big, payloads, time.monotonic() + sizes.attack_s)
         try:
-            details = attack(ctx)
+            try:
+                details = attack(ctx)
+            except OSError as e:
+                # The node refused or dropped what an attack needs (a new
+                # link): say so in the row; serving is checked as usual.
+                details = {"links": 1, "attack_error": f"{type(e).__name__}: {e}"}
             time.sleep(0.2)
             ctx.sample()
             status, serving, chat_ms = _check_serving(
@@ -295,7 +311,7 @@ def run_one(name, attack, sizes, workdir, store_dir, big, payloads, number):
         log_lines = target.output[log_start:].count(b"\n")
         tracebacks = target.output.count(b"Traceback")
         if status:
-            status = target_console.status()
+            status = _status_or(target_console, status)
     turn = float(status["longest_reactor_turn_ms"]) if status else None
     growth = round(max(0, ctx.peak_rss_kb - rss_before) / 1024, 1)
     bound = bound_mib(details["links"])
