@@ -14,10 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import p2pchat
 from p2pchat.bench import results
+from p2pchat.bench.attacks import ATTACKS, bound_mib
 from p2pchat.bench.runner import REQUIRED_KEYS, judge
 
 MACHINE_KEYS = ("cpu", "cores", "ram_mb", "kernel", "python", "twisted", "pynacl")
-# Plenty for the tiny sizes (about 10 s on a 2-core machine).
+# Plenty for the tiny sizes (about 40 s on a 2-core machine).
 BENCH_TIMEOUT_S = 300
 
 
@@ -80,6 +81,30 @@ class WholeBenchTests(SynchronousTestCase):
             self.assertEqual(report["results"][ceiling]["status"], "measured")
             self.assertGreater(report["results"][ceiling]["value"], 0)
         self.assertIn("raw_line_throughput", log)
+        self.assertAttackRows(report["results"]["attacks"], log)
+
+    def assertAttackRows(self, result, log):
+        """
+        The C{attacks} scenario has one row per attack, each with the
+        per-attack fields as numbers (the turn may be C{None} only when
+        the node stopped answering) and C{serving} a boolean; the table
+        shows every attack.
+        """
+        self.assertEqual(result["status"], "measured")
+        rows = result["attacks"]
+        self.assertEqual([row["attack"] for row in rows], [name for name, _ in ATTACKS])
+        self.assertEqual(result["attacks_run"], len(ATTACKS))
+        for row in rows:
+            for key in ("rss_growth_mib", "bound_mib", "fds_after"):
+                self.assertTrue(_is_number(row[key]), f"{row['attack']}.{key} = {row[key]!r}")
+            self.assertIsInstance(row["serving"], bool)
+            for key in ("longest_reactor_turn_ms", "turn_ratio_to_250ms"):
+                if row[key] is None:
+                    self.assertFalse(row["serving"], f"{row['attack']}.{key} is null")
+                else:
+                    self.assertTrue(_is_number(row[key]), f"{row['attack']}.{key}")
+            self.assertIn(row["attack"], log)
+        self.assertIn(result["meets_goal"], (True, False))
 
 
 class HelperTests(SynchronousTestCase):
@@ -151,3 +176,32 @@ class HelperTests(SynchronousTestCase):
         }
         judge(report)
         self.assertIs(report["flood_chat"]["meets_goal"], False)
+
+    def test_judge_attacks(self):
+        """
+        The attacks goal is met only if every attack kept the longest
+        reactor turn within 250 ms and memory within its bound, and the
+        node still served; an attack whose turn is unknown misses it.
+        """
+        row = {"attack": "a", "longest_reactor_turn_ms": 100.0, "rss_growth_mib": 3.0,
+               "bound_mib": 53.125, "serving": True}
+
+        def judged(**changes):
+            report = {"attacks": {"attacks": [row, dict(row, **changes)]}}
+            judge(report)
+            return report["attacks"]["meets_goal"]
+
+        self.assertIs(judged(), True)
+        self.assertIs(judged(longest_reactor_turn_ms=251.0), False)
+        self.assertIs(judged(rss_growth_mib=60.0), False)
+        self.assertIs(judged(serving=False), False)
+        self.assertIs(judged(longest_reactor_turn_ms=None, serving=False), False)
+
+    def test_attack_memory_bound(self):
+        """
+        The bound is the documented one: 5.125 MiB per hostile link, 8 MiB
+        of pending handshakes and 40 MiB of tables, at most 400 MiB.
+        """
+        self.assertEqual(bound_mib(0), 48.0)
+        self.assertEqual(bound_mib(4), 68.5)
+        self.assertEqual(bound_mib(200), 400.0)

@@ -10,6 +10,7 @@ import traceback
 from typing import Callable, Dict, List, Optional
 
 from p2pchat.bench import (
+    attacks,
     catchup,
     fanout,
     flood,
@@ -33,6 +34,7 @@ SCENARIOS = [
     ("membership", membership, ("nodes", "rounds_to_converge", "detect_s", "false_positives")),
     ("search", search, ("messages", "p50_ms", "startup_s", "rss_mb")),
     ("flood_chat", flood, ("flood_ms", "quiet_ms", "entries", "stored")),
+    ("attacks", attacks, attacks.KEYS),
 ]
 REQUIRED_KEYS = {name: keys for name, _, keys in SCENARIOS}
 
@@ -157,6 +159,8 @@ def judge(results: Dict[str, dict]) -> None:
             _at_most(result.get("flood_ms"), flood.GOAL_FLOOD_MS),
             _at_least(result.get("stored"), 1.0),
         )
+    if results.get("attacks") is not None:
+        attacks.judge(results["attacks"])
 
 
 def run_all(
@@ -262,6 +266,13 @@ def summary(name: str, result: dict) -> str:
             f"{_n(result['flood_ms'], ' ms', 1)} (quiet {_n(result['quiet_ms'], ' ms', 1)}), "
             f"stored {_pct(result['stored'])}"
         )
+    if name == "attacks":
+        return (
+            f"{_n(result['attacks_run'])} attacks: worst turn "
+            f"{_n(result['worst_turn_ms'], ' ms', 1)}, worst RSS growth "
+            f"{_n(result['worst_rss_growth_mib'], ' MiB', 1)}, "
+            f"{_n(result['not_serving'])} not serving"
+        )
     return ""
 
 
@@ -305,6 +316,8 @@ def table(report: Dict[str, object]) -> str:
             lines.append(f"{name}: {result['status']}: {result['reason']}")
         for key, reason in result.get("unsupported_fields", {}).items():
             lines.append(f"{name}.{key}: {reason}")
+    if report["results"].get("attacks", {}).get("attacks"):
+        lines += ["", attacks.table(report["results"]["attacks"])]
     machine = report["machine"]
     lines.append("")
     lines.append(

@@ -29,6 +29,11 @@ class Sizes:
     @ivar search_queries: C{/search} commands timed.
     @ivar flood_entries: entries a raw peer floods a node with while chat
         latency is timed.
+    @ivar attack_s: how long each attack of the C{attacks} scenario runs.
+    @ivar attack_store_authors: one-entry authors in the attacked store.
+    @ivar attack_new_authors: new authors the C{new_authors} attack posts.
+    @ivar attack_gossip_rows: rows the C{gossip_rows} attack sends.
+    @ivar attack_idle_sockets: sockets the C{idle_sockets} attack holds.
     """
 
     name: str
@@ -46,6 +51,11 @@ class Sizes:
     search_entries: int
     search_queries: int
     flood_entries: int
+    attack_s: float = 4.0
+    attack_store_authors: int = 20_000
+    attack_new_authors: int = 5_000
+    attack_gossip_rows: int = 10_000
+    attack_idle_sockets: int = 200
 
 
 FULL = Sizes(
@@ -82,6 +92,11 @@ QUICK = Sizes(
     search_entries=100_000,
     search_queries=50,
     flood_entries=15_000,
+    attack_s=2.0,
+    attack_store_authors=5_000,
+    attack_new_authors=2_000,
+    attack_gossip_rows=5_000,
+    attack_idle_sockets=200,
 )
 
 TINY = Sizes(
@@ -100,6 +115,11 @@ TINY = Sizes(
     search_entries=2_000,
     search_queries=10,
     flood_entries=1_000,
+    attack_s=0.5,
+    attack_store_authors=300,
+    attack_new_authors=200,
+    attack_gossip_rows=300,
+    attack_idle_sockets=20,
 )
 
 BY_NAME = {sizes.name: sizes for sizes in (FULL, QUICK, TINY)}
