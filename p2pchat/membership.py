@@ -655,7 +655,10 @@ class Membership:
         if not record.advertised or incarnation > record.incarnation:
             record.advertised = True
             record.incarnation = incarnation
-            record.state = state
+            # The signature vouches for the member's statement at this
+            # incarnation, not for a suspect or dead claim: that stays a
+            # rumour (local confirmation applies), as at the current one.
+            record.state = LEFT if state == LEFT else ALIVE
             record.heartbeat = row["hb"]
             record.name = row["name"]
             record.address = row["addr"]
@@ -663,6 +666,8 @@ class Membership:
             if state == ALIVE:
                 record.last_heard = now
                 record.link_lost_at = None
+            elif state != LEFT:
+                self._rumour(record, row, now)
         elif incarnation == record.incarnation:
             if (record.sig, record.name, record.address, base_state(record.state)) != (
                 row["sig"], row["name"], row["addr"], base_state(state)
