@@ -37,18 +37,23 @@ from p2pchat import wire
 from p2pchat.entry import MAX_TEXT_BYTES, create_entry
 from p2pchat.identity import Identity
 from p2pchat.member_rows import ALIVE, DEAD, LEFT, SUSPECT, sign_row
+from p2pchat.peer import MAX_UNREAD_BYTES
 from p2pchat.streaming import DEFAULT_BATCH_ENTRIES
 from tests import strategies
 from tests.malicious import HIGH_WATER_BYTES, MaliciousPeer, link_attacker, link_honest
 from tests.nodes import Network
 
 MAX_ATTACKER_LINKS = 6
-LINK_BUFFER_BOUND = HIGH_WATER_BYTES + DEFAULT_BATCH_ENTRIES * 5_000 + 2 * wire.MAX_LINE_BYTES
+LINK_BUFFER_BOUND = (
+    HIGH_WATER_BYTES + DEFAULT_BATCH_ENTRIES * 5_000 + MAX_UNREAD_BYTES + wire.MAX_LINE_BYTES
+)
 """
 What a node may hold for one link whose peer does not read: the transport's
 high-water mark, then at most one stream batch (chat entries of at most
-C{MAX_TEXT_BYTES} text, about 5,000 bytes each on the wire) and a couple of
-control frames before flow control stops it; about 1.1 MiB.
+C{MAX_TEXT_BYTES} text, about 5,000 bytes each on the wire) before flow
+control stops the producer, the other frames written while it is stopped
+(announcements, gossip, pongs: at most L{MAX_UNREAD_BYTES}, then the node
+closes the link) and the one line that crossed a limit; about 1.4 MiB.
 """
 CONVERGE_SECONDS = 90
 SIMULATED_STEP_S = (0.0, 0.2, 1.0, 5.0, 16.0)
@@ -347,6 +352,20 @@ class AdversarialNetwork(RuleBasedStateMachine):
     def honest_post(self, who, text):
         self.entry_pool.append(self.honest[who].post(text))
         self.net.settle()
+
+    @rule(who=st.integers(0, 1), posts=st.integers(1, 40), ticks=st.integers(1, 25))
+    def honest_chatter(self, who, posts, ticks):
+        """
+        Ordinary traffic over a few seconds, tick by tick: posts to push
+        or announce, heartbeats to gossip, also on attacker links that do
+        not read.
+        """
+        node = self.honest[who]
+        for i in range(ticks):
+            for _ in range(posts):
+                self.entry_pool.append(node.post(f"chatter {i}"))
+            self.net.tick(seconds=0.2)
+        del self.entry_pool[:-500]
 
     @rule(seconds=st.sampled_from(SIMULATED_STEP_S))
     def advance(self, seconds):
