@@ -414,6 +414,15 @@ class Membership:
         if sender is not None and sender.state in (ALIVE, SUSPECT):
             sender.last_heard = now
 
+    def heard(self, peer_id: str) -> None:
+        """
+        A linked member is known to be talking (its frames are waiting),
+        though none was read: as good as a frame from it.
+        """
+        record = self._records.get(peer_id)
+        if record is not None and record.state in (ALIVE, SUSPECT):
+            record.last_heard = self.clock.seconds()
+
     def tick(self) -> None:
         """
         Run timers (heartbeat, failure detection, pruning, anti-entropy,

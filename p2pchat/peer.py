@@ -323,6 +323,15 @@ class PeerProtocol(LineReceiver):
             self.pauseProducing()
         self._resume_call = self._clock.callLater(delay_s, self._resume)
 
+    @property
+    def held(self) -> bool:
+        """
+        Whether this node stopped reading the link for a while (L{hold}):
+        the peer's frames wait because of this node, not because it fell
+        silent.
+        """
+        return self._resume_call is not None
+
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
         This node just asked the peer for entries (a summary page or a
