@@ -52,8 +52,9 @@ IDLE_TIMEOUT_S = 15.0
 # Bytes of frames written outside the link's producer (announcements,
 # gossip, pongs) while its transport is full: a peer that reads nothing for
 # that long is closed instead of making this node buffer the network's
-# chatter for it without bound.
-MAX_UNREAD_BYTES = 256 * 1024
+# chatter for it without bound.  Above the largest honest burst: the whole
+# member table pushed on link up (10,000 rows of at most about 730 bytes).
+MAX_UNREAD_BYTES = 8 * 1024 * 1024
 
 
 class HandshakeFailed(Exception):
@@ -118,10 +119,12 @@ class PeerProtocol(LineReceiver):
         the handshake succeeds, or fails with L{HandshakeFailed}.  It is
         made only when asked for, so a failed inbound handshake that nobody
         waits on leaves no unhandled error behind.
+    @ivar max_unread_bytes: see L{MAX_UNREAD_BYTES}.
     """
 
     delimiter = b"\n"
     MAX_LENGTH = wire.MAX_LINE_BYTES
+    max_unread_bytes = MAX_UNREAD_BYTES
     log = Logger()
 
     def __init__(
@@ -463,10 +466,10 @@ class PeerProtocol(LineReceiver):
                 # when paused (one batch at most); anything else written
                 # now waits on a peer that has not read for a while.
                 self.unread_bytes += len(line) + 1
-                if self.unread_bytes > MAX_UNREAD_BYTES:
+                if self.unread_bytes > self.max_unread_bytes:
                     self.unread_bytes = 0
                     self.close(
-                        f"peer does not read: over {MAX_UNREAD_BYTES} bytes of frames "
+                        f"peer does not read: over {self.max_unread_bytes} bytes of frames "
                         f"wait for it"
                     )
                     return

@@ -38,22 +38,27 @@ from p2pchat import wire
 from p2pchat.entry import MAX_TEXT_BYTES, create_entry
 from p2pchat.identity import Identity
 from p2pchat.member_rows import ALIVE, DEAD, LEFT, SUSPECT, sign_row
-from p2pchat.peer import MAX_UNREAD_BYTES
 from p2pchat.streaming import DEFAULT_BATCH_ENTRIES
 from tests import strategies
 from tests.malicious import HIGH_WATER_BYTES, MaliciousPeer, link_attacker, link_honest
 from tests.nodes import Network
 
 MAX_ATTACKER_LINKS = 6
+UNREAD_LIMIT = 256 * 1024
+"""
+The nodes' C{max_unread_bytes} on attacker links here (8 MiB in
+production, L{p2pchat.peer.MAX_UNREAD_BYTES}, above the largest honest
+burst; lowered so that examples reach it).
+"""
 LINK_BUFFER_BOUND = (
-    HIGH_WATER_BYTES + DEFAULT_BATCH_ENTRIES * 5_000 + MAX_UNREAD_BYTES + wire.MAX_LINE_BYTES
+    HIGH_WATER_BYTES + DEFAULT_BATCH_ENTRIES * 5_000 + UNREAD_LIMIT + wire.MAX_LINE_BYTES
 )
 """
 What a node may hold for one link whose peer does not read: the transport's
 high-water mark, then at most one stream batch (chat entries of at most
 C{MAX_TEXT_BYTES} text, about 5,000 bytes each on the wire) before flow
 control stops the producer, the other frames written while it is stopped
-(announcements, gossip, pongs: at most L{MAX_UNREAD_BYTES}, then the node
+(announcements, gossip, pongs: at most L{UNREAD_LIMIT}, then the node
 closes the link) and the one line that crossed a limit; about 1.4 MiB.
 """
 CONVERGE_SECONDS = 90
@@ -137,6 +142,7 @@ class AdversarialNetwork(RuleBasedStateMachine):
         node = self.honest[target]
         attacker = MaliciousPeer(reading=reading)
         server, pump = link_attacker(node, self.net.clock, attacker)
+        server.max_unread_bytes = UNREAD_LIMIT
         self.net.pumps.append(pump)
         if handshake:
             attacker.hello()

@@ -13,9 +13,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat.entry import MAX_TEXT_BYTES
 from p2pchat.identity import Identity
 from p2pchat.member_rows import ALIVE, sign_row
+from p2pchat.membership import ROW_OVERHEAD_BYTES, MembershipConfig
 from p2pchat.peer import MAX_UNREAD_BYTES
+from p2pchat.wire import MAX_ADDRESS_LENGTH
 from tests.malicious import HIGH_WATER_BYTES, MaliciousPeer, link_attacker
 from tests.nodes import Network
+
+UNREAD_LIMIT = 256 * 1024
 
 
 def stranger_rows(count):
@@ -51,13 +55,14 @@ class UnreadLinkTests(SynchronousTestCase):
         attacker.hello()
         self.net.settle()
         self.assertTrue(server.accepted)
+        server.max_unread_bytes = UNREAD_LIMIT
         return attacker, server
 
     def test_small_frames_to_a_full_link_are_bounded(self):
         """
         Once the transport of a link is full, what the node writes on it
         beyond its producer's streams (announcements, gossip) stays under
-        L{MAX_UNREAD_BYTES}: past it, the node closes the link.
+        C{max_unread_bytes}: past it, the node closes the link.
         """
         silent, server = self.attacker(reading=False)
         talker, _ = self.attacker(reading=True)
@@ -76,9 +81,19 @@ class UnreadLinkTests(SynchronousTestCase):
             self.net.tick(seconds=0.2, times=5)
             buffered = server.transport.buffered if not silent.closed else 0
             self.assertLessEqual(
-                buffered, HIGH_WATER_BYTES + MAX_TEXT_BYTES * 2 + MAX_UNREAD_BYTES)
+                buffered, HIGH_WATER_BYTES + MAX_TEXT_BYTES * 2 + UNREAD_LIMIT)
         self.assertTrue(silent.closed or server.transport.disconnecting)
         self.assertFalse(talker.closed)
+
+    def test_limit_above_a_full_table_push(self):
+        """
+        The production limit is above the largest honest burst: the whole
+        member table pushed at once on link up (rows of at most about 730
+        bytes: 64-digit id, 128-digit sig, a 32-character name, a
+        300-character address and the field names).
+        """
+        biggest_row = ROW_OVERHEAD_BYTES + 64 + 32 * 4 + MAX_ADDRESS_LENGTH + 128 + 10
+        self.assertLessEqual(MembershipConfig().max_members * biggest_row, MAX_UNREAD_BYTES)
 
     def test_a_slow_reader_is_not_closed(self):
         """
