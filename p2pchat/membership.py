@@ -414,6 +414,15 @@ class Membership:
         if sender is not None and sender.state in (ALIVE, SUSPECT):
             sender.last_heard = now
 
+    def heard(self, peer_id: str) -> None:
+        """
+        A linked member is known to be talking (its frames are waiting),
+        though none was read: as good as a frame from it.
+        """
+        record = self._records.get(peer_id)
+        if record is not None and record.state in (ALIVE, SUSPECT):
+            record.last_heard = self.clock.seconds()
+
     def tick(self) -> None:
         """
         Run timers (heartbeat, failure detection, pruning, anti-entropy,
@@ -655,7 +664,10 @@ class Membership:
         if not record.advertised or incarnation > record.incarnation:
             record.advertised = True
             record.incarnation = incarnation
-            record.state = state
+            # The signature vouches for the member's statement at this
+            # incarnation, not for a suspect or dead claim: that stays a
+            # rumour (local confirmation applies), as at the current one.
+            record.state = LEFT if state == LEFT else ALIVE
             record.heartbeat = row["hb"]
             record.name = row["name"]
             record.address = row["addr"]
@@ -663,6 +675,8 @@ class Membership:
             if state == ALIVE:
                 record.last_heard = now
                 record.link_lost_at = None
+            elif state != LEFT:
+                self._rumour(record, row, now)
         elif incarnation == record.incarnation:
             if (record.sig, record.name, record.address, base_state(record.state)) != (
                 row["sig"], row["name"], row["addr"], base_state(state)

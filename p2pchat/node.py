@@ -248,6 +248,11 @@ class ChatNode:
         """
         One round of periodic work.
         """
+        for link in self.links:
+            if link.held:
+                # Not reading it is our doing (a budget ran dry): its
+                # frames wait unread, so its silence proves nothing.
+                self.membership.heard(link.remote_id)
         self.membership.tick()
         self.replicator.tick()
         if self._penalties:

@@ -10,7 +10,9 @@ is logged, and what an unidentified peer can log at will is rate-limited.
 Memory per link: about 128 KiB of unparsed input at most (a partial line
 under L{wire.MAX_LINE_BYTES}, a longer one closes the link, plus one socket
 read, also while the link is paused), plus what the transport buffers for
-writing (large replies go through L{p2pchat.streaming}).  Before its hello
+writing: large replies go through L{p2pchat.streaming} and stop while the
+transport is full; other frames written while it is full count against
+L{MAX_UNREAD_BYTES}, past which the link is closed.  Before its hello
 a link holds one of at most L{MAX_PENDING_HANDSHAKES} slots per factory
 (L{p2pchat.handshakes}), so pre-hello input is at most 64 x 128 KiB = 8 MiB
 per factory; every close is forced after L{CLOSE_DEADLINE_S}.
@@ -47,6 +49,12 @@ CLOSE_DEADLINE_S = 10.0
 SYNC_WINDOW_S = 60.0
 KEEPALIVE_INTERVAL_S = 5.0
 IDLE_TIMEOUT_S = 15.0
+# Bytes of frames written outside the link's producer (announcements,
+# gossip, pongs) while its transport is full: a peer that reads nothing for
+# that long is closed instead of making this node buffer the network's
+# chatter for it without bound.  Above the largest honest burst: the whole
+# member table pushed on link up (10,000 rows of at most about 730 bytes).
+MAX_UNREAD_BYTES = 8 * 1024 * 1024
 
 
 class HandshakeFailed(Exception):
@@ -111,10 +119,12 @@ class PeerProtocol(LineReceiver):
         the handshake succeeds, or fails with L{HandshakeFailed}.  It is
         made only when asked for, so a failed inbound handshake that nobody
         waits on leaves no unhandled error behind.
+    @ivar max_unread_bytes: see L{MAX_UNREAD_BYTES}.
     """
 
     delimiter = b"\n"
     MAX_LENGTH = wire.MAX_LINE_BYTES
+    max_unread_bytes = MAX_UNREAD_BYTES
     log = Logger()
 
     def __init__(
@@ -145,6 +155,8 @@ class PeerProtocol(LineReceiver):
         self._peer_spoke = False
         self.bytes_in = 0
         self.bytes_out = 0
+        #: Bytes written outside the producer since the transport paused it.
+        self.unread_bytes = 0
         self.remote_error: Optional[str] = None
         self._sync_until = float("-inf")
         self.remote_links = 0
@@ -325,6 +337,15 @@ class PeerProtocol(LineReceiver):
         """
         return self._clock.seconds() < self._sync_until
 
+    @property
+    def held(self) -> bool:
+        """
+        Whether this node stopped reading the link for a while (L{hold}):
+        the peer's frames wait because of this node, not because it fell
+        silent.
+        """
+        return self._resume_call is not None
+
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
         This node just asked the peer for entries (a summary page or a
@@ -460,6 +481,20 @@ class PeerProtocol(LineReceiver):
         """
         if not self._closing and self.transport is not None:
             line = wire.encode_frame(frame)
+            if not getattr(self._producer, "paused", False):
+                self.unread_bytes = 0
+            elif not (frame.get("type") == "entry" and frame.get("sync")):
+                # Entries marked sync come from the producer, which stops
+                # when paused (one batch at most); anything else written
+                # now waits on a peer that has not read for a while.
+                self.unread_bytes += len(line) + 1
+                if self.unread_bytes > self.max_unread_bytes:
+                    self.unread_bytes = 0
+                    self.close(
+                        f"peer does not read: over {self.max_unread_bytes} bytes of frames "
+                        f"wait for it"
+                    )
+                    return
             self.bytes_out += len(line) + 1
             self._last_tx = self._clock.seconds()
             self.sendLine(line)

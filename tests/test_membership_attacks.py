@@ -141,6 +141,33 @@ class LifeguardTests(SynchronousTestCase):
         self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
         self.assertEqual(h.state(CAROL), ALIVE)
 
+    def test_rumour_at_a_new_incarnation_is_still_a_rumour(self):
+        """
+        Found by the adversarial state machine: carol refutes (signs
+        incarnation 6); an attacker who saw that row first sends it here
+        as C{dead} before carol's own row arrives.  A claim at a higher
+        incarnation brings carol's signed statement, not the claim: linked
+        and just heard, she stays alive and the rumour goes to her.
+        """
+        h = Harness()
+        h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
+        h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 5)))
+        h.output.clear()
+        rumour = row(CAROL, 6, DEAD)
+        h.membership.rx_frame(BOB.node_id, gossip(rumour))
+        self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
+        self.assertEqual((h.state(CAROL), carol_view(h)[1]), (ALIVE, 6))
+
+    def test_dead_at_a_new_incarnation_only_suspect_while_fresh(self):
+        """
+        Not linked, heartbeat fresh: a dead claim at a new incarnation is
+        taken only as suspect, as at the current one.
+        """
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, hb=1)))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 6, DEAD, hb=1)))
+        self.assertEqual(h.state(CAROL), SUSPECT)
+
     def test_dead_rumour_only_suspect_while_heartbeat_fresh(self):
         """
         Not linked, but carol's heartbeat advanced just now: a dead rumour
