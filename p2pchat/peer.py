@@ -314,6 +314,14 @@ class PeerProtocol(LineReceiver):
             self.pauseProducing()
         self._resume_call = self._clock.callLater(delay_s, self._resume)
 
+    @property
+    def held(self) -> bool:
+        """
+        Whether this node has stopped reading from this link for a while
+        (see L{hold}).
+        """
+        return self._resume_call is not None
+
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
         This node just asked the peer for entries (a summary page or a
