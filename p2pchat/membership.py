@@ -37,9 +37,12 @@ The algorithm (see C{docs/membership.md} for the frames and the numbers):
     when a signed part changes.  A node linked to a member it heard from
     recently does not believe rumours about it (Lifeguard's local
     confirmation).
-  - B{Bounds.}  New members and signature checks per link are budgeted,
-    unproven members are evicted first when the table is full, and every
-    link gets gossip state (L{p2pchat.member_admission}).  Memory: at most
+  - B{Bounds.}  New members, heartbeats and signature checks per link
+    (and signature checks in all) are budgeted, unproven members are
+    evicted first when the table is full, and every link gets gossip state
+    (L{p2pchat.member_admission}).  Gossip goes to a link only while its
+    transport takes more (L{IMembershipOutput.ready}), at most
+    L{FLUSH_ROWS_PER_TICK} rows per link per tick, proven members first.  Memory: at most
     C{max_members} rows (about 1 KiB each with bookkeeping) plus as many
     remembered leaves (about 150 bytes each), and per link one C{knows}
     entry per member.
