@@ -350,6 +350,12 @@ class Membership:
             return
         del self._links[peer_id]
         self._admission.link_down(peer_id)
+        now = self.clock.seconds()
+        if link.outbound and record is not None and now - link.since < self.config.connect_retry_s:
+            # Refused or closed at once (a full node takes the handshake,
+            # then says no): back off as after a failed attempt, or we
+            # would redial it every tick.
+            self._failed_attempt(record.address, now)
         dropped = peer_id in self._dropping
         self._dropping.discard(peer_id)
         if record is None or record.links:
@@ -897,12 +903,7 @@ class Membership:
             # Proven members first: addresses only gossip vouches for
             # (perhaps fakes) must not eat the connection attempts.
             for record in self._admission.choose(candidates, wanted, self._rng):
-                attempt = self._attempts.get(record.address)
-                if attempt is None:
-                    attempt = self._attempts[record.address] = _Attempt(now)
-                else:
-                    attempt.at = now
-                    attempt.failures += 1
+                self._failed_attempt(record.address, now)
                 self._output.connect(record.address)
         # Count connections, not peers: two links to one peer (both ends
         # dialled at once) are two of the links /status shows.
@@ -934,6 +935,20 @@ class Membership:
             return True
         wait_s = self.config.connect_retry_s * 2 ** min(attempt.failures, MAX_RETRY_DOUBLINGS)
         return now >= attempt.at + wait_s
+
+    def _failed_attempt(self, address: Optional[str], now: float) -> None:
+        """
+        Note an attempt to reach C{address} (it counts as failed until a
+        link to it lasts; see L{link_down}).
+        """
+        if address is None:
+            return
+        attempt = self._attempts.get(address)
+        if attempt is None:
+            self._attempts[address] = _Attempt(now)
+        else:
+            attempt.at = now
+            attempt.failures += 1
 
     def _forget_attempt(self, address: Optional[str]) -> None:
         if address is not None:

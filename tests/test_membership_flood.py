@@ -278,16 +278,41 @@ class ProvenTests(SynchronousTestCase):
         With hundreds of gossiped addresses, the one member this node
         has had a handshake with is the one it dials.
         """
-        h = Harness(MembershipConfig(max_links=1))
+        h = Harness(MembershipConfig(max_links=1, failure_timeout_s=60, link_loss_grace_s=30))
         h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
         fill(h, 300)
         h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
         h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 1)))
+        # The link to carol lasted (a link closed at once backs off).
+        h.clock.advance(h.membership.config.connect_retry_s)
         h.membership.link_down(CAROL.node_id)
         h.membership.link_down(DAVE.node_id)
         h.output.clear()
         h.advance(0.2)
         self.assertEqual(h.output.of("connect")[0], ("connect", "10.0.0.9:9000"))
+
+
+class RedialTests(SynchronousTestCase):
+    """
+    A full node accepts the handshake and then refuses the link: the
+    dialler backs off instead of redialling it every tick (seen under the
+    table flood: an honest node redialled a crowded seed five times a
+    second and never got the joiner's row).
+    """
+
+    def test_link_refused_at_once_backs_off(self):
+        # Long time-outs: bob stays alive (a candidate) throughout.
+        h = Harness(MembershipConfig(max_links=1, failure_timeout_s=60, link_loss_grace_s=30))
+        h.membership.rx_frame(DAVE.node_id, gossip(row(BOB, 1, addr="10.0.0.2:9000")))
+        h.advance(0.2)
+        self.assertEqual(h.output.of("connect"), [("connect", "10.0.0.2:9000")])
+        h.output.clear()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.membership.link_down(BOB.node_id)
+        h.advance(1.0)
+        self.assertEqual(h.output.of("connect"), [])
+        h.advance(h.membership.config.connect_retry_s)
+        self.assertEqual(h.output.of("connect"), [("connect", "10.0.0.2:9000")])
 
 
 class FakeNode:
