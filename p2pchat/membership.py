@@ -206,6 +206,8 @@ class _Link:
 class _Attempt:
     at: float
     failures: int = 0
+    #: Whether a dial may still be under way (else only a back-off).
+    pending: bool = True
 
 
 class Membership:
@@ -355,7 +357,7 @@ class Membership:
             # Refused or closed at once (a full node takes the handshake,
             # then says no): back off as after a failed attempt, or we
             # would redial it every tick.
-            self._failed_attempt(record.address, now)
+            self._failed_attempt(record.address, now, pending=False)
         dropped = peer_id in self._dropping
         self._dropping.discard(peer_id)
         if record is None or record.links:
@@ -887,7 +889,7 @@ class Membership:
         self._dropping &= set(self._links)
         pending = sum(
             1 for attempt in self._attempts.values()
-            if now < attempt.at + config.connect_retry_s
+            if attempt.pending and now < attempt.at + config.connect_retry_s
         )
         wanted = min(config.max_links - len(self._links) - pending, config.connects_per_tick)
         if wanted > 0:
@@ -936,7 +938,7 @@ class Membership:
         wait_s = self.config.connect_retry_s * 2 ** min(attempt.failures, MAX_RETRY_DOUBLINGS)
         return now >= attempt.at + wait_s
 
-    def _failed_attempt(self, address: Optional[str], now: float) -> None:
+    def _failed_attempt(self, address: Optional[str], now: float, pending: bool = True) -> None:
         """
         Note an attempt to reach C{address} (it counts as failed until a
         link to it lasts; see L{link_down}).
@@ -945,10 +947,11 @@ class Membership:
             return
         attempt = self._attempts.get(address)
         if attempt is None:
-            self._attempts[address] = _Attempt(now)
+            self._attempts[address] = _Attempt(now, pending=pending)
         else:
             attempt.at = now
             attempt.failures += 1
+            attempt.pending = pending
 
     def _forget_attempt(self, address: Optional[str]) -> None:
         if address is not None:
