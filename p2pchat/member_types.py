@@ -47,6 +47,13 @@ class IMembershipOutput(Interface):
         Send C{frame} on our link to C{peer_id} (there is one).
         """
 
+    def ready(peer_id: str) -> bool:
+        """
+        @return: whether our link to C{peer_id} takes more gossip now
+            (its transport has not paused our producer); membership keeps
+            the rows for later otherwise.
+        """
+
     def connect(address: str) -> None:
         """
         Open an outbound link to C{address} (C{host:port}).

@@ -37,9 +37,12 @@ The algorithm (see C{docs/membership.md} for the frames and the numbers):
     when a signed part changes.  A node linked to a member it heard from
     recently does not believe rumours about it (Lifeguard's local
     confirmation).
-  - B{Bounds.}  New members and signature checks per link are budgeted,
-    unproven members are evicted first when the table is full, and every
-    link gets gossip state (L{p2pchat.member_admission}).  Memory: at most
+  - B{Bounds.}  New members, heartbeats and signature checks per link
+    (and signature checks in all) are budgeted, unproven members are
+    evicted first when the table is full, and every link gets gossip state
+    (L{p2pchat.member_admission}).  Gossip goes to a link only while its
+    transport takes more (L{IMembershipOutput.ready}), at most
+    L{FLUSH_ROWS_PER_TICK} rows per link per tick, proven members first.  Memory: at most
     C{max_members} rows (about 1 KiB each with bookkeeping) plus as many
     remembered leaves (about 150 bytes each), and per link one C{knows}
     entry per member.
@@ -88,6 +91,10 @@ FRAME_BUDGET_BYTES = MAX_LINE_BYTES - 1024
 #: the longest state.
 ROW_OVERHEAD_BYTES = 96
 MAX_RETRY_DOUBLINGS = 4
+#: Rows looked at per link per tick, at most: one tick's work stays
+#: bounded whatever the table size and the number of changed rows (the
+#: rest stay dirty for the next tick).
+FLUSH_ROWS_PER_TICK = 500
 
 
 
@@ -108,7 +115,7 @@ class _Record:
     __slots__ = (
         "node_id", "name", "address", "incarnation", "state", "heartbeat", "sig",
         "advertised", "links", "last_heard", "state_since", "link_lost_at", "_row",
-        "_size", "key", "first_from", "told_inc",
+        "_size", "key", "told_inc",
     )
 
     def __init__(self, node_id, name, address, incarnation, state, heartbeat, now):
@@ -127,7 +134,6 @@ class _Record:
         self._row: Optional[dict] = None
         self._size: Optional[int] = None
         self.key = (incarnation, STATE_RANK[state], heartbeat)
-        self.first_from: Optional[str] = None
         #: The incarnation of the last rumour passed to the member itself.
         self.told_inc = -1
 
@@ -200,6 +206,8 @@ class _Link:
 class _Attempt:
     at: float
     failures: int = 0
+    #: Whether a dial may still be under way (else only a back-off).
+    pending: bool = True
 
 
 class Membership:
@@ -261,7 +269,7 @@ class Membership:
         self._links: Dict[str, _Link] = {}
         self._attempts: Dict[str, _Attempt] = {}
         self._dropping: Set[str] = set()
-        self._admission = Admission(clock)
+        self._admission = Admission(clock, config.heartbeat_interval_s)
         #: Members whose signed leave was pruned, with its incarnation, so
         #: a replay of an older signed alive row cannot bring them back;
         #: oldest first, at most C{max_members}.
@@ -323,7 +331,8 @@ class Membership:
             link = self._links[peer_id] = _Link(now, outbound)
             link.dirty.update(self._records)
             link.dirty.add(self.node_id)
-            self._flush(peer_id, link)
+            if self._output.ready(peer_id):
+                self._flush(peer_id, link)
         link.count += 1
 
     def link_down(self, peer_id: str) -> None:
@@ -343,6 +352,12 @@ class Membership:
             return
         del self._links[peer_id]
         self._admission.link_down(peer_id)
+        now = self.clock.seconds()
+        if link.outbound and record is not None and now - link.since < self.config.connect_retry_s:
+            # Refused or closed at once (a full node takes the handshake,
+            # then says no): back off as after a failed attempt, or we
+            # would redial it every tick.
+            self._failed_attempt(record.address, now, pending=False)
         dropped = peer_id in self._dropping
         self._dropping.discard(peer_id)
         if record is None or record.links:
@@ -390,8 +405,6 @@ class Membership:
                 and record.address == row["addr"]
             ):
                 # The common case: a heartbeat, perhaps new.
-                if record.first_from != peer_id:
-                    self._admission.proven(record.node_id)
                 heartbeat = row["hb"]
                 key = record.key
                 known = knows.get(record.node_id)
@@ -414,14 +427,18 @@ class Membership:
         if sender is not None and sender.state in (ALIVE, SUSPECT):
             sender.last_heard = now
 
-    def heard(self, peer_id: str) -> None:
+    def heard_from(self, peer_id: str) -> None:
         """
-        A linked member is known to be talking (its frames are waiting),
-        though none was read: as good as a frame from it.
+        A linked peer sent a frame (any frame proves it is alive), or this
+        node is holding its link (not reading it, so its frames wait
+        unread): a member this node is not reading is never blamed for
+        its silence.  A frozen peer sends nothing and is not held; the
+        link's keep-alive closes it and the usual time-outs follow.
         """
         record = self._records.get(peer_id)
-        if record is not None and record.state in (ALIVE, SUSPECT):
+        if record is not None and record.links and record.state in (ALIVE, SUSPECT):
             record.last_heard = self.clock.seconds()
+            record.link_lost_at = None
 
     def tick(self) -> None:
         """
@@ -449,7 +466,9 @@ class Membership:
             link.dirty.add(self.node_id)
         self._keep_links(now)
         for peer_id, link in list(self._links.items()):
-            if link.dirty:
+            # Gossip waits while the link's transport is full (the peer
+            # does not read): its rows stay dirty, bounded by the table.
+            if link.dirty and self._output.ready(peer_id):
                 self._flush(peer_id, link)
 
     def leave(self) -> None:
@@ -560,6 +579,7 @@ class Membership:
         verified: Set[tuple] = set()
         accepted = []
         checked = []
+        beats_ok = True
         for row in rows:
             node_id = row.get("id") if type(row) is dict else None
             record = records.get(node_id) if type(node_id) is str else None
@@ -576,7 +596,11 @@ class Membership:
                 and 0 <= row["hb"] <= MAX_HEARTBEAT
             ):
                 # A heartbeat: the signed part is the one this node holds.
-                accepted.append(row)
+                if beats_ok and not self._admission.may_beat(peer_id, len(records)):
+                    beats_ok = False
+                    self._over_budget(peer_id, "heartbeats")
+                if beats_ok:
+                    accepted.append(row)
                 continue
             check_row(row, records)
             checked.append(row)
@@ -658,8 +682,6 @@ class Membership:
             return
         if record is None:
             return
-        if record.first_from != peer_id:
-            self._admission.proven(node_id)
         old_state = record.state
         if not record.advertised or incarnation > record.incarnation:
             record.advertised = True
@@ -743,7 +765,6 @@ class Membership:
             row["id"], row["name"], row["addr"], row["inc"], row["state"], row["hb"], now
         )
         record.sig = row["sig"]
-        record.first_from = peer_id
         self._records[record.node_id] = record
         self._gone.pop(record.node_id, None)
         if peer_id != record.node_id:
@@ -840,7 +861,8 @@ class Membership:
             link.dirty.discard(node_id)
 
     def _suspect(self, record: _Record, now: float, why: str) -> None:
-        self.log.info(
+        self._limiter.log(
+            "suspect", self.log.info,
             "suspecting {name} ({who}): {why}",
             name=printable(record.name), who=short_id(record.node_id), why=why,
         )
@@ -872,7 +894,7 @@ class Membership:
         self._dropping &= set(self._links)
         pending = sum(
             1 for attempt in self._attempts.values()
-            if now < attempt.at + config.connect_retry_s
+            if attempt.pending and now < attempt.at + config.connect_retry_s
         )
         wanted = min(config.max_links - len(self._links) - pending, config.connects_per_tick)
         if wanted > 0:
@@ -885,13 +907,10 @@ class Membership:
                 and not record.links
                 and self._may_try(record.address, now)
             ]
-            for record in self._rng.sample(candidates, min(wanted, len(candidates))):
-                attempt = self._attempts.get(record.address)
-                if attempt is None:
-                    attempt = self._attempts[record.address] = _Attempt(now)
-                else:
-                    attempt.at = now
-                    attempt.failures += 1
+            # Proven members first: addresses only gossip vouches for
+            # (perhaps fakes) must not eat the connection attempts.
+            for record in self._admission.choose(candidates, wanted, self._rng):
+                self._failed_attempt(record.address, now)
                 self._output.connect(record.address)
         # Count connections, not peers: two links to one peer (both ends
         # dialled at once) are two of the links /status shows.
@@ -924,6 +943,21 @@ class Membership:
         wait_s = self.config.connect_retry_s * 2 ** min(attempt.failures, MAX_RETRY_DOUBLINGS)
         return now >= attempt.at + wait_s
 
+    def _failed_attempt(self, address: Optional[str], now: float, pending: bool = True) -> None:
+        """
+        Note an attempt to reach C{address} (it counts as failed until a
+        link to it lasts; see L{link_down}).
+        """
+        if address is None:
+            return
+        attempt = self._attempts.get(address)
+        if attempt is None:
+            self._attempts[address] = _Attempt(now, pending=pending)
+        else:
+            attempt.at = now
+            attempt.failures += 1
+            attempt.pending = pending
+
     def _forget_attempt(self, address: Optional[str]) -> None:
         if address is not None:
             self._attempts.pop(address, None)
@@ -940,13 +974,15 @@ class Membership:
     def _flush(self, peer_id: str, link: _Link) -> None:
         """
         Send C{peer_id} the rows in C{link.dirty} that it does not know,
-        in frames that fit in one line.
+        in frames that fit in one line: at most L{FLUSH_ROWS_PER_TICK} of
+        them, this node's own and proven members' first (a receiver
+        spends its new-member budget on what comes first).
         """
         rows: List[dict] = []
         size = 0
         records = self._records
         knows = link.knows
-        for node_id in link.dirty:
+        for node_id in self._admission.take_dirty(link.dirty, FLUSH_ROWS_PER_TICK):
             if node_id == self.node_id:
                 if self.hidden or self._left:
                     continue
@@ -985,7 +1021,6 @@ class Membership:
                 rows, size = [], 0
             rows.append(row)
             size += row_size
-        link.dirty.clear()
         if rows:
             self._output.send(peer_id, {"type": "gossip", "rows": rows})
 

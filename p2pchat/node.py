@@ -37,6 +37,7 @@ from p2pchat.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.membership import IMembershipOutput, Member, Membership, MembershipConfig
 from p2pchat.metrics import Metrics
 from p2pchat.peer import IPeerHandler, PeerProtocol
+from p2pchat.ratelimit import TokenBucket
 from p2pchat.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.replication import IReplicationOutput, ReplicationConfig, Replicator, wanted
 from p2pchat.safe import LogLimiter, printable
@@ -57,6 +58,9 @@ PENALTY_S = 60.0
 # summary round with a link ended.
 SYNC_GRACE_S = 5.0
 MAX_PENALTY_S = 3600.0
+# Membership changes logged before they are rate-limited (see
+# _MembershipOutput.member_changed).
+MEMBER_LOG_BURST = 100
 
 
 class UnknownPeer(LookupError):
@@ -186,7 +190,7 @@ class ChatNode:
             name,
             advertised_address,
             clock,
-            _MembershipOutput(self),
+            _MembershipOutput(self, clock),
             membership or MembershipConfig(),
             incarnation=int(wall_clock()),
             signer=identity.sign,
@@ -250,9 +254,8 @@ class ChatNode:
         """
         for link in self.links:
             if link.held:
-                # Not reading it is our doing (a budget ran dry): its
-                # frames wait unread, so its silence proves nothing.
-                self.membership.heard(link.remote_id)
+                # We are not reading it: its silence is ours, not its.
+                self.membership.heard_from(link.remote_id)
         self.membership.tick()
         self.replicator.tick()
         if self._penalties:
@@ -366,6 +369,7 @@ class ChatNode:
         self.on_change()
 
     def rx_frame(self, link: PeerProtocol, frame: dict) -> None:
+        self.membership.heard_from(link.remote_id)
         frame_type = frame["type"]
         if frame_type == "entry":
             self.rx_entry(frame["entry"], link, live=not frame.get("sync", False))
@@ -1002,13 +1006,23 @@ class _MembershipOutput:
 
     log = Logger()
 
-    def __init__(self, node: ChatNode):
+    def __init__(self, node: ChatNode, clock: IReactorTime):
         self._node = node
+        # A flood of fake members changes state by the thousand: the
+        # first lines (refilled at 1/s) are logged, then one per kind of
+        # change per 10 s with the count held back.
+        self._lines = TokenBucket(1.0, MEMBER_LOG_BURST, clock)
+        self._limiter = LogLimiter(clock)
 
     def send(self, peer_id: str, frame: dict) -> None:
         link = self._node.link_to(peer_id)
         if link is not None:
             link.send_frame(frame)
+
+    def ready(self, peer_id: str) -> bool:
+        link = self._node.link_to(peer_id)
+        streamer = self._node._streamers.get(link) if link is not None else None
+        return streamer is None or not streamer.paused
 
     def connect(self, address: str) -> None:
         if self._node._dial is None:
@@ -1033,9 +1047,16 @@ class _MembershipOutput:
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
         who = f"{printable(member.name)} ({short_id(member.node_id)})"
-        self.log.info(
-            "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state
-        )
+        if self._lines.take():
+            self.log.info(
+                "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state
+            )
+        else:
+            # Kinds: a fixed set of state pairs (rows carry only known states).
+            self._limiter.log(
+                f"{old_state}>{member.state}", self.log.info,
+                "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state,
+            )
         if old_state is not None and old_state != member.state:
             for view in list(self._node._views):
                 view.notice(f"{who} is {member.state}")

@@ -41,6 +41,9 @@ class SimOutput:
     def send(self, peer_id: str, frame: dict) -> None:
         self._sim.send(self._node, peer_id, frame)
 
+    def ready(self, peer_id: str) -> bool:
+        return True
+
     def connect(self, address: str) -> None:
         self._sim.connects.append((self._sim.clock.seconds(), self._node.node_id, address))
         self._sim.connect(self._node, address)

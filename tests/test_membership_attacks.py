@@ -313,14 +313,15 @@ class TableTests(SynchronousTestCase):
     def test_unproven_evicted_before_proven(self):
         """
         When the table is full, a new member evicts the oldest unproven
-        one (told by one link only); members this node linked to, or that
-        two links vouched for, stay.
+        one; members this node completed a handshake with stay (carol,
+        linked once and gone again).
         """
         h = Harness(MembershipConfig(max_members=4))
         h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
         h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
         h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 1)))
-        h.membership.rx_frame(DAVE.node_id, gossip(row(CAROL, 1, hb=1)))
+        h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
+        h.membership.link_down(CAROL.node_id)
         fakes = strangers(10)
         for who in fakes:
             h.membership.rx_frame(BOB.node_id, gossip(row(who)))
