@@ -52,9 +52,11 @@ IDLE_TIMEOUT_S = 15.0
 # Bytes of frames written outside the link's producer (announcements,
 # gossip, pongs) while its transport is full: a peer that reads nothing for
 # that long is closed instead of making this node buffer the network's
-# chatter for it without bound.  Above the largest honest burst: the whole
-# member table pushed on link up (10,000 rows of at most about 730 bytes).
-MAX_UNREAD_BYTES = 8 * 1024 * 1024
+# chatter for it without bound.  Above the largest honest burst: gossip
+# waits for a paused link and sends at most membership.FLUSH_ROWS_PER_TICK
+# (500) rows of at most about 730 bytes per tick, about 365 KB, some of it
+# written after the transport paused; the rest is announcements by id.
+MAX_UNREAD_BYTES = 2 * 1024 * 1024
 
 
 class HandshakeFailed(Exception):

@@ -199,9 +199,9 @@ class HelperTests(SynchronousTestCase):
 
     def test_attack_memory_bound(self):
         """
-        The bound is the documented one: 5.125 MiB per hostile link, 8 MiB
-        of pending handshakes and 40 MiB of tables, at most 400 MiB.
+        The bound is the documented one: 7.125 MiB per hostile link, 8 MiB
+        of pending handshakes and 40 MiB of tables, at most 512 MiB.
         """
         self.assertEqual(bound_mib(0), 48.0)
-        self.assertEqual(bound_mib(4), 68.5)
-        self.assertEqual(bound_mib(200), 400.0)
+        self.assertEqual(bound_mib(4), 76.5)
+        self.assertEqual(bound_mib(200), 512.0)

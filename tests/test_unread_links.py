@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat.entry import MAX_TEXT_BYTES
 from p2pchat.identity import Identity
 from p2pchat.member_rows import ALIVE, sign_row
-from p2pchat.membership import ROW_OVERHEAD_BYTES, MembershipConfig
+from p2pchat.membership import FLUSH_ROWS_PER_TICK, ROW_OVERHEAD_BYTES
 from p2pchat.peer import MAX_UNREAD_BYTES
 from p2pchat.wire import MAX_ADDRESS_LENGTH
 from tests.malicious import HIGH_WATER_BYTES, MaliciousPeer, link_attacker
@@ -72,11 +72,12 @@ class UnreadLinkTests(SynchronousTestCase):
             self.alice.post("x" * MAX_TEXT_BYTES)
             self.net.settle()
         # The rest of the network keeps talking: new members to gossip
-        # (within the talker's budget of new members), new posts to
-        # announce.
+        # (within the talker's budget of new members; gossip itself now
+        # waits for a paused link), and new posts, announced by id on the
+        # paused link: over 256 KiB of announcements in all.
         for _ in range(12):
             talker.send_frame({"type": "gossip", "rows": stranger_rows(100)})
-            for _ in range(20):
+            for _ in range(400):
                 self.alice.post("hello")
             self.net.tick(seconds=0.2, times=5)
             buffered = server.transport.buffered if not silent.closed else 0
@@ -85,15 +86,16 @@ class UnreadLinkTests(SynchronousTestCase):
         self.assertTrue(silent.closed or server.transport.disconnecting)
         self.assertFalse(talker.closed)
 
-    def test_limit_above_a_full_table_push(self):
+    def test_limit_above_a_full_gossip_flush(self):
         """
-        The production limit is above the largest honest burst: the whole
-        member table pushed at once on link up (rows of at most about 730
-        bytes: 64-digit id, 128-digit sig, a 32-character name, a
-        300-character address and the field names).
+        The production limit is well above the largest honest burst of
+        small frames: one tick's gossip flush to a link, at most
+        FLUSH_ROWS_PER_TICK rows of at most about 730 bytes (64-digit id,
+        128-digit sig, a 32-character name, a 300-character address and
+        the field names), twice over.
         """
         biggest_row = ROW_OVERHEAD_BYTES + 64 + 32 * 4 + MAX_ADDRESS_LENGTH + 128 + 10
-        self.assertLessEqual(MembershipConfig().max_members * biggest_row, MAX_UNREAD_BYTES)
+        self.assertLessEqual(2 * FLUSH_ROWS_PER_TICK * biggest_row, MAX_UNREAD_BYTES)
 
     def test_a_slow_reader_is_not_closed(self):
         """
