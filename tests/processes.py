@@ -10,10 +10,12 @@ they received (tests search the whole transcript) and wait for a
 C{/status} value.
 """
 
+import io
 import os
 import signal
 import time
 
+from p2pchat import ca
 from p2pchat.bench import processes as bench
 
 DEADLINE_S = 30.0
@@ -91,3 +93,30 @@ class NodeTestMixin:
         self.addCleanup(console.close)
         return console
 
+
+
+def make_ca(test, *names):
+    """
+    Make a CA with C{p2pchat-ca} in a new temporary directory of C{test}
+    and issue a certificate for each of C{names}.
+
+    @return: the directory.
+    """
+    directory = os.path.abspath(test.mktemp())
+    quiet = io.StringIO()
+    test.assertEqual(ca.main(["init", directory], stdout=quiet, stderr=quiet), 0)
+    for name in names:
+        test.assertEqual(ca.main(["issue", directory, name], stdout=quiet, stderr=quiet), 0)
+    return directory
+
+
+def tls_args(directory, cert_name):
+    """
+    @return: the options that run a node with the certificate C{directory}
+        issued to C{cert_name}, and that directory's CA.
+    """
+    return (
+        "--tls-cert", os.path.join(directory, f"{cert_name}.pem"),
+        "--tls-key", os.path.join(directory, f"{cert_name}.key"),
+        "--tls-ca", os.path.join(directory, "ca.pem"),
+    )

@@ -4,7 +4,6 @@ that never speak (on a TLS listener), escape codes and fake columns in what
 a peer sends, and a ping flood.
 """
 
-import io
 import json
 import os
 import re
@@ -15,9 +14,9 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import ca, wire
+from p2pchat import wire
 from p2pchat.identity import Identity
-from tests.processes import DEADLINE_S, NodeTestMixin, Timeout
+from tests.processes import DEADLINE_S, NodeTestMixin, Timeout, make_ca, tls_args
 from tests.test_abuse_processes import RawPeer
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\nfake: log line"
@@ -71,21 +70,10 @@ class IdleSocketTests(NodeTestMixin, SynchronousTestCase):
     """
 
     def setUp(self):
-        self.network = os.path.abspath(self.mktemp())
-        quiet = io.StringIO()
-        self.assertEqual(ca.main(["init", self.network], stdout=quiet, stderr=quiet), 0)
-        for name in ("alice", "bob"):
-            self.assertEqual(ca.main(["issue", self.network, name], stdout=quiet,
-                                     stderr=quiet), 0)
+        self.network = make_ca(self, "alice", "bob")
 
     def start_member(self, name, *args):
-        return self.start(
-            name,
-            "--tls-cert", os.path.join(self.network, f"{name}.pem"),
-            "--tls-key", os.path.join(self.network, f"{name}.key"),
-            "--tls-ca", os.path.join(self.network, "ca.pem"),
-            *args,
-        )
+        return self.start(name, *tls_args(self.network, name), *args)
 
     def test_idle_sockets_neither_lock_out_nor_leak(self):
         """

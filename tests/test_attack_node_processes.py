@@ -7,18 +7,17 @@ Every wait is on an event (a log line, a console reply, a /status value)
 with the generous deadline of L{tests.processes}; nothing asserts how fast.
 """
 
-import io
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import ca, wire
+from p2pchat import wire
 from p2pchat.admission import NEW_FEED_BURST
 from p2pchat.entry import create_entry
 from p2pchat.identity import Identity
 from p2pchat.service import STORE_FILE_NAME
 from p2pchat.store import MAX_SEARCH_TERMS, Store
-from tests.processes import NodeTestMixin
+from tests.processes import NodeTestMixin, make_ca, tls_args
 from tests.test_abuse_processes import RawPeer
 
 
@@ -96,24 +95,10 @@ class CertifiedFeedTests(NodeTestMixin, SynchronousTestCase):
     """
 
     def setUp(self):
-        self.network = os.path.abspath(self.mktemp())
-        self.outsiders = os.path.abspath(self.mktemp())
-        quiet = io.StringIO()
-        self.assertEqual(ca.main(["init", self.network], stdout=quiet, stderr=quiet), 0)
-        self.assertEqual(ca.main(["init", self.outsiders], stdout=quiet, stderr=quiet), 0)
-        for name in ("alice", "bob"):
-            self.assertEqual(ca.main(["issue", self.network, name], stdout=quiet,
-                                     stderr=quiet), 0)
+        self.network = make_ca(self, "alice", "bob")
 
     def start_member(self, name, *args, data_dir=None):
-        return self.start(
-            name,
-            "--tls-cert", os.path.join(self.network, f"{name}.pem"),
-            "--tls-key", os.path.join(self.network, f"{name}.key"),
-            "--tls-ca", os.path.join(self.network, "ca.pem"),
-            *args,
-            data_dir=data_dir,
-        )
+        return self.start(name, *tls_args(self.network, name), *args, data_dir=data_dir)
 
     def test_uncertified_feeds_never_stored(self):
         """

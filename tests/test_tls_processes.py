@@ -3,14 +3,11 @@ Closed networks with mutual TLS, with real C{twistd -n p2pchat} processes
 and certificates from C{p2pchat-ca}.
 """
 
-import io
-import os
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import ca
-from tests.processes import DEADLINE_S, NodeTestMixin
+from tests.processes import DEADLINE_S, NodeTestMixin, make_ca, tls_args
 
 
 class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
@@ -20,29 +17,15 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
     """
 
     def setUp(self):
-        self.network = os.path.abspath(self.mktemp())
-        self.outsiders = os.path.abspath(self.mktemp())
-        quiet = io.StringIO()
-        self.assertEqual(ca.main(["init", self.network], stdout=quiet, stderr=quiet), 0)
-        self.assertEqual(ca.main(["init", self.outsiders], stdout=quiet, stderr=quiet), 0)
-        for name in ("alice", "bob", "carol", "dave"):
-            self.assertEqual(ca.main(["issue", self.network, name], stdout=quiet, stderr=quiet), 0)
-        self.assertEqual(ca.main(["issue", self.outsiders, "mallory"], stdout=quiet,
-                                 stderr=quiet), 0)
+        self.network = make_ca(self, "alice", "bob", "carol", "dave")
+        self.outsiders = make_ca(self, "mallory")
 
     def start_member(self, name, directory, cert_name=None, *args):
         """
         Start a node with the certificate C{directory} issued to
         C{cert_name} (default: C{name}) and that directory's CA.
         """
-        cert_name = cert_name or name
-        return self.start(
-            name,
-            "--tls-cert", os.path.join(directory, f"{cert_name}.pem"),
-            "--tls-key", os.path.join(directory, f"{cert_name}.key"),
-            "--tls-ca", os.path.join(directory, "ca.pem"),
-            *args,
-        )
+        return self.start(name, *tls_args(directory, cert_name or name), *args)
 
     def test_members_chat_outsiders_never_get_in(self):
         """
