@@ -1,0 +1,241 @@
+"""
+Signature verification of entries received from peers.
+
+Checking an Ed25519 signature costs ~60 us; a flood of valid entries on
+ten links asked the reactor thread for ~1,000 of them in one turn.  A
+L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
+releases the GIL while it verifies) and hands the results back on the
+reactor thread in the order the entries arrived.  An L{InlineVerifier}
+checks at once, on the caller's thread: the default, so that a
+L{p2pchat.node.ChatNode} stays testable synchronously.
+
+Both call C{done(candidate, entry, error, source, live)} once per
+submitted candidate: C{entry} is the verified L{Entry} or C{None}, and
+C{error} the L{InvalidEntry} when the signature is bad.
+
+Bound: a L{ThreadedVerifier} holds at most C{budget} entries queued for or
+in verification, plus one per link: the entry that finds the budget full
+is still taken (it has been read) and its link is held
+(L{p2pchat.peer.PeerProtocol.hold}) for C{hold_s}, so that link's further
+lines wait in its buffer and socket; at most L{MAX_LINKS
+<p2pchat.node.MAX_LINKS>} links overshoot by one entry each.
+"""
+
+from collections import deque
+from typing import Callable, Deque, List, Optional, Set
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from p2pchat.entry import Entry, InvalidEntry, UnverifiedEntry
+
+# Entries queued for or in verification, over all links.
+VERIFY_BUDGET = 2000
+# Entries sent to the thread pool in one call.
+VERIFY_BATCH = 250
+# Batches in the thread pool at once (this machine class has two cores).
+MAX_BATCHES_IN_THREADS = 2
+# How long a link that found the budget full is not read.
+HOLD_S = 0.05
+
+Done = Callable[[UnverifiedEntry, Optional[Entry], Optional[InvalidEntry], object, bool], bool]
+
+
+def verify_batch(candidates: List[UnverifiedEntry]) -> List[object]:
+    """
+    Verify C{candidates} (in a thread: no reactor, no shared state).
+
+    @return: per candidate, the verified L{Entry} or the L{InvalidEntry}.
+    """
+    results: List[object] = []
+    for candidate in candidates:
+        try:
+            results.append(candidate.verify())
+        except InvalidEntry as e:
+            results.append(e)
+    return results
+
+
+class InlineVerifier:
+    """
+    Verify each entry at once, on the caller's thread.
+    """
+
+    def __init__(self, done: Done):
+        self._done = done
+
+    def verifying(self, entry_id: str) -> bool:
+        return False
+
+    def submit(self, candidate: UnverifiedEntry, source, live: bool) -> bool:
+        """
+        @return: what C{done} returned (whether the entry was valid and new).
+        """
+        try:
+            entry, error = candidate.verify(), None
+        except InvalidEntry as e:
+            entry, error = None, e
+        return self._done(candidate, entry, error, source, live)
+
+    def stop(self) -> int:
+        return 0
+
+
+class _Pending:
+    __slots__ = ("candidate", "source", "live", "result", "settled")
+
+    def __init__(self, candidate: UnverifiedEntry, source, live: bool):
+        self.candidate = candidate
+        self.source = source
+        self.live = live
+        self.result: object = None
+        self.settled = False
+
+
+class ThreadedVerifier:
+    """
+    Verify entries in batches with C{defer_to_thread} (a
+    C{deferToThreadPool} bound to a reactor and pool), and call C{done}
+    on the reactor thread in arrival order.
+
+    Entries that arrive in one reactor turn form a batch (sent on the
+    next turn, or at once when L{VERIFY_BATCH} are waiting); at most
+    L{MAX_BATCHES_IN_THREADS} batches are in the pool at once.
+
+    @ivar in_flight: entries queued for or in verification.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        done: Done,
+        defer_to_thread: Callable,
+        call_later: Callable,
+        budget: int = VERIFY_BUDGET,
+        batch: int = VERIFY_BATCH,
+        hold_s: float = HOLD_S,
+    ):
+        self._done = done
+        self._defer = defer_to_thread
+        self._call_later = call_later
+        self.budget = budget
+        self._batch_size = batch
+        self._hold_s = hold_s
+        self._order: Deque[_Pending] = deque()
+        self._waiting: List[_Pending] = []
+        self._ids: Set[str] = set()
+        self._in_threads = 0
+        self._dispatch_call = None
+        self._stopped = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._order)
+
+    def verifying(self, entry_id: str) -> bool:
+        """
+        @return: whether an entry with this id is queued or in
+            verification (so another copy counts as known).
+        """
+        return entry_id in self._ids
+
+    def submit(self, candidate: UnverifiedEntry, source, live: bool) -> bool:
+        """
+        Queue C{candidate} for verification.  When this fills the budget,
+        hold C{source} for a short time.
+
+        @return: C{True} (the entry was taken; its fate comes later).
+        """
+        if self._stopped:
+            return False
+        pending = _Pending(candidate, source, live)
+        self._order.append(pending)
+        self._waiting.append(pending)
+        self._ids.add(candidate.id)
+        if len(self._order) >= self.budget and source is not None:
+            source.hold(self._hold_s)
+        if len(self._waiting) >= self._batch_size:
+            self._dispatch()
+        elif self._dispatch_call is None:
+            self._dispatch_call = self._call_later(0, self._dispatch)
+        return True
+
+    def _dispatch(self) -> None:
+        if self._dispatch_call is not None:
+            if self._dispatch_call.active():
+                self._dispatch_call.cancel()
+            self._dispatch_call = None
+        while self._waiting and self._in_threads < MAX_BATCHES_IN_THREADS:
+            batch = self._waiting[: self._batch_size]
+            del self._waiting[: self._batch_size]
+            self._in_threads += 1
+            d = self._defer(verify_batch, [pending.candidate for pending in batch])
+            d.addCallbacks(self._verified, self._failed, (batch,), None, (batch,), None)
+
+    def _verified(self, results: List[object], batch: List[_Pending]) -> None:
+        self._in_threads -= 1
+        if self._stopped:
+            return
+        for pending, result in zip(batch, results):
+            pending.result, pending.settled = result, True
+        self._drain()
+        self._dispatch()
+
+    def _failed(self, failure, batch: List[_Pending]) -> None:
+        """
+        The pool could not run a batch (a bug, not the peers' doing):
+        drop its entries (they come again through anti-entropy).
+        """
+        self._in_threads -= 1
+        if self._stopped:
+            return
+        self.log.failure("verifying {count} entries failed", failure, count=len(batch))
+        for pending in batch:
+            pending.settled = True
+        self._drain()
+        self._dispatch()
+
+    def _drain(self) -> None:
+        while self._order and self._order[0].settled:
+            pending = self._order.popleft()
+            self._ids.discard(pending.candidate.id)
+            result = pending.result
+            if isinstance(result, Entry):
+                self._done(pending.candidate, result, None, pending.source, pending.live)
+            elif isinstance(result, InvalidEntry):
+                self._done(pending.candidate, None, result, pending.source, pending.live)
+
+    def stop(self) -> int:
+        """
+        Drop everything queued or in verification (none of it was
+        acknowledged or stored); results that come back later are ignored.
+
+        @return: how many entries were dropped.
+        """
+        self._stopped = True
+        if self._dispatch_call is not None and self._dispatch_call.active():
+            self._dispatch_call.cancel()
+        self._dispatch_call = None
+        dropped = len(self._order)
+        if dropped:
+            self.log.info(
+                "stopping: dropping {count} received entries still being verified "
+                "(never acknowledged; they come again from peers)", count=dropped,
+            )
+        self._order.clear()
+        self._waiting.clear()
+        self._ids.clear()
+        return dropped
+
+
+def threaded_verifier(reactor) -> Callable[[Done], ThreadedVerifier]:
+    """
+    @return: a factory of L{ThreadedVerifier}s on C{reactor}'s thread pool,
+        for L{p2pchat.node.ChatNode}'s C{verifier} argument.
+    """
+
+    def defer_to_thread(f, *args):
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    return lambda done: ThreadedVerifier(done, defer_to_thread, reactor.callLater)
