@@ -186,6 +186,21 @@ class ThreadedVerifierTests(SynchronousTestCase):
         verifier.submit(candidates(1)[0], late, True)
         self.assertEqual(late.holds, [])
 
+    def test_full_byte_budget_holds_the_link(self):
+        """
+        Entries whose signed bytes fill the byte budget hold the link the
+        last came on, however few they are.
+        """
+        items = candidates(3)
+        verifier = self.make(bytes_budget=items[0].size + items[1].size, hold_s=0.5)
+        links = [FakeLink() for _ in items]
+        for candidate, link in zip(items, links):
+            verifier.submit(candidate, link, True)
+        self.assertEqual([link.holds for link in links], [[], [0.5], [0.5]])
+        self.clock.advance(0)
+        self.threads.fire(0)
+        self.assertEqual(verifier.bytes_in_flight, 0)
+
     def test_stop_drops_what_is_in_verification(self):
         """
         After stop(), entries queued or in the thread are forgotten and
