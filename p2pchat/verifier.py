@@ -13,14 +13,17 @@ Both call C{done(candidate, entry, error, source, live)} once per
 submitted candidate: C{entry} is the verified L{Entry} or C{None}, and
 C{error} the L{InvalidEntry} when the signature is bad.
 
-Bound: a L{ThreadedVerifier} holds at most C{budget} entries (and
-C{bytes_budget} signed bytes) queued for or in verification, plus one entry
-per link: the entry that fills either budget is still taken (it has been read) and its link is held
-(L{p2pchat.peer.PeerProtocol.hold}) for C{hold_s}, so that link's further
-lines wait in its buffer and socket; at most L{MAX_LINKS
-<p2pchat.node.MAX_LINKS>} links overshoot by one entry (at most
-L{p2pchat.wire.MAX_LINE_BYTES}) each: 8 MiB + 64 x 64 KiB of signed bytes
-in all, about twice that in memory with the parsed fields.
+Bound: a L{ThreadedVerifier} takes entries until C{budget} entries or
+C{bytes_budget} signed bytes are queued for or in verification; the entry
+that fills either budget is still taken (it has been read) and its link is
+held (L{p2pchat.peer.PeerProtocol.hold}) for C{hold_s}, so that link's
+further lines wait in its buffer and socket.  Links read again after their
+hold while verification still lags can add up to C{overshoot} entries (of
+at most L{p2pchat.wire.MAX_LINE_BYTES} each) beyond the budgets; past that,
+entries are dropped (never acknowledged: they come again through
+anti-entropy) and their link held again.  In all: 2,064 entries and
+8 MiB + 64 x 64 KiB of signed bytes, about twice that in memory with the
+parsed fields.
 """
 
 from collections import deque
@@ -30,6 +33,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from p2pchat.entry import Entry, InvalidEntry, UnverifiedEntry
+from p2pchat.wire import MAX_LINE_BYTES
 
 # Entries queued for or in verification, over all links, and their signed
 # bytes (an entry line is at most wire.MAX_LINE_BYTES).
@@ -42,6 +46,9 @@ VERIFY_BYTES_BUDGET = 8 * 1024 * 1024
 VERIFY_BATCH = 100
 # Batches in the thread pool at once (this machine class has two cores).
 MAX_BATCHES_IN_THREADS = 2
+# Entries taken beyond a full budget (one per link of MAX_LINKS) before
+# entries are dropped.
+OVERSHOOT = 64
 # How long a link that found the budget full is not read.
 HOLD_S = 0.05
 
@@ -123,6 +130,7 @@ class ThreadedVerifier:
         budget: int = VERIFY_BUDGET,
         bytes_budget: int = VERIFY_BYTES_BUDGET,
         batch: int = VERIFY_BATCH,
+        overshoot: int = OVERSHOOT,
         hold_s: float = HOLD_S,
     ):
         self._done = done
@@ -133,6 +141,7 @@ class ThreadedVerifier:
         self.bytes_in_flight = 0
         self._batch_size = batch
         self._hold_s = hold_s
+        self._overshoot = overshoot
         self._order: Deque[_Pending] = deque()
         self._waiting: List[_Pending] = []
         self._ids: Set[str] = set()
@@ -156,9 +165,16 @@ class ThreadedVerifier:
         Queue C{candidate} for verification.  When this fills the budget,
         hold C{source} for a short time.
 
-        @return: C{True} (the entry was taken; its fate comes later).
+        @return: whether the entry was taken (its fate comes later).
         """
         if self._stopped:
+            return False
+        over = self._overshoot
+        if len(self._order) >= self.budget + over or (
+            self.bytes_in_flight >= self.bytes_budget + over * MAX_LINE_BYTES
+        ):
+            if source is not None:
+                source.hold(self._hold_s)
             return False
         pending = _Pending(candidate, source, live)
         self._order.append(pending)
