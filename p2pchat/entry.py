@@ -367,6 +367,13 @@ class UnverifiedEntry:
         self.seq = wire["seq"]
         self.id = hashlib.sha256(signed).hexdigest()
 
+    @property
+    def size(self) -> int:
+        """
+        @return: the length of the signed message, in bytes.
+        """
+        return len(self._message)
+
     def verify(self) -> Entry:
         """
         @return: the verified L{Entry}.

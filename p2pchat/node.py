@@ -44,6 +44,7 @@ from p2pchat.safe import LogLimiter, printable
 from p2pchat.stall import StallMonitor
 from p2pchat.store import Store, StoreError
 from p2pchat.streaming import EntryStreamer
+from p2pchat.verifier import InlineVerifier
 from p2pchat.wire import FrameError
 
 MAX_BATCH_ENTRIES = 1000
@@ -157,6 +158,7 @@ class ChatNode:
         dial: Optional[Callable[[PeerAddress], None]] = None,
         attestations: Optional[Attestations] = None,
         attest: Optional[Callable[[str, str], dict]] = None,
+        verifier: Callable[[Callable], object] = InlineVerifier,
     ):
         self.identity = identity
         self.name = name
@@ -174,6 +176,7 @@ class ChatNode:
         self._batch_ids: Set[str] = set()
         self._batch_sources: Dict[str, tuple] = {}
         self._flush_call = None
+        self.verifier = verifier(self._verified)
         self.longest_store_call_s = 0.0
         self.stalls = StallMonitor(clock)
         self.stopping = False
@@ -445,15 +448,13 @@ class ChatNode:
         self, wire_entry: dict, source: Optional[PeerProtocol], live: bool = True
     ) -> bool:
         """
-        Verify an entry received from C{source} and queue it for storing.
+        Check an entry received from C{source}; C{self.verifier} checks its
+        signature and calls L{_verified}.  An entry whose id is held, queued
+        or being verified is dropped unverified (the id hashes the whole
+        signed entry).  A I{live} copy of an entry already held tells the
+        replicator that the link is redundant for live delivery.
 
-        An entry whose id is already held is dropped before its signature
-        is checked: the id hashes the whole signed entry, so it is
-        byte-for-byte one that was verified when it first arrived.  A
-        I{live} copy of an entry already held tells the replicator that
-        the link is redundant for live delivery.
-
-        @return: C{True} if it was valid and new.
+        @return: whether it was valid and new (or taken for verification).
         """
         if self.stopping:
             return False
@@ -466,19 +467,29 @@ class ChatNode:
                 source, candidate.author, live
             ):
                 return False
-            entry = None if known else candidate.verify()
         except InvalidEntry as e:
-            self.metrics.entry_rejected("invalid")
-            if source is not None:
-                source.close(f"rejected entry: {e}", misbehaved=True)
-            else:
-                self.log.warn("rejected entry: {reason}", reason=str(e))
-            return False
+            return self._verified(None, None, e, source, live)
         if known:
             if source is not None:
                 self.duplicates_received += 1
                 if live:
                     self.replicator.entry_duplicate(source)
+            return False
+        return self.verifier.submit(candidate, source, live)
+
+    def _verified(self, candidate, entry: Optional[Entry], error, source, live: bool) -> bool:
+        """
+        Queue a verified C{entry} for storing, or close the link of one
+        whose L{InvalidEntry} is C{error}.  Called in arrival order.
+        """
+        if self.stopping:
+            return False
+        if error is not None:
+            self.metrics.entry_rejected("invalid")
+            if source is not None:
+                source.close(f"rejected entry: {error}", misbehaved=True)
+            else:
+                self.log.warn("rejected entry: {reason}", reason=str(error))
             return False
         refusal = None if source is None else self.admission.refusal(entry)
         if refusal is not None:
@@ -520,7 +531,7 @@ class ChatNode:
             or queued.  One above its author's highest stored seq is not
             stored, which the store answers without a query.
         """
-        if candidate.id in self._batch_ids:
+        if candidate.id in self._batch_ids or self.verifier.verifying(candidate.id):
             return True
         if candidate.seq > self._store.max_seq(candidate.author):
             return False
@@ -992,6 +1003,8 @@ class ChatNode:
         self.stalls.stop()
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
+        # Entries still being verified were never acknowledged: dropped.
+        self.verifier.stop()
         self.flush()
         self.membership.leave()
         for link in list(self.links):

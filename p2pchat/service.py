@@ -35,6 +35,7 @@ from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtoco
 from p2pchat.sdnotify import Notifier, NotifyError
 from p2pchat.store import Store
 from p2pchat.tls import PeerTLS, TLSConfigError, load_tls_files
+from p2pchat.verifier import threaded_verifier
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
 READY_TIMEOUT_S = 5.0
@@ -258,6 +259,7 @@ class NodeService(MultiService):
             dial=self.dial,
             attestations=attestations,
             attest=attest,
+            verifier=threaded_verifier(reactor),
         )
         self.metrics.collect_from(self.node.metrics_status)
         if config.listen is not None:

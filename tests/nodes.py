@@ -54,10 +54,11 @@ class Network:
         self.connects = []
         self.nodes = []
 
-    def node(self, name, directory=None):
+    def node(self, name, directory=None, verifier=None):
         """
         Make a node called C{name} with a store in a fresh temporary
-        directory (or C{directory}, to reopen one).
+        directory (or C{directory}, to reopen one), verifying entries
+        inline (or with C{verifier}, a factory taking the node's callback).
         """
         directory = directory or self.test_case.mktemp()
         os.makedirs(directory, exist_ok=True)
@@ -73,6 +74,7 @@ class Network:
             port=9090,
             connect=self.connects.append,
             wall_clock=self.wall_clock,
+            **({} if verifier is None else {"verifier": verifier}),
         )
         node.directory = directory
         self.nodes.append(node)
