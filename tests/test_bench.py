@@ -200,8 +200,9 @@ class HelperTests(SynchronousTestCase):
     def test_attack_memory_bound(self):
         """
         The bound is the documented one: 7.125 MiB per hostile link, 8 MiB
-        of pending handshakes and 40 MiB of tables, at most 512 MiB.
+        of pending handshakes, 40 MiB of tables and 24 MiB of entries in
+        verification, at most 560 MiB.
         """
-        self.assertEqual(bound_mib(0), 48.0)
-        self.assertEqual(bound_mib(4), 76.5)
-        self.assertEqual(bound_mib(200), 512.0)
+        self.assertEqual(bound_mib(0), 72.0)
+        self.assertEqual(bound_mib(4), 100.5)
+        self.assertEqual(bound_mib(200), 560.0)
