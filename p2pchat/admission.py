@@ -118,9 +118,18 @@ class FeedAdmission:
                 rate, burst = self.rate_per_s, self._burst
             bucket = buckets[link] = TokenBucket(rate, burst, self._clock)
         if bucket.take(1):
+            # Admitted now, not when its signature has been checked (in a
+            # thread, later): the author's next entries, read meanwhile,
+            # are not new feeds.  A forged one closes its link anyway.
+            self._remember(author)
             return True
         self.dropped += 1
         return False
+
+    def _remember(self, author: str) -> None:
+        if len(self._recent) >= MAX_RECENT_AUTHORS:
+            self._recent.clear()
+        self._recent[author] = None
 
     def _is_certified_holder(self, author: str) -> bool:
         attestations = self._attestations()
@@ -144,7 +153,5 @@ class FeedAdmission:
             if reason is not None:
                 self.refused += 1
                 return f"its certificate does not hold: {reason}"
-        if len(self._recent) >= MAX_RECENT_AUTHORS:
-            self._recent.clear()
-        self._recent[entry.author] = None
+        self._remember(entry.author)
         return None

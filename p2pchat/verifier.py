@@ -17,13 +17,16 @@ Bound: a L{ThreadedVerifier} takes entries until C{budget} entries or
 C{bytes_budget} signed bytes are queued for or in verification; the entry
 that fills either budget is still taken (it has been read) and its link is
 held (L{p2pchat.peer.PeerProtocol.hold}) for C{hold_s}, so that link's
-further lines wait in its buffer and socket.  Links read again after their
-hold while verification still lags can add up to C{overshoot} entries (of
-at most L{p2pchat.wire.MAX_LINE_BYTES} each) beyond the budgets; past that,
-entries are dropped (never acknowledged: they come again through
-anti-entropy) and their link held again.  In all: 2,064 entries and
+further lines wait in its buffer and socket (a held link reads no further
+line).  Links read again after their hold while verification still lags
+add one entry each per hold, up to C{overshoot} entries (of at most
+L{p2pchat.wire.MAX_LINE_BYTES} each) beyond the budgets; past that, each
+entry read still is taken (nothing valid is dropped: a flooder's entries
+are slowed, never lost) but holds its link ten times as long, so all links
+together add at most C{MAX_LINKS / (10 x hold_s)} = 128 entries a second
+while verification drains thousands.  In all: about 2,064 entries and
 8 MiB + 64 x 64 KiB of signed bytes, about twice that in memory with the
-parsed fields.
+parsed fields, plus that slow trickle while verification lags.
 """
 
 from collections import deque
@@ -173,16 +176,21 @@ class ThreadedVerifier:
         if len(self._order) >= self.budget + over or (
             self.bytes_in_flight >= self.bytes_budget + over * MAX_LINE_BYTES
         ):
+            # Still taken (it has been read and may be valid), but its link
+            # now waits ten holds: the trickle past the overshoot stays slow.
             if source is not None:
-                source.hold(self._hold_s)
-            return False
+                source.hold(self._hold_s * 10)
+            return self._take(candidate, source, live, hold=False)
+        return self._take(candidate, source, live, hold=True)
+
+    def _take(self, candidate: UnverifiedEntry, source, live: bool, hold: bool) -> bool:
         pending = _Pending(candidate, source, live)
         self._order.append(pending)
         self._waiting.append(pending)
         self._ids.add(candidate.id)
         self.bytes_in_flight += pending.size
         full = len(self._order) >= self.budget or self.bytes_in_flight >= self.bytes_budget
-        if full and source is not None:
+        if hold and full and source is not None:
             source.hold(self._hold_s)
         if len(self._waiting) >= self._batch_size:
             self._dispatch()

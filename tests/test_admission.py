@@ -74,6 +74,21 @@ class BudgetTests(SynchronousTestCase):
         self.assertTrue(self.admission.admit("later", link))
         self.assertFalse(self.admission.admit("too soon", link))
 
+    def test_admitted_author_is_not_new_again(self):
+        """
+        An author admitted once is not a new feed for its next entries,
+        even before its first one has been verified (verification runs in
+        a thread, so they are read meanwhile): a flood of one new author
+        costs one token.
+        """
+        link = Link()
+        for number in range(NEW_FEED_BURST - 1):
+            self.assertTrue(self.admission.admit(f"author{number}", link))
+        self.assertTrue(self.admission.admit("flooder", link))
+        for _ in range(100):
+            self.assertTrue(self.admission.admit("flooder", link))
+        self.assertFalse(self.admission.admit("someone else", link))
+
     def test_catch_up_has_its_own_larger_budget(self):
         """
         Catch-up this node asked for is charged to a larger bucket of its

@@ -186,21 +186,22 @@ class ThreadedVerifierTests(SynchronousTestCase):
         verifier.submit(candidates(1)[0], late, True)
         self.assertEqual(late.holds, [])
 
-    def test_overshoot_bounded(self):
+    def test_past_overshoot_slowed_not_dropped(self):
         """
-        Past the budget and its overshoot, an entry is dropped (not taken,
-        not verified) and its link held again.
+        Past the budget and its overshoot, an entry is still taken (a
+        flood of valid entries is slowed, never lost) but its link is held
+        ten times as long, so the trickle past the overshoot stays slow.
         """
         verifier = self.make(budget=2, overshoot=1, hold_s=0.25)
         items = candidates(4)
         links = [FakeLink() for _ in items]
         taken = [verifier.submit(candidate, link, True) for candidate, link in zip(items, links)]
-        self.assertEqual(taken, [True, True, True, False])
-        self.assertEqual(links[3].holds, [0.25])
-        self.assertFalse(verifier.verifying(items[3].id))
-        self.assertEqual(verifier.in_flight, 3)
+        self.assertEqual(taken, [True, True, True, True])
+        self.assertEqual([link.holds for link in links], [[], [0.25], [0.25], [2.5]])
+        self.assertTrue(verifier.verifying(items[3].id))
+        self.assertEqual(verifier.in_flight, 4)
         self.clock.advance(0)
-        self.assertEqual(self.threads.submitted, items[:3])
+        self.assertEqual(self.threads.submitted, items)
 
     def test_full_byte_budget_holds_the_link(self):
         """
