@@ -42,15 +42,27 @@ class ConsoleClient(bench.ConsoleClient):
         Ask for /status until C{key} shows C{value} (each ask waits for the
         node's answer) or the deadline passes.
 
+        @param value: the value, or a predicate it must meet.
         @return: the last status.
         """
+        met = value if callable(value) else (lambda shown: shown == value)
         deadline = time.monotonic() + DEADLINE_S
         while True:
             status = self.status()
-            if status.get(key) == value:
+            if key in status and met(status[key]):
                 return status
             if time.monotonic() > deadline:
                 raise Timeout(f"/status {key} stayed {status.get(key)!r}, not {value!r}")
+
+    def wait_history(self, text):
+        """
+        Ask for /history until it shows C{text} or the deadline passes (an
+        event wait, not a speed bound).
+        """
+        deadline = time.monotonic() + DEADLINE_S
+        while text not in self.reply("/history"):
+            if time.monotonic() > deadline:
+                raise Timeout(f"/history never showed {text!r}")
 
 
 class NodeProcess(bench.NodeProcess):
