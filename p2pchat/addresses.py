@@ -11,6 +11,7 @@ Nothing else is an address: no spaces, no user part, no path, no zone.
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Tuple
 
 _ASCII_DIGITS = re.compile(r"[0-9]+\Z")
@@ -93,6 +94,32 @@ def format_address(host: str, port: int) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    """
+    A peer given as C{HOST:PORT}.
+
+    @ivar host: a host name, an IPv4 address or an IPv6 address (without
+        brackets).
+    @ivar port: the TCP port, 1-65535.
+    """
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_address(self.host, self.port)
+
+
+def parse_peer_address(text: str) -> PeerAddress:
+    """
+    L{parse_address}, as a L{PeerAddress}.
+
+    @raise AddressError: saying what is wrong.
+    """
+    return PeerAddress(*parse_address(text))
 
 
 def is_canonical_address(text: object) -> bool:

@@ -9,26 +9,8 @@ this module touches the network or the disk.
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from p2pchat.addresses import PeerAddress  # noqa: F401 (part of the configuration)
 from p2pchat.membership import MembershipConfig
-
-
-@dataclass(frozen=True)
-class PeerAddress:
-    """
-    A peer given as C{HOST:PORT}.
-
-    @ivar host: a host name, an IPv4 address or an IPv6 address (without
-        brackets).
-    @ivar port: the TCP port, 1-65535.
-    """
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Tuple
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from p2pchat.addresses import AddressError, parse_address
+from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.canonical import nfc
 from p2pchat.config import PeerAddress
 from p2pchat.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
@@ -115,7 +115,7 @@ def parse_command(line: str) -> Command:
         if not rest:
             raise _usage("/connect", "HOST:PORT")
         try:
-            return Command("connect", (PeerAddress(*parse_address(rest)),))
+            return Command("connect", (parse_peer_address(rest),))
         except AddressError as e:
             raise CommandError(f"/connect: {e}; try /help") from None
     if word == "history":

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from p2pchat import tls, wire
-from p2pchat.addresses import AddressError, parse_address
+from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.admission import FeedAdmission
 from p2pchat.attest import Attestations
 from p2pchat.config import PeerAddress
@@ -1041,7 +1041,7 @@ class _MembershipOutput:
         if self._node._dial is None:
             return
         try:
-            target = PeerAddress(*parse_address(address))
+            target = parse_peer_address(address)
         except AddressError as e:
             self.log.info(
                 "not connecting to {address}: {reason}",

@@ -18,7 +18,12 @@ from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 from twisted.python import usage
 
 from p2pchat import endpoint_strings
-from p2pchat.addresses import AddressError, is_valid_host, parse_address, parse_port_text
+from p2pchat.addresses import (
+    AddressError,
+    is_valid_host,
+    parse_peer_address,
+    parse_port_text,
+)
 from p2pchat.ca import is_dns_safe_name
 from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
@@ -87,10 +92,9 @@ def parse_peer(text: str, option: str = "--peer") -> PeerAddress:
     @raise usage.UsageError: naming C{option} if C{text} is malformed.
     """
     try:
-        host, port = parse_address(text)
+        return parse_peer_address(text)
     except AddressError as e:
         raise usage.UsageError(f"{option}: {e}") from None
-    return PeerAddress(host=host, port=port)
 
 
 def parse_server_endpoint(description: str, option: str) -> Optional[int]:
