@@ -119,6 +119,18 @@ class TakeoverTests(SynchronousTestCase):
         self.assertEqual(self.h.membership.incarnation, 1)
 
 
+def linked_to_carol():
+    """
+    @return: a L{Harness} linked to carol and just heard from her at
+        incarnation 5, with its output cleared.
+    """
+    h = Harness()
+    h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
+    h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 5)))
+    h.output.clear()
+    return h
+
+
 class LifeguardTests(SynchronousTestCase):
     """
     Local confirmation: a node that hears a member does not believe a
@@ -131,10 +143,7 @@ class LifeguardTests(SynchronousTestCase):
         real signature) leaves her alive here, is not relayed, and is
         passed to carol alone, once per incarnation, so she refutes it.
         """
-        h = Harness()
-        h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
-        h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 5)))
-        h.output.clear()
+        h = linked_to_carol()
         rumour = row(CAROL, 5, DEAD)
         h.membership.rx_frame(BOB.node_id, gossip(rumour))
         h.membership.rx_frame(BOB.node_id, gossip(rumour))
@@ -149,10 +158,7 @@ class LifeguardTests(SynchronousTestCase):
         incarnation brings carol's signed statement, not the claim: linked
         and just heard, she stays alive and the rumour goes to her.
         """
-        h = Harness()
-        h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
-        h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 5)))
-        h.output.clear()
+        h = linked_to_carol()
         rumour = row(CAROL, 6, DEAD)
         h.membership.rx_frame(BOB.node_id, gossip(rumour))
         self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
