@@ -46,7 +46,7 @@ entry per unproven member (bounded by the table's C{max_members}).
 """
 
 from random import Random
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -145,7 +145,7 @@ class Admission:
     def unproven_count(self) -> int:
         return len(self._unproven)
 
-    def take_dirty(self, dirty: Set[str], cap: int) -> List[str]:
+    def take_dirty(self, dirty: Dict[str, None], cap: int) -> List[str]:
         """
         Take up to C{cap} ids out of C{dirty} (a link's changed rows),
         proven members (and this node) first: a receiver spends its
@@ -166,7 +166,8 @@ class Admission:
         if len(batch) == len(dirty):
             dirty.clear()
         else:
-            dirty.difference_update(batch)
+            for node_id in batch:
+                del dirty[node_id]
         return batch
 
     def choose(self, candidates: list, wanted: int, rng: Random) -> list:

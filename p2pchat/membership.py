@@ -196,7 +196,10 @@ class _Link:
 
     def __init__(self, now: float, outbound: bool):
         self.count = 0
-        self.dirty: Set[str] = set()
+        # Insertion-ordered (a dict used as a set): rows go out, and are
+        # learned, in the same order whatever the process's hash seed, so a
+        # simulation with a given seed is one run, not one per hash seed.
+        self.dirty: Dict[str, None] = {}
         self.knows: Dict[str, Tuple[int, int, int]] = {}
         self.since = now
         self.outbound = outbound
@@ -329,8 +332,8 @@ class Membership:
         link = self._links.get(peer_id)
         if link is None:
             link = self._links[peer_id] = _Link(now, outbound)
-            link.dirty.update(self._records)
-            link.dirty.add(self.node_id)
+            link.dirty.update(dict.fromkeys(self._records))
+            link.dirty[self.node_id] = None
             if self._output.ready(peer_id):
                 self._flush(peer_id, link)
         link.count += 1
@@ -462,8 +465,8 @@ class Membership:
             peer_id = self._rng.choice(sorted(self._links))
             link = self._links[peer_id]
             link.knows.clear()
-            link.dirty.update(self._records)
-            link.dirty.add(self.node_id)
+            link.dirty.update(dict.fromkeys(self._records))
+            link.dirty[self.node_id] = None
         self._keep_links(now)
         for peer_id, link in list(self._links.items()):
             # Gossip waits while the link's transport is full (the peer
@@ -722,7 +725,7 @@ class Membership:
             # believed we had, the frame was lost or crossed this one).
             if link is not None:
                 link.knows[node_id] = key
-                link.dirty.add(node_id)
+                link.dirty[node_id] = None
             return
         record.changed()
         self._mark(node_id)
@@ -858,7 +861,7 @@ class Membership:
         self._admission.proven(node_id)
         for link in self._links.values():
             link.knows.pop(node_id, None)
-            link.dirty.discard(node_id)
+            link.dirty.pop(node_id, None)
 
     def _suspect(self, record: _Record, now: float, why: str) -> None:
         self._limiter.log(
@@ -966,7 +969,7 @@ class Membership:
 
     def _mark(self, node_id: str) -> None:
         for link in self._links.values():
-            link.dirty.add(node_id)
+            link.dirty[node_id] = None
 
     def _mark_self(self) -> None:
         self._mark(self.node_id)
