@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ratelimit -*-
+# -*- test-case-name: tests.unit.test_ratelimit -*-
 """
 A token bucket, for limiting what one link (or one console) may send per
 second without slowing anyone else.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_safe -*-
+# -*- test-case-name: tests.unit.test_safe -*-
 """
 Making peer-supplied text safe to show, and keeping floodable log lines
 from flooding.

@@ -21,21 +21,21 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from p2pchat import activation
-from p2pchat.attest import Attestations, attestation_body
+from p2pchat.chat.node import ChatNode
 from p2pchat.config import NodeConfig, PeerAddress
-from p2pchat.console import ConsoleProtocol
-from p2pchat.identity import Identity, short_id
-from p2pchat.logs import use_log_format
-from p2pchat.manhole import listens_beyond_loopback, manhole_service
-from p2pchat.membership import MembershipConfig
-from p2pchat.metrics import Metrics, metrics_site
-from p2pchat.node import ChatNode
-from p2pchat.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtocol
-from p2pchat.sdnotify import Notifier, NotifyError
-from p2pchat.store import Store
-from p2pchat.tls import PeerTLS, TLSConfigError, load_tls_files
-from p2pchat.verifier import threaded_verifier
+from p2pchat.faces.console import ConsoleProtocol
+from p2pchat.faces.manhole import listens_beyond_loopback, manhole_service
+from p2pchat.log.identity import Identity, short_id
+from p2pchat.log.store.core import Store
+from p2pchat.log.verifier import threaded_verifier
+from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtocol
+from p2pchat.ops import activation
+from p2pchat.ops.logs import use_log_format
+from p2pchat.ops.metrics import Metrics, metrics_site
+from p2pchat.ops.sdnotify import Notifier, NotifyError
+from p2pchat.trust.attest import Attestations, attestation_body
+from p2pchat.trust.tls import PeerTLS, TLSConfigError, load_tls_files
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
 READY_TIMEOUT_S = 5.0

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap -*-
 """
 The C{twistd p2pchat} command line: L{Options} validates the arguments into a
 L{NodeConfig}, L{makeService} builds the (unstarted) node from it.
@@ -24,11 +24,11 @@ from p2pchat.addresses import (
     parse_peer_address,
     parse_port_text,
 )
-from p2pchat.ca import is_dns_safe_name
 from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
-from p2pchat.entry import validate_name
-from p2pchat.membership import MembershipConfig
+from p2pchat.log.entry import validate_name
+from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.trust.ca import is_dns_safe_name
 
 DEFAULT_PORT = 9090
 DEFAULT_CONSOLE_PORT = DEFAULT_PORT + 1

@@ -5,7 +5,7 @@ order, on several links, optionally never reading what it is sent.
 Two faces:
 
   - in-process (L{MaliciousPeer}, L{link_attacker}): a protocol connected
-    to a real L{p2pchat.node.ChatNode}'s L{p2pchat.peer.PeerProtocol}
+    to a real L{p2pchat.chat.node.ChatNode}'s L{p2pchat.mesh.peer.PeerProtocol}
     through L{twisted.test.iosim}, on a L{twisted.internet.task.Clock}.
     The links use L{FlowControlledTransport}, which behaves as a TCP
     transport does where it matters to a hostile peer: a reader that stops
@@ -15,7 +15,7 @@ Two faces:
     peer that never reads can be measured (L{FlowControlledTransport.buffered}).
 
   - real sockets (L{SocketAttacker}): several raw TCP links to a real
-    C{twistd -n p2pchat} process, built on L{tests.test_abuse_processes.RawPeer}.
+    C{twistd -n p2pchat} process, built on L{tests.integration.test_abuse_processes.RawPeer}.
 """
 
 import json
@@ -25,11 +25,11 @@ from typing import List, Optional
 from twisted.internet.protocol import Protocol
 from twisted.test import iosim
 
-from p2pchat import wire
-from p2pchat.identity import Identity
-from p2pchat.peer import PeerFactory
+from p2pchat.log.identity import Identity
+from p2pchat.mesh import wire
+from p2pchat.mesh.peer import PeerFactory
+from tests.integration.test_abuse_processes import RawPeer
 from tests.processes import DEADLINE_S
-from tests.test_abuse_processes import RawPeer
 
 HIGH_WATER_BYTES = 65536
 """

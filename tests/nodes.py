@@ -8,10 +8,10 @@ import os
 from twisted.internet.task import Clock
 from twisted.test import iosim
 
-from p2pchat.identity import Identity
-from p2pchat.node import ChatNode
-from p2pchat.peer import PeerProtocol
-from p2pchat.store import Store
+from p2pchat.chat.node import ChatNode
+from p2pchat.log.identity import Identity
+from p2pchat.log.store.core import Store
+from p2pchat.mesh.peer import PeerProtocol
 
 
 class RecordingView:

@@ -15,8 +15,8 @@ import os
 import signal
 import time
 
-from p2pchat import ca
 from p2pchat.bench import processes as bench
+from p2pchat.trust import ca
 
 DEADLINE_S = 30.0
 REPO_ROOT = bench.PACKAGE_ROOT

@@ -12,9 +12,9 @@ import unicodedata
 
 from hypothesis import strategies as st
 
-from p2pchat import wire
-from p2pchat.entry import MAX_INTEGER, MAX_TEXT_BYTES, create_entry, validate_name
-from p2pchat.identity import Identity
+from p2pchat.log.entry import MAX_INTEGER, MAX_TEXT_BYTES, create_entry, validate_name
+from p2pchat.log.identity import Identity
+from p2pchat.mesh import wire
 
 IDENTITIES = tuple(Identity.generate() for _ in range(3))
 """
@@ -86,7 +86,7 @@ def timestamps():
 @st.composite
 def entries(draw, identity=None):
     """
-    A valid signed chat L{p2pchat.entry.Entry} by one of the fixed
+    A valid signed chat L{p2pchat.log.entry.Entry} by one of the fixed
     identities (or C{identity}), with any seq (a random C{prev} when seq is
     not 1), lamport and ts in range.
     """

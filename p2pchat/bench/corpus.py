@@ -17,9 +17,9 @@ from typing import Iterator, List
 
 from nacl.signing import SigningKey
 
-from p2pchat.entry import Entry, create_entry
-from p2pchat.identity import Identity
-from p2pchat.store import Store
+from p2pchat.log.entry import Entry, create_entry
+from p2pchat.log.identity import Identity
+from p2pchat.log.store.core import Store
 
 STORE_FILE_NAME = "p2pchat.sqlite3"  # what p2pchat.service opens
 BATCH_ENTRIES = 1000

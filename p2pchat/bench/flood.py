@@ -26,11 +26,11 @@ import statistics
 import time
 from typing import Tuple
 
-from p2pchat import wire
 from p2pchat.bench.processes import DEADLINE_S, NodeGroup, loopback_args
 from p2pchat.bench.results import INCOMPLETE, measured
-from p2pchat.entry import create_entry
-from p2pchat.identity import Identity
+from p2pchat.log.entry import create_entry
+from p2pchat.log.identity import Identity
+from p2pchat.mesh import wire
 
 QUIET_SAMPLES = 5
 GOAL_FLOOD_MS = 5000.0

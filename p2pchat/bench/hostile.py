@@ -15,13 +15,13 @@ import socket
 import time
 from typing import List, Optional
 
-from p2pchat import wire
 from p2pchat.bench.corpus import STORE_FILE_NAME
 from p2pchat.bench.processes import DEADLINE_S
-from p2pchat.entry import Entry, create_entry
-from p2pchat.identity import Identity
-from p2pchat.member_rows import ALIVE, base_state, sign_row
-from p2pchat.store import Store
+from p2pchat.log.entry import Entry, create_entry
+from p2pchat.log.identity import Identity
+from p2pchat.log.store.core import Store
+from p2pchat.mesh import wire
+from p2pchat.mesh.membership.rows import ALIVE, base_state, sign_row
 
 # Gossip rows per frame: keeps a line well under wire.MAX_LINE_BYTES.
 ROWS_PER_FRAME = 150

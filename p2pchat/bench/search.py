@@ -2,7 +2,7 @@
 search: C{/search} latency, start-up time and memory on a large store.
 
 A store of C{search_entries} signed chat entries is built with
-L{p2pchat.store.Store.add_entries} (see L{p2pchat.bench.corpus}); then a
+L{p2pchat.log.store.core.Store.add_entries} (see L{p2pchat.bench.corpus}); then a
 real node is started on it and measured:
 
   - C{startup_s}: from starting the process to its "started:" log line;

@@ -3,7 +3,7 @@ verify_limit: the ceiling for ingesting signed entries.
 
 Ed25519 verifications per second on one core with PyNaCl (the library
 the node uses), on messages the size of a signed chat entry, and the rate
-of L{p2pchat.entry.decode_entry} (field checks, canonical encoding,
+of L{p2pchat.log.entry.decode_entry} (field checks, canonical encoding,
 signature check, entry id) on real chat entries.  Each is timed over
 several rounds; the median is reported.
 """
@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 
 from p2pchat.bench.corpus import chat_entries
 from p2pchat.bench.results import measured
-from p2pchat.entry import SIGNING_CONTEXT, decode_entry
+from p2pchat.log.entry import SIGNING_CONTEXT, decode_entry
 
 
 def _rate(call, items, rounds):

@@ -1,0 +1,385 @@
+"""
+The line console: one L{LineReceiver} that serves telnet/nc over TCP and
+the terminal through C{stdio.StandardIO}.
+
+L{parse_command} turns a line into a L{Command} (pure, no I/O);
+L{ConsoleProtocol} runs commands against a L{p2pchat.chat.node.ChatNode} and
+prints messages as they arrive.
+"""
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+
+from p2pchat.addresses import AddressError, parse_peer_address
+from p2pchat.canonical import nfc
+from p2pchat.chat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
+from p2pchat.config import PeerAddress
+from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
+from p2pchat.log.identity import short_id
+from p2pchat.log.store.core import SearchRefused
+from p2pchat.ratelimit import TokenBucket
+from p2pchat.safe import printable
+
+MAX_LINE_BYTES = 8192
+# Lines a console may type: far above any person, so only a flood waits.
+CONSOLE_LINES_PER_S = 1_000
+CONSOLE_LINE_BURST = 10_000
+DEFAULT_HISTORY = 20
+MAX_HISTORY = 1000
+# ASCII digits only: str.isdigit() and int() also accept other scripts'
+# digits and superscripts, some of which int() then refuses.  Leading zeros
+# are skipped and at most 9 digits kept, so int() never sees a huge number.
+_NUMBER = re.compile(r"0*([0-9]{1,9})")
+
+HELP = """\
+Commands:
+  TEXT              send TEXT to everyone
+  /msg NAME TEXT    send TEXT to one peer only (NAME may be a short id)
+  /peers            list known peers
+  /connect HOST:PORT  open a link to a peer
+  /history [N]      show the last N messages (default 20)
+  /search TEXT      show messages containing every word of TEXT
+  /status           show this node's id, name, port, messages, peers, digest
+  /block NAME       stop showing NAME's messages here (still relayed)
+  /unblock NAME     show NAME's messages again
+  /blocked          list who you blocked
+  /hide             stop advertising this node in membership gossip
+  /show             advertise it again
+  /nick NAME        change your display name
+  /help             show this help
+  /quit             close this console (the node keeps running)
+Lines starting with // send a message that starts with /."""
+
+
+class CommandError(ValueError):
+    """
+    A console line is not a valid command; C{str(error)} is the message
+    to show the user.
+    """
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    A parsed console line.
+
+    @ivar name: the command (C{say}, C{msg}, C{peers} ...).
+    @ivar args: its arguments, already validated.
+    """
+
+    name: str
+    args: Tuple = ()
+
+
+def _usage(command: str, form: str) -> CommandError:
+    return CommandError(f"{command} needs {form}; try /help")
+
+
+def parse_command(line: str) -> Command:
+    """
+    Parse one console line (already decoded, without its line ending).
+
+    @raise CommandError: for an unknown command, a missing or bad argument,
+        or a message that is empty, blank or over-long.
+    """
+    if not line.startswith("/") or line.startswith("//"):
+        text = line[1:] if line.startswith("//") else line
+        if not text.strip():
+            raise CommandError("nothing to send; try /help")
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
+        return Command("say", (text,))
+    word, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    word = word.lower()
+    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
+        return Command(word)
+    if word in ("block", "unblock"):
+        if not rest or " " in rest:
+            raise _usage(f"/{word}", "one NAME or short id")
+        return Command(word, (rest,))
+    if word == "msg":
+        target, _, text = rest.partition(" ")
+        text = text.strip()
+        if not target or not text:
+            raise _usage("/msg", "a NAME and a TEXT")
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
+        return Command("msg", (target, text))
+    if word == "connect":
+        if not rest:
+            raise _usage("/connect", "HOST:PORT")
+        try:
+            return Command("connect", (parse_peer_address(rest),))
+        except AddressError as e:
+            raise CommandError(f"/connect: {e}; try /help") from None
+    if word == "history":
+        if not rest:
+            return Command("history", (DEFAULT_HISTORY,))
+        number = _NUMBER.fullmatch(rest)
+        if number is None or not 1 <= int(number.group(1)) <= MAX_HISTORY:
+            raise CommandError(f"/history takes a number 1-{MAX_HISTORY}; try /help")
+        return Command("history", (int(number.group(1)),))
+    if word == "search":
+        if not rest:
+            raise _usage("/search", "a TEXT")
+        return Command("search", (rest,))
+    if word == "nick":
+        rest = nfc(rest)
+        if not validate_name(rest):
+            raise CommandError(
+                "/nick needs a NAME of 1-32 printable characters without spaces; try /help"
+            )
+        return Command("nick", (rest,))
+    raise CommandError(f"unknown command /{word[:40]}; try /help")
+
+
+def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str:
+    """
+    @return: C{HH:MM:SS} of a wall-clock time in milliseconds.
+    """
+    return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
+
+
+class ConsoleProtocol(LineReceiver):
+    """
+    One console session: a TCP client or the terminal.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_LINE_BYTES
+    log = Logger()
+
+    def __init__(
+        self,
+        node: ChatNode,
+        on_quit: Optional[Callable[[], None]] = None,
+        clock=None,
+    ):
+        self._node = node
+        self._on_quit = on_quit
+        clock = clock or node.membership.clock
+        self._clock = clock
+        self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
+        self._resume_call = None
+        self._discarding = False
+        self._rest: Optional[bytes] = None
+
+    def connectionMade(self) -> None:
+        self._node.attach(self)
+        self.say(
+            f"p2pchat: you are {self._node.name} ({short_id(self._node.node_id)}); "
+            "type /help for commands"
+        )
+
+    def connectionLost(self, reason=None) -> None:
+        self._node.detach(self)
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
+
+    def say(self, text: str) -> None:
+        """
+        Write one line of text to this console.
+        """
+        if self.transport is not None:
+            self.transport.write(text.encode("utf-8") + b"\r\n")
+
+    def show(self, message: Message) -> None:
+        """
+        Print a message that just arrived.
+        """
+        self.say(self.format(message))
+
+    def notice(self, text: str) -> None:
+        """
+        Print news about the network (a member came, went, failed).
+        """
+        self.say(f"*** {printable(text)}")
+
+    def alert(self, text: str) -> None:
+        """
+        Print a problem the node ran into (not caused by this console).
+        """
+        self.say(f"error: {text}")
+
+    def format(self, message: Message) -> str:
+        """
+        @return: how this console prints C{message}.
+        """
+        entry = message.entry
+        stamp = format_clock(entry.ts)
+        text = printable(message.text)
+        name = self._node.display_name(entry)
+        if not message.direct:
+            return f"[{stamp}] <{name}> {text}"
+        if entry.author == self._node.node_id and message.recipient != self._node.node_id:
+            to = self._node.name_of(message.recipient) or short_id(message.recipient)
+            return f"[{stamp}] *{name}* (to {to}) {text}"
+        return f"[{stamp}] *{name}* {text}"
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Feed C{data} to L{LineReceiver}, then whatever followed an
+        over-long line in it (see L{lineLengthExceeded}), until nothing is
+        left; while discarding the rest of an over-long line, drop data up
+        to and including the next newline first.
+        """
+        while True:
+            if self._discarding:
+                _, newline, data = data.partition(self.delimiter)
+                if not newline:
+                    return
+                self._discarding = False
+            super().dataReceived(data)
+            if self._rest is None:
+                return
+            data, self._rest = self._rest, None
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        Refuse an over-long line with one error, drop it up to its end, and
+        go on with whatever follows it; the session stays open.
+
+        L{LineReceiver} is still busy when it calls this, so the data after
+        the line is kept for L{dataReceived} to feed in once it returns;
+        if the line has not ended yet, its remainder is dropped as it
+        arrives.
+        """
+        self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
+        _, newline, rest = line.partition(self.delimiter)
+        if newline:
+            self._rest = rest
+        else:
+            self._discarding = True
+
+    def _throttle(self) -> None:
+        """
+        Charge one line to this console's token bucket; when it runs dry,
+        stop reading from this console only until it has refilled.
+        """
+        delay_s = self._bucket.charge(1)
+        if delay_s > 0 and self._resume_call is None:
+            self.pauseProducing()
+            self._resume_call = self._clock.callLater(delay_s, self._resume)
+
+    def _resume(self) -> None:
+        self._resume_call = None
+        if self.transport is not None:
+            self.resumeProducing()
+
+    def lineReceived(self, line: bytes) -> None:
+        self._throttle()
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.say("error: line is not valid UTF-8; ignored")
+            return
+        if not text.strip():
+            return
+        try:
+            command = parse_command(text)
+        except CommandError as e:
+            self.say(f"error: {e}")
+            return
+        try:
+            getattr(self, "do_" + command.name)(*command.args)
+        except (UnknownPeer, AmbiguousPeer, InvalidEntry) as e:
+            self.say(f"error: {e}")
+        except Exception:
+            self.log.failure("console command {line!r} failed", line=text[:80])
+            self.say("error: internal error; see the node's log")
+
+    def do_say(self, text: str) -> None:
+        self._node.post(text)
+
+    def do_msg(self, target: str, text: str) -> None:
+        self._node.send_direct(target, text)
+
+    def do_peers(self) -> None:
+        members = sorted(self._node.membership.members(), key=lambda m: (m.name, m.node_id))
+        if not members:
+            self.say("no known peers")
+        now = self._node.membership.clock.seconds()
+        for member in members:
+            linked = "connected" if member.linked else "not connected"
+            heard = max(0, int(now - member.last_heard))
+            self.say(
+                f"{printable(member.name)} {short_id(member.node_id)} "
+                f"{printable(member.address or 'via-relay')} {member.state} {linked} "
+                f"heard {heard}s ago"
+            )
+
+    def do_hide(self) -> None:
+        self._node.set_hidden(True)
+        self.say("hidden: this node is no longer advertised; you can still read and post")
+
+    def do_show(self) -> None:
+        self._node.set_hidden(False)
+        self.say("shown: this node is advertised again")
+
+    def do_connect(self, address: PeerAddress) -> None:
+        if self._node.connect(address):
+            self.say(f"connecting to {address}")
+        else:
+            self.say(f"already keeping a link to {address}")
+
+    def do_history(self, limit: int) -> None:
+        messages = self._node.history(limit)
+        if not messages:
+            self.say("no messages yet")
+        for message in messages:
+            self.say(self.format(message))
+
+    def do_search(self, text: str) -> None:
+        try:
+            messages = self._node.search(text)
+        except SearchRefused as e:
+            self.say(f"error: {e}")
+            return
+        for message in messages:
+            self.say(self.format(message))
+        self.say(f"{len(messages)} matching message(s)")
+
+    def do_status(self) -> None:
+        for key, value in self._node.status().items():
+            self.say(f"{key}: {value}")
+
+    def do_block(self, who: str) -> None:
+        node_id = self._node.block(who)
+        self.say(f"blocked {self._label(node_id)}; their messages are still relayed to others")
+
+    def do_unblock(self, who: str) -> None:
+        self.say(f"unblocked {self._label(self._node.unblock(who))}")
+
+    def do_blocked(self) -> None:
+        blocked = self._node.blocked()
+        if not blocked:
+            self.say("nobody is blocked")
+        for node_id in blocked:
+            self.say(self._label(node_id))
+
+    def _label(self, node_id: str) -> str:
+        return f"{self._node.name_of(node_id) or '?'} ({short_id(node_id)})"
+
+    def do_nick(self, name: str) -> None:
+        self._node.set_name(name)
+        self.say(f"you are now {name}")
+
+    def do_help(self) -> None:
+        for line in HELP.splitlines():
+            self.say(line)
+
+    def do_quit(self) -> None:
+        self.say("bye")
+        if self._on_quit is not None:
+            self._on_quit()
+        else:
+            self.transport.loseConnection()

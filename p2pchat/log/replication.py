@@ -1,0 +1,410 @@
+"""
+Log replication: which entries go to which link, and when.
+
+L{Replicator} is sans-IO.  The node tells it what happens (a link came up
+or went down, a frame arrived, an entry was committed or arrived again,
+time passed) and it answers through an L{IReplicationOutput}: frames to
+send, and work for the link's producer (L{p2pchat.log.streaming}), which does
+everything that can be large with flow control.
+
+Two mechanisms, as in Plumtree (Leitao et al., "Epidemic Broadcast
+Trees"), over the node's few links:
+
+  - B{Live delivery}: a newly committed entry is pushed in full on
+    I{eager} links and announced by id (C{ihave}) on I{lazy} ones.  A node
+    that receives an entry it already holds asks the sender to C{prune}
+    (that link becomes lazy for the sender), so after the first messages
+    the eager links form a spanning tree and each node gets about one copy
+    per message.  A node that hears C{ihave} for an entry it does not get
+    within C{graft_timeout_s} asks for it with C{graft}, which also makes
+    that link eager again (the tree heals).
+  - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
+    the node runs a I{summary round} with one link: its version vector in
+    pages of at most L{wire.MAX_AUTHORS_PER_PAGE} authors, read lazily from
+    the store, one page at a time.  The receiver answers a page by walking
+    its own feeds in the page's author range (in its producer, a bounded
+    amount per reactor turn), streaming what the asker lacks (see
+    L{wanted}), and then sends C{more}; only then is the next page sent.
+    A feed with a hole is summarised as C{[contiguous, head]}, so the hole
+    is asked for without the entries above it being sent again.
+
+Budgets per link (each derived from what an honest node can send; see
+the constants): a second summary page before C{more} is misbehaving, and
+so is a C{more} with no page unanswered; summary pages beyond
+L{SUMMARY_PAGES_PER_S} just delay C{more} (flow control); C{ihave} ids,
+C{ihave sync} frames, C{graft} ids and C{prune} frames beyond theirs are
+dropped with one rate-limited log line (they are hints, anti-entropy
+repairs whatever is lost); rounds triggered by a peer (C{ihave sync}, an
+entry with a gap) are deferred beyond L{PEER_ROUNDS_PER_S}.
+
+Memory: per link, one own round (a cursor and flags), one page being
+answered (at most 500 authors, held by the producer), six token
+buckets, the batched announcements (at most what one tick brings, and at
+most L{wire.MAX_IDS_PER_FRAME} sync ids), and at most
+L{MAX_MISSING_PER_LINK} missing ids; in total at most L{MAX_MISSING}
+missing ids (about 200 bytes each: 2 MB).
+"""
+
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
+    FRAME_TYPES,
+    MAX_GRAFTS,
+    MAX_IDS_PER_FRAME,
+    MAX_MISSING,
+    MAX_MISSING_PER_LINK,
+    MIN_MISSING_PER_LINK,
+    PAGE_AUTHORS,
+    PEER_ROUNDS_PER_S,
+    SUMMARY_PAGES_PER_S,
+    IReplicationOutput,
+    LinkState,
+    wanted,
+)
+from p2pchat.mesh import wire
+from p2pchat.mesh.wire import FrameError
+from p2pchat.safe import LogLimiter, printable
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """
+    Timing of replication.
+
+    @ivar anti_entropy_interval_s: how often a summary round runs with one
+        link.
+    @ivar announce_interval_s: how often batched C{ihave}s are sent (the
+        node calls L{Replicator.tick} this often).
+    @ivar graft_timeout_s: how long an announced entry may take to arrive
+        before it is requested.
+    @ivar gap_summary_interval_s: at most one gap-triggered summary round
+        per link this often.
+    """
+
+    anti_entropy_interval_s: float = 30.0
+    announce_interval_s: float = 0.2
+    graft_timeout_s: float = 1.0
+    gap_summary_interval_s: float = 1.0
+
+
+def _describe(link) -> str:
+    # Peer names are peer-supplied: escaped before they reach a log line.
+    return printable(getattr(link, "describe", lambda: repr(link))())
+
+
+class Replicator:
+    """
+    Decides what each link carries; see the module docstring.
+
+    @ivar missing: announced entry ids not yet held, with the clock time
+        they were last requested (or first announced), the links that
+        announced them, how many grafts were sent and the link that
+        announced them first (whose share they count against); at most
+        L{MAX_MISSING}, and an id is given up after L{MAX_GRAFTS} grafts
+        (anti-entropy still brings it if it exists).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        output: IReplicationOutput,
+        config: ReplicationConfig = ReplicationConfig(),
+        rng: Optional[random.Random] = None,
+    ):
+        self._clock = clock
+        self._output = output
+        self._config = config
+        self._rng = rng or random.Random()
+        self._links: Dict[object, LinkState] = {}
+        self.missing: Dict[str, tuple] = {}
+        self._next_anti_entropy = clock.seconds() + config.anti_entropy_interval_s
+        self._limiter = LogLimiter(clock)
+
+    # Links
+
+    def link_up(self, link) -> None:
+        """
+        A link was accepted: start it eager and run a summary round.
+        """
+        self._links[link] = LinkState(self._clock)
+        self.send_summary(link)
+
+    def link_down(self, link) -> None:
+        """
+        A link closed: forget it (and the missing ids it announced first).
+        """
+        state = self._links.pop(link, None)
+        if state is not None and state.missing:
+            for entry_id, known in list(self.missing.items()):
+                if known[3] is link:
+                    del self.missing[entry_id]
+
+    def eager_links(self) -> List[object]:
+        """
+        @return: the links entries are pushed on in full.
+        """
+        return [link for link, state in self._links.items() if state.eager]
+
+    def send_summary(self, link) -> None:
+        """
+        Start a summary round on C{link}; if one is running, run another
+        right after it (requests coalesce: at most one round in flight and
+        one more due per link).
+        """
+        state = self._links.get(link)
+        if state is None:
+            return
+        if state.round_active:
+            state.rerun = True
+            return
+        state.round_active, state.round_after, state.final_sent = True, None, False
+        self._output.when_ready(link, lambda: self._send_page(link))
+
+    def _send_page(self, link) -> None:
+        state = self._links.get(link)
+        if state is None or not state.round_active or state.page_unanswered:
+            return
+        rows = self._output.feeds_page(state.round_after, PAGE_AUTHORS)
+        vv = {author: (c if c == h else [c, h]) for author, c, h in rows}
+        final = len(rows) < PAGE_AUTHORS
+        frame = wire.summary_page(state.round_after, vv, final)
+        if rows:
+            state.round_after = rows[-1][0]
+        state.page_unanswered, state.final_sent = True, final
+        self._output.solicit(link)
+        self._output.send(link, frame)
+
+    # Frames in
+
+    def rx_frame(self, link, frame: dict) -> None:
+        """
+        Handle a replication frame (its fields were checked by
+        L{p2pchat.mesh.wire.parse_frame}).
+
+        @raise FrameError: if the peer broke the protocol (the node closes
+            the link as misbehaving).
+        """
+        state = self._links.get(link)
+        if state is None:
+            return
+        handler = getattr(self, "_rx_" + frame["type"])
+        handler(link, state, frame)
+
+    def _over_budget(self, state: LinkState, bucket: str, n: int, link) -> bool:
+        if state.buckets[bucket].take(min(n, state.buckets[bucket].burst)):
+            return False
+        self._limiter.log(
+            "over-budget-" + bucket, self.log.warn,
+            "dropping {what} from {peer}: over its per-link budget",
+            what=bucket, peer=_describe(link),
+        )
+        return True
+
+    def _rx_summary(self, link, state: LinkState, frame: dict) -> None:
+        if state.answering:
+            raise FrameError("summary page sent before the previous one was answered")
+        state.answering = True
+        state.buckets["summary"].charge(1)
+        vv = frame["vv"]
+        upto = None if frame["final"] else next(reversed(vv))
+        self._output.answer(link, frame["after"], upto, vv, lambda: self._answered(link))
+
+    def _answered(self, link) -> None:
+        state = self._links.get(link)
+        if state is None:
+            return
+        delay_s = state.buckets["summary"].debt_s()
+        if delay_s > 0:
+            self._clock.callLater(delay_s, self._answered, link)
+            return
+        state.answering = False
+        self._output.send(link, {"type": "more"})
+
+    def _rx_more(self, link, state: LinkState, frame: dict) -> None:
+        if not state.page_unanswered:
+            raise FrameError("more without an unanswered summary page")
+        state.page_unanswered = False
+        if not state.final_sent:
+            self._output.when_ready(link, lambda: self._send_page(link))
+            return
+        state.round_active = False
+        if state.rerun:
+            state.rerun = False
+            self.send_summary(link)
+        else:
+            self._output.settle(link)
+
+    def _rx_ihave(self, link, state: LinkState, frame: dict) -> None:
+        ids = frame["ids"]
+        if frame.get("sync"):
+            if self._over_budget(state, "sync", 1, link):
+                return
+            # Entries the sender caught up on: if we lack any, pull what
+            # we lack with a summary round (flow-controlled), rather than
+            # grafting ids one by one.
+            if not all(self._output.holds(entry_id) for entry_id in ids):
+                self.gap_seen(link)
+            return
+        if self._over_budget(state, "ihave", len(ids), link):
+            return
+        now = self._clock.seconds()
+        share = max(MIN_MISSING_PER_LINK,
+                    min(MAX_MISSING_PER_LINK, MAX_MISSING // max(1, len(self._links))))
+        for entry_id in ids:
+            known = self.missing.get(entry_id)
+            if known is not None:
+                if link not in known[1]:
+                    known[1].append(link)
+                continue
+            if (len(self.missing) >= MAX_MISSING or state.missing >= share
+                    or self._output.holds(entry_id)):
+                continue
+            self.missing[entry_id] = (now, [link], 0, link)
+            state.missing += 1
+
+    def _rx_graft(self, link, state: LinkState, frame: dict) -> None:
+        state.eager = True
+        ids = list(dict.fromkeys(frame["ids"]))
+        if self._over_budget(state, "graft", len(ids), link):
+            return
+        if self._output.graft(link, ids):
+            self._limiter.log(
+                "graft-pending", self.log.warn,
+                "dropping graft ids from {peer}: too many pending",
+                peer=_describe(link),
+            )
+
+    def _rx_prune(self, link, state: LinkState, frame: dict) -> None:
+        if not self._over_budget(state, "prune", 1, link):
+            state.eager = False
+
+    # Entries
+
+    def entry_added(self, entry_id: str, source, live: bool = True) -> List[object]:
+        """
+        An entry was committed (received from C{source}, or authored here
+        when C{source} is C{None}).
+
+        @param live: C{False} for an entry that arrived to catch this node
+            up: it is never pushed (the neighbours mostly hold it already,
+            and pushes are not flow-controlled); each link gets up to
+            L{MAX_IDS_PER_FRAME} such ids per tick in an C{ihave} marked
+            C{sync}, and a neighbour that lacks any pulls with a summary.
+        @return: the links to push it to in full; the others get it
+            announced at the next tick.
+        """
+        self._forget_missing(entry_id)
+        eager = []
+        for link, state in self._links.items():
+            if link is source:
+                continue
+            if not live:
+                if len(state.sync_announce) < MAX_IDS_PER_FRAME:
+                    state.sync_announce.append(entry_id)
+            elif state.eager:
+                eager.append(link)
+            else:
+                state.announce.append(entry_id)
+        return eager
+
+    def _forget_missing(self, entry_id: str) -> None:
+        known = self.missing.pop(entry_id, None)
+        if known is not None:
+            first = self._links.get(known[3])
+            if first is not None:
+                first.missing -= 1
+
+    def announce(self, link, entry_id: str) -> None:
+        """
+        Announce C{entry_id} on C{link} at the next tick instead of pushing
+        it (the link is congested).
+        """
+        state = self._links.get(link)
+        if state is not None:
+            state.announce.append(entry_id)
+
+    def entry_duplicate(self, source) -> None:
+        """
+        An entry arrived on C{source} that the node already held: the
+        link is redundant for live delivery, so ask the sender to prune it
+        and stop pushing on it ourselves.
+        """
+        state = self._links.get(source)
+        if state is not None and state.eager:
+            state.eager = False
+            self._output.send(source, {"type": "prune"})
+
+    def gap_seen(self, source) -> None:
+        """
+        Something showed that C{source} holds entries this node lacks (an
+        entry whose predecessor is missing, or a catch-up announcement):
+        ask it with a summary round, at most once per
+        C{gap_summary_interval_s} and within L{PEER_ROUNDS_PER_S} (a later
+        request is deferred to the next allowed time, never dropped).
+        """
+        state = self._links.get(source)
+        if state is None:
+            return
+        now = self._clock.seconds()
+        if (now - state.last_gap_summary >= self._config.gap_summary_interval_s
+                and state.buckets["rounds"].take()):
+            state.last_gap_summary = now
+            state.summary_due = False
+            self.send_summary(source)
+        else:
+            # Too soon after the last one: send it when the interval is up
+            # (see tick), never drop it.
+            state.summary_due = True
+
+    # Time
+
+    def tick(self) -> None:
+        """
+        Send batched announcements, request announced entries that did not
+        arrive in time, and run periodic anti-entropy.
+        """
+        for link, state in self._links.items():
+            announce, state.announce = state.announce, []
+            for i in range(0, len(announce), MAX_IDS_PER_FRAME):
+                self._output.send(link, {"type": "ihave", "ids": announce[i:i + MAX_IDS_PER_FRAME]})
+            if state.sync_announce:
+                sample, state.sync_announce = state.sync_announce, []
+                self._output.send(link, {"type": "ihave", "ids": sample, "sync": True})
+        for link, state in list(self._links.items()):
+            if state.summary_due:
+                self.gap_seen(link)
+        self._graft_overdue()
+        now = self._clock.seconds()
+        if now >= self._next_anti_entropy:
+            self._next_anti_entropy = now + self._config.anti_entropy_interval_s
+            if self._links:
+                self.send_summary(self._rng.choice(list(self._links)))
+
+    def _graft_overdue(self) -> None:
+        # Ids leave self.missing when their entry is committed (see
+        # entry_added), so what is here is not held.
+        now = self._clock.seconds()
+        requests: Dict[object, List[str]] = {}
+        for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
+            if now - since < self._config.graft_timeout_s:
+                continue
+            live = [link for link in announcers if link in self._links]
+            if not live or grafts >= MAX_GRAFTS:
+                self._forget_missing(entry_id)
+                continue
+            link = live[0]
+            requests.setdefault(link, []).append(entry_id)
+            # Ask the next announcer if this one fails too.
+            self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1, first)
+        for link, ids in requests.items():
+            self._links[link].eager = True
+            self._output.solicit(link)
+            for i in range(0, len(ids), MAX_IDS_PER_FRAME):
+                self._output.send(link, {"type": "graft", "ids": ids[i:i + MAX_IDS_PER_FRAME]})

@@ -1,0 +1,280 @@
+"""
+Signature verification of entries received from peers.
+
+Checking an Ed25519 signature costs ~60 us; a flood of valid entries on
+ten links asked the reactor thread for ~1,000 of them in one turn.  A
+L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
+releases the GIL while it verifies) and hands the results back on the
+reactor thread in the order the entries arrived.  An L{InlineVerifier}
+checks at once, on the caller's thread: the default, so that a
+L{p2pchat.chat.node.ChatNode} stays testable synchronously.
+
+Both call C{done(candidate, entry, error, source, live)} once per
+submitted candidate: C{entry} is the verified L{Entry} or C{None}, and
+C{error} the L{InvalidEntry} when the signature is bad.
+
+Bound: a L{ThreadedVerifier} takes entries until C{budget} entries or
+C{bytes_budget} signed bytes are queued for or in verification; the entry
+that fills either budget is still taken (it has been read) and its link is
+held (L{p2pchat.mesh.peer.PeerProtocol.hold}) for C{hold_s}, so that link's
+further lines wait in its buffer and socket (a held link reads no further
+line).  Links read again after their hold while verification still lags
+add one entry each per hold, up to C{overshoot} entries (of at most
+L{p2pchat.mesh.wire.MAX_LINE_BYTES} each) beyond the budgets; past that, each
+entry read still is taken (nothing valid is dropped: a flooder's entries
+are slowed, never lost) but holds its link ten times as long, so all links
+together add at most C{MAX_LINKS / (10 x hold_s)} = 128 entries a second
+while verification drains thousands.  In all: about 2,064 entries and
+8 MiB + 64 x 64 KiB of signed bytes, about twice that in memory with the
+parsed fields, plus that slow trickle while verification lags.
+"""
+
+from collections import deque
+from typing import Callable, Deque, List, Optional, Set
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from p2pchat.log.entry import Entry, InvalidEntry, UnverifiedEntry
+from p2pchat.mesh.wire import MAX_LINE_BYTES
+
+# Entries queued for or in verification, over all links, and their signed
+# bytes (an entry line is at most wire.MAX_LINE_BYTES).
+VERIFY_BUDGET = 2000
+VERIFY_BYTES_BUDGET = 8 * 1024 * 1024
+# Entries sent to the thread pool in one call.  Results come back (and are
+# stored, shown and relayed) in one reactor turn per MAX_BATCHES_IN_THREADS
+# batches, so this also bounds that turn: 100 kept the longest turn of a
+# flooded node at 94-161 ms where 250 gave 149-296 ms, with catch-up as fast.
+VERIFY_BATCH = 100
+# Batches in the thread pool at once (this machine class has two cores).
+MAX_BATCHES_IN_THREADS = 2
+# Entries taken beyond a full budget (one per link of MAX_LINKS) before
+# entries are dropped.
+OVERSHOOT = 64
+# How long a link that found the budget full is not read.
+HOLD_S = 0.05
+
+Done = Callable[[UnverifiedEntry, Optional[Entry], Optional[InvalidEntry], object, bool], bool]
+
+
+def verify_batch(candidates: List[UnverifiedEntry]) -> List[object]:
+    """
+    Verify C{candidates} (in a thread: no reactor, no shared state).
+
+    @return: per candidate, the verified L{Entry} or the L{InvalidEntry}.
+    """
+    results: List[object] = []
+    for candidate in candidates:
+        try:
+            results.append(candidate.verify())
+        except InvalidEntry as e:
+            results.append(e)
+    return results
+
+
+class InlineVerifier:
+    """
+    Verify each entry at once, on the caller's thread.
+    """
+
+    def __init__(self, done: Done):
+        self._done = done
+
+    def verifying(self, entry_id: str) -> bool:
+        return False
+
+    def submit(self, candidate: UnverifiedEntry, source, live: bool) -> bool:
+        """
+        @return: what C{done} returned (whether the entry was valid and new).
+        """
+        try:
+            entry, error = candidate.verify(), None
+        except InvalidEntry as e:
+            entry, error = None, e
+        return self._done(candidate, entry, error, source, live)
+
+    def stop(self) -> int:
+        return 0
+
+
+class _Pending:
+    __slots__ = ("candidate", "source", "live", "result", "settled", "size")
+
+    def __init__(self, candidate: UnverifiedEntry, source, live: bool):
+        self.candidate = candidate
+        self.source = source
+        self.live = live
+        self.result: object = None
+        self.settled = False
+        self.size = candidate.size
+
+
+class ThreadedVerifier:
+    """
+    Verify entries in batches with C{defer_to_thread} (a
+    C{deferToThreadPool} bound to a reactor and pool), and call C{done}
+    on the reactor thread in arrival order.
+
+    Entries that arrive in one reactor turn form a batch (sent on the
+    next turn, or at once when L{VERIFY_BATCH} are waiting); at most
+    L{MAX_BATCHES_IN_THREADS} batches are in the pool at once.
+
+    @ivar in_flight: entries queued for or in verification.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        done: Done,
+        defer_to_thread: Callable,
+        call_later: Callable,
+        budget: int = VERIFY_BUDGET,
+        bytes_budget: int = VERIFY_BYTES_BUDGET,
+        batch: int = VERIFY_BATCH,
+        overshoot: int = OVERSHOOT,
+        hold_s: float = HOLD_S,
+    ):
+        self._done = done
+        self._defer = defer_to_thread
+        self._call_later = call_later
+        self.budget = budget
+        self.bytes_budget = bytes_budget
+        self.bytes_in_flight = 0
+        self._batch_size = batch
+        self._hold_s = hold_s
+        self._overshoot = overshoot
+        self._order: Deque[_Pending] = deque()
+        self._waiting: List[_Pending] = []
+        self._ids: Set[str] = set()
+        self._in_threads = 0
+        self._dispatch_call = None
+        self._stopped = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._order)
+
+    def verifying(self, entry_id: str) -> bool:
+        """
+        @return: whether an entry with this id is queued or in
+            verification (so another copy counts as known).
+        """
+        return entry_id in self._ids
+
+    def submit(self, candidate: UnverifiedEntry, source, live: bool) -> bool:
+        """
+        Queue C{candidate} for verification.  When this fills the budget,
+        hold C{source} for a short time.
+
+        @return: whether the entry was taken (its fate comes later).
+        """
+        if self._stopped:
+            return False
+        over = self._overshoot
+        if len(self._order) >= self.budget + over or (
+            self.bytes_in_flight >= self.bytes_budget + over * MAX_LINE_BYTES
+        ):
+            # Still taken (it has been read and may be valid), but its link
+            # now waits ten holds: the trickle past the overshoot stays slow.
+            if source is not None:
+                source.hold(self._hold_s * 10)
+            return self._take(candidate, source, live, hold=False)
+        return self._take(candidate, source, live, hold=True)
+
+    def _take(self, candidate: UnverifiedEntry, source, live: bool, hold: bool) -> bool:
+        pending = _Pending(candidate, source, live)
+        self._order.append(pending)
+        self._waiting.append(pending)
+        self._ids.add(candidate.id)
+        self.bytes_in_flight += pending.size
+        full = len(self._order) >= self.budget or self.bytes_in_flight >= self.bytes_budget
+        if hold and full and source is not None:
+            source.hold(self._hold_s)
+        if len(self._waiting) >= self._batch_size:
+            self._dispatch()
+        elif self._dispatch_call is None:
+            self._dispatch_call = self._call_later(0, self._dispatch)
+        return True
+
+    def _dispatch(self) -> None:
+        if self._dispatch_call is not None:
+            if self._dispatch_call.active():
+                self._dispatch_call.cancel()
+            self._dispatch_call = None
+        while self._waiting and self._in_threads < MAX_BATCHES_IN_THREADS:
+            batch = self._waiting[: self._batch_size]
+            del self._waiting[: self._batch_size]
+            self._in_threads += 1
+            d = self._defer(verify_batch, [pending.candidate for pending in batch])
+            d.addCallbacks(self._verified, self._failed, (batch,), None, (batch,), None)
+
+    def _verified(self, results: List[object], batch: List[_Pending]) -> None:
+        self._in_threads -= 1
+        if self._stopped:
+            return
+        for pending, result in zip(batch, results):
+            pending.result, pending.settled = result, True
+        self._drain()
+        self._dispatch()
+
+    def _failed(self, failure, batch: List[_Pending]) -> None:
+        """
+        The pool could not run a batch (a bug, not the peers' doing):
+        drop its entries (they come again through anti-entropy).
+        """
+        self._in_threads -= 1
+        if self._stopped:
+            return
+        self.log.failure("verifying {count} entries failed", failure, count=len(batch))
+        for pending in batch:
+            pending.settled = True
+        self._drain()
+        self._dispatch()
+
+    def _drain(self) -> None:
+        while self._order and self._order[0].settled:
+            pending = self._order.popleft()
+            self._ids.discard(pending.candidate.id)
+            self.bytes_in_flight -= pending.size
+            result = pending.result
+            if isinstance(result, Entry):
+                self._done(pending.candidate, result, None, pending.source, pending.live)
+            elif isinstance(result, InvalidEntry):
+                self._done(pending.candidate, None, result, pending.source, pending.live)
+
+    def stop(self) -> int:
+        """
+        Drop everything queued or in verification (none of it was
+        acknowledged or stored); results that come back later are ignored.
+
+        @return: how many entries were dropped.
+        """
+        self._stopped = True
+        if self._dispatch_call is not None and self._dispatch_call.active():
+            self._dispatch_call.cancel()
+        self._dispatch_call = None
+        dropped = len(self._order)
+        if dropped:
+            self.log.info(
+                "stopping: dropping {count} received entries still being verified "
+                "(never acknowledged; they come again from peers)", count=dropped,
+            )
+        self._order.clear()
+        self._waiting.clear()
+        self._ids.clear()
+        self.bytes_in_flight = 0
+        return dropped
+
+
+def threaded_verifier(reactor) -> Callable[[Done], ThreadedVerifier]:
+    """
+    @return: a factory of L{ThreadedVerifier}s on C{reactor}'s thread pool,
+        for L{p2pchat.chat.node.ChatNode}'s C{verifier} argument.
+    """
+
+    def defer_to_thread(f, *args):
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    return lambda done: ThreadedVerifier(done, defer_to_thread, reactor.callLater)

@@ -1,0 +1,252 @@
+"""
+The peer wire protocol's frames: pure parsing and encoding, no I/O.
+
+A frame is one JSON object on one line, terminated by C{\\n} (a preceding
+C{\\r} is tolerated), UTF-8, at most L{MAX_LINE_BYTES} bytes.  Every frame
+has a string C{type}.  See C{docs/protocol.md} for the full specification
+and an example of each frame.
+"""
+
+import json
+from typing import Any, Callable, Dict, Optional
+
+from p2pchat.addresses import is_canonical_address
+from p2pchat.log.entry import canonical_json, validate_name
+from p2pchat.log.identity import is_node_id
+
+# Version 2: paged, acknowledged summaries ("summary" pages with "after",
+# "more"), and [contiguous, head] summary values; see docs/protocol.md.
+PROTOCOL_VERSION = 2
+MAX_LINE_BYTES = 65536
+MAX_ADDRESS_LENGTH = 300
+MAX_IDS_PER_FRAME = 500
+MAX_AUTHORS_PER_PAGE = 500
+MAX_SEQ = 2**53
+
+
+class FrameError(ValueError):
+    """
+    A line is not a valid frame; C{str(error)} says why.
+    """
+
+
+def _reject_constant(name: str) -> None:
+    raise FrameError(f"invalid JSON constant {name}")
+
+
+# What json.loads(text, parse_constant=_reject_constant) builds on every
+# call; one is enough, it keeps no state between documents.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _check_hello(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("version"), int) or isinstance(frame.get("version"), bool):
+        raise FrameError("hello.version is not an integer")
+    if not is_node_id(frame.get("id")):
+        raise FrameError("hello.id is not a node id")
+    if not validate_name(frame.get("name")):
+        raise FrameError("hello.name is not a valid name")
+    links = frame.get("links", 0)
+    if not isinstance(links, int) or isinstance(links, bool) or not 0 <= links <= 2**31:
+        raise FrameError("hello.links is not a link count")
+    if "addr" not in frame:
+        raise FrameError("hello has no addr (use null for none)")
+    if not valid_address(frame["addr"]):
+        raise FrameError("hello.addr is not HOST:PORT or null")
+
+
+def valid_address(address: object) -> bool:
+    """
+    @return: whether C{address} can be a node's advertised address, in a
+        hello or in gossip: C{None} (no address), or exactly C{HOST:PORT}
+        as L{p2pchat.addresses.parse_address} reads it (a DNS name, an IPv4
+        address or a bracketed IPv6 address; a port 1-65535 without leading
+        zeros), at most L{MAX_ADDRESS_LENGTH} characters.  Nothing else:
+        an address with spaces could fake columns where it is shown.
+    """
+    if address is None:
+        return True
+    return (
+        isinstance(address, str)
+        and 0 < len(address) <= MAX_ADDRESS_LENGTH
+        and is_canonical_address(address)
+    )
+
+
+def _check_entry(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("entry"), dict):
+        raise FrameError("entry.entry is not an object")
+    if not isinstance(frame.get("sync", False), bool):
+        raise FrameError("entry.sync is not a boolean")
+
+
+def _check_error(frame: Dict[str, Any]) -> None:
+    if not isinstance(frame.get("reason"), str):
+        raise FrameError("error.reason is not a string")
+
+
+def _check_nothing(frame: Dict[str, Any]) -> None:
+    pass
+
+
+def _is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ
+
+
+def _check_summary(frame: Dict[str, Any]) -> None:
+    after = frame.get("after", 0)
+    if after is not None and not is_node_id(after):
+        raise FrameError("summary.after is not a node id or null")
+    if not isinstance(frame.get("final"), bool):
+        raise FrameError("summary.final is not a boolean")
+    vector = frame.get("vv")
+    if not isinstance(vector, dict) or len(vector) > MAX_AUTHORS_PER_PAGE:
+        raise FrameError(f"summary.vv is not an object of at most {MAX_AUTHORS_PER_PAGE} authors")
+    if not vector and not frame["final"]:
+        raise FrameError("summary.vv is empty on a page that is not final")
+    previous = after or ""
+    for author, value in vector.items():
+        if not is_node_id(author):
+            raise FrameError("summary.vv has a key that is not a node id")
+        if author <= previous:
+            raise FrameError("summary.vv keys are not ascending and after summary.after")
+        previous = author
+        # Exactly one form per claim: a plain seq when contiguous == head,
+        # [contiguous, head] with contiguous < head otherwise.
+        if _is_seq(value):
+            continue
+        if not (
+            isinstance(value, list) and len(value) == 2
+            and all(_is_seq(v) for v in value) and value[0] < value[1]
+        ):
+            raise FrameError(
+                "summary.vv has a value that is neither a seq nor [contiguous, head]"
+                " with contiguous < head"
+            )
+
+
+def _check_ids(frame: Dict[str, Any]) -> None:
+    ids = frame.get("ids")
+    if not isinstance(ids, list) or not 0 < len(ids) <= MAX_IDS_PER_FRAME:
+        raise FrameError(f"{frame['type']}.ids is not a list of 1-{MAX_IDS_PER_FRAME} ids")
+    if not all(is_node_id(i) for i in ids):
+        raise FrameError(f"{frame['type']}.ids holds something that is not an entry id")
+    if not isinstance(frame.get("sync", False), bool):
+        raise FrameError(f"{frame['type']}.sync is not a boolean")
+
+
+FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
+    "hello": _check_hello,
+    "entry": _check_entry,
+    "error": _check_error,
+    "ping": _check_nothing,
+    "pong": _check_nothing,
+    "bye": _check_nothing,
+    # Replication frames (handled by p2pchat.log.replication.Replicator).
+    "summary": _check_summary,
+    "more": _check_nothing,
+    "ihave": _check_ids,
+    "graft": _check_ids,
+    "prune": _check_nothing,
+    # Membership gossip; checked by p2pchat.mesh.membership.core.Membership.
+    "gossip": _check_nothing,
+}
+
+
+def parse_frame(line: bytes) -> Dict[str, Any]:
+    """
+    Parse and validate one line received from a peer.
+
+    Only the frame's envelope is checked here (its type and the types of
+    its fields); an entry inside an C{entry} frame is verified separately
+    by L{p2pchat.log.entry.decode_entry}.
+
+    @param line: one line without its delimiter.
+    @return: the frame as a dict with a known C{type}.
+    @raise FrameError: naming the problem (not UTF-8, not JSON, not an
+        object, unknown type, wrong field types).
+    """
+    if len(line) > MAX_LINE_BYTES:
+        raise FrameError(f"line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError("line is not valid UTF-8") from None
+    try:
+        frame = _DECODER.decode(text)
+    except FrameError:
+        raise
+    except (ValueError, RecursionError):
+        raise FrameError("line is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise FrameError("frame is not a JSON object")
+    frame_type = frame.get("type")
+    if not isinstance(frame_type, str):
+        raise FrameError("frame has no string type")
+    check = FRAME_CHECKS.get(frame_type)
+    if check is None:
+        raise FrameError(f"unknown frame type {frame_type[:40]!r}")
+    check(frame)
+    return frame
+
+
+def encode_frame(frame: Dict[str, Any]) -> bytes:
+    """
+    @return: C{frame} as one line (canonical JSON), without the delimiter.
+    """
+    return canonical_json(frame)
+
+
+def hello(
+    node_id: str, name: str, address: Optional[str], links: Optional[int] = None
+) -> Dict[str, Any]:
+    """
+    @param links: how many links the sender has open (optional): a full
+        node refuses a new link from a node that already has some, and
+        always takes one from a node that has none (a joiner).
+    @return: a C{hello} frame announcing this node.
+    """
+    frame = {
+        "type": "hello",
+        "version": PROTOCOL_VERSION,
+        "id": node_id,
+        "name": name,
+        "addr": address,
+    }
+    if links is not None:
+        frame["links"] = links
+    return frame
+
+
+def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:
+    """
+    @return: an C{entry} frame carrying one signed entry; C{sync} marks
+        one sent to catch a peer up (anti-entropy or graft) rather than
+        pushed live, so a copy the peer already holds is not taken as a
+        sign of a redundant live link.
+    """
+    if sync:
+        return {"type": "entry", "entry": wire_entry, "sync": True}
+    return {"type": "entry", "entry": wire_entry}
+
+
+def error(reason: str) -> Dict[str, Any]:
+    """
+    @return: an C{error} frame; the sender closes the link after it.
+    """
+    return {"type": "error", "reason": reason}
+
+
+def summary_page(after: Optional[str], vv: Dict[str, Any], final: bool) -> Dict[str, Any]:
+    """
+    @param after: the last author of the previous page of this round, or
+        C{None} for the first page.
+    @param vv: at most L{MAX_AUTHORS_PER_PAGE} authors, all greater than
+        C{after}, each mapped to its contiguous seq, or to C{[contiguous,
+        head]} when the feed has a hole (contiguous < head).
+    @param final: whether this is the round's last page.
+    @return: one page of a summary round; the receiver answers it with
+        the entries the sender lacks in the page's author range, then
+        C{more}.
+    """
+    return {"type": "summary", "after": after, "vv": vv, "final": final}

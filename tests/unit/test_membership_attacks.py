@@ -1,0 +1,379 @@
+"""
+Hostile gossip against one L{Membership} (a L{Clock} and a recording
+output): forged rows cannot take a member over, replays cannot revive a
+member that left, and strangers cannot fill the table or cut joiners off.
+"""
+
+from nacl.signing import SigningKey
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat.log.identity import Identity
+from p2pchat.mesh import wire
+from p2pchat.mesh.membership import core as membership_module
+from p2pchat.mesh.membership.admission import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_S, VERIFIES_BURST
+from p2pchat.mesh.membership.core import ALIVE, DEAD, SUSPECT, MembershipConfig
+from p2pchat.mesh.membership.rows import LEFT, row_statement, verify_row
+from tests.nodes import Network
+from tests.unit.test_membership import BOB, CAROL, DAVE, ME, Harness, gossip, row, signed_left
+
+
+def strangers(count, start=1000):
+    """
+    @return: C{count} fresh identities (fixed, so runs repeat).
+    """
+    return [
+        Identity(SigningKey((start + i).to_bytes(4, "big") * 8)) for i in range(count)
+    ]
+
+
+def carol_view(h):
+    member = h.membership.member(CAROL.node_id)
+    return (member.state, member.incarnation, member.name, member.address, member.signed)
+
+
+class TakeoverTests(SynchronousTestCase):
+    """
+    Finding 5: claims about a member cannot outrank its own signed word.
+    """
+
+    def setUp(self):
+        self.h = Harness()
+        self.h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        self.h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, name="carol")))
+        self.before = carol_view(self.h)
+        self.h.output.clear()
+
+    def assertForgeryRejected(self, *rows):
+        error = self.assertRaises(
+            wire.FrameError, self.h.membership.rx_frame, BOB.node_id, gossip(*rows)
+        )
+        self.assertIn(CAROL.node_id[:8], str(error))
+        self.assertEqual(carol_view(self.h), self.before)
+        self.h.advance(0.2)
+        self.assertNotIn(CAROL.node_id, [r["id"] for r in self.h.output.sent()])
+
+    def test_two_unsigned_rows_take_over_nobody(self):
+        """
+        The reported attack: two rows in one frame raise carol's
+        incarnation by 2**32 each, renaming, re-addressing and killing
+        her.  Unsigned rows are malformed now; nothing changes.
+        """
+        rows = [
+            {k: v for k, v in row(CAROL, inc, state, name="mallory", addr="6.6.6.6:1").items()
+             if k != "sig"}
+            for inc, state in ((5 + 2**32, ALIVE), (5 + 2**33, DEAD))
+        ]
+        self.assertForgeryRejected(*rows)
+
+    def test_rows_signed_by_someone_else_rejected(self):
+        """
+        The same rows signed by the attacker's own key are forgeries.
+        """
+        self.assertForgeryRejected(
+            row(CAROL, 5 + 2**32, name="mallory", addr="6.6.6.6:1", signer=BOB),
+            row(CAROL, 5 + 2**33, DEAD, signer=BOB),
+        )
+
+    def test_rumour_at_an_unsigned_incarnation_rejected(self):
+        """
+        A suspect or dead claim must carry the member's signature for the
+        incarnation it names: a rumour at a higher one is a forgery.
+        """
+        real = row(CAROL, 5, DEAD, name="carol")
+        self.assertForgeryRejected(dict(real, inc=6))
+
+    def test_forged_rows_about_self_rejected(self):
+        """
+        Rows about this node raising its incarnation that it did not sign
+        are forgeries: the node does not chase them to 2**53.
+        """
+        for forged in (
+            row(ME, 2**33, DEAD, signer=BOB),
+            {k: v for k, v in row(ME, 2**32, DEAD).items() if k != "sig"},
+        ):
+            self.assertRaises(
+                wire.FrameError, self.h.membership.rx_frame, BOB.node_id, gossip(forged)
+            )
+        self.assertEqual(self.h.membership.incarnation, 0)
+
+    def test_refutation_is_signed(self):
+        """
+        A real rumour about this node (its own signature, state suspect)
+        is refuted by a new incarnation whose row this node signed.
+        """
+        own = self.h.membership.own_row()
+        self.h.membership.rx_frame(BOB.node_id, gossip(dict(own, state=SUSPECT)))
+        self.h.advance(0.2)
+        [sent] = [r for r in self.h.output.sent(BOB.node_id) if r["id"] == ME.node_id]
+        self.assertEqual((sent["inc"], sent["state"]), (1, ALIVE))
+        self.assertTrue(verify_row(sent))
+
+    def test_heartbeat_ahead_of_ours_refuted(self):
+        """
+        Our own signed row replayed with a heartbeat far ahead (which would
+        make our real heartbeats look stale) is refuted the same way.
+        """
+        own = self.h.membership.own_row()
+        self.h.membership.rx_frame(BOB.node_id, gossip(dict(own, hb=2**40)))
+        self.assertEqual(self.h.membership.incarnation, 1)
+
+
+def linked_to_carol():
+    """
+    @return: a L{Harness} linked to carol and just heard from her at
+        incarnation 5, with its output cleared.
+    """
+    h = Harness()
+    h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
+    h.membership.rx_frame(CAROL.node_id, gossip(row(CAROL, 5)))
+    h.output.clear()
+    return h
+
+
+class LifeguardTests(SynchronousTestCase):
+    """
+    Local confirmation: a node that hears a member does not believe a
+    rumour that it is suspect or dead.
+    """
+
+    def test_linked_member_stays_alive_and_rumour_goes_to_it_once(self):
+        """
+        Linked to carol and just heard from her: a dead rumour (with her
+        real signature) leaves her alive here, is not relayed, and is
+        passed to carol alone, once per incarnation, so she refutes it.
+        """
+        h = linked_to_carol()
+        rumour = row(CAROL, 5, DEAD)
+        h.membership.rx_frame(BOB.node_id, gossip(rumour))
+        h.membership.rx_frame(BOB.node_id, gossip(rumour))
+        self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
+        self.assertEqual(h.state(CAROL), ALIVE)
+
+    def test_rumour_at_a_new_incarnation_is_still_a_rumour(self):
+        """
+        Found by the adversarial state machine: carol refutes (signs
+        incarnation 6); an attacker who saw that row first sends it here
+        as C{dead} before carol's own row arrives.  A claim at a higher
+        incarnation brings carol's signed statement, not the claim: linked
+        and just heard, she stays alive and the rumour goes to her.
+        """
+        h = linked_to_carol()
+        rumour = row(CAROL, 6, DEAD)
+        h.membership.rx_frame(BOB.node_id, gossip(rumour))
+        self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
+        self.assertEqual((h.state(CAROL), carol_view(h)[1]), (ALIVE, 6))
+
+    def test_dead_at_a_new_incarnation_only_suspect_while_fresh(self):
+        """
+        Not linked, heartbeat fresh: a dead claim at a new incarnation is
+        taken only as suspect, as at the current one.
+        """
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, hb=1)))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 6, DEAD, hb=1)))
+        self.assertEqual(h.state(CAROL), SUSPECT)
+
+    def test_dead_rumour_only_suspect_while_heartbeat_fresh(self):
+        """
+        Not linked, but carol's heartbeat advanced just now: a dead rumour
+        makes her only suspect here.
+        """
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, hb=1)))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, DEAD, hb=1)))
+        self.assertEqual(h.state(CAROL), SUSPECT)
+
+
+class ReplayTests(SynchronousTestCase):
+    """
+    Old signed rows cannot bring back a member that left.
+    """
+
+    def test_replayed_alive_after_pruned_leave_ignored(self):
+        """
+        After carol's signed leave at incarnation 4 is pruned, her genuine
+        alive row of incarnation 3 (replayed) is dropped; a new
+        incarnation she signs is accepted.
+        """
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 3)))
+        h.membership.rx_frame(BOB.node_id, gossip(signed_left(CAROL, 4)))
+        h.advance(h.membership.config.tombstone_s + 1)
+        self.assertIsNone(h.membership.member(CAROL.node_id))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 3, hb=99)))
+        self.assertIsNone(h.membership.member(CAROL.node_id))
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5)))
+        self.assertEqual(h.state(CAROL), ALIVE)
+
+    def test_left_row_signature_is_not_an_alive_signature(self):
+        """
+        The signed statement names the base state: a left signature does
+        not make an alive row, nor the reverse.
+        """
+        left = signed_left(CAROL, 4)
+        self.assertFalse(verify_row(dict(left, state=ALIVE)))
+        self.assertNotEqual(
+            row_statement(CAROL.node_id, 4, "c", None, LEFT),
+            row_statement(CAROL.node_id, 4, "c", None, ALIVE),
+        )
+
+
+class TableTests(SynchronousTestCase):
+    """
+    Finding 8: a table strangers cannot fill, and joiners always gossiped.
+    """
+
+    def test_full_table_still_gossips_with_joiner(self):
+        """
+        With the table full (and nothing unproven to evict), a new link
+        still gets per-link gossip state: the whole table at once, then
+        this node's heartbeats.
+        """
+        h = Harness(MembershipConfig(max_members=1))
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.output.clear()
+        h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
+        sent = h.output.sent(DAVE.node_id)
+        self.assertEqual(sorted(r["id"] for r in sent), sorted([ME.node_id]))
+        self.assertEqual(h.membership.linked_peers(), sorted([BOB.node_id, DAVE.node_id]))
+        h.output.clear()
+        h.advance(1.0)
+        self.assertIn(ME.node_id, [r["id"] for r in h.output.sent(DAVE.node_id)])
+
+    def test_new_members_per_link_budget(self):
+        """
+        One link may add at most NEW_MEMBERS_BURST members at once; the
+        rest are dropped (not fatal) and counted, with one log line; the
+        budget refills at NEW_MEMBERS_PER_S.
+        """
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        fakes = [row(who) for who in strangers(NEW_MEMBERS_BURST + 50)]
+        h.membership.rx_frame(BOB.node_id, gossip(*fakes[:NEW_MEMBERS_BURST]))
+        h.clock.advance(1.0)
+        h.membership.rx_frame(BOB.node_id, gossip(*fakes[NEW_MEMBERS_BURST:]))
+        refilled = int(NEW_MEMBERS_PER_S)
+        self.assertEqual(len(h.membership.members()), 1 + NEW_MEMBERS_BURST + refilled)
+        self.assertEqual(h.membership.dropped_rows, 50 - refilled)
+        self.assertEqual(
+            len([e for e in logged if e.get("what") == "new members"
+                 and "over its budget" in e.get("log_format", "")]),
+            1,
+        )
+
+    def test_verifications_per_link_budget(self):
+        """
+        A link's signature checks are budgeted: a frame costs at most
+        VERIFIES_BURST checks, and a second frame at once gets almost none.
+        """
+        calls = []
+        real = membership_module.verify_row
+
+        def counting(row):
+            calls.append(row["id"])
+            return real(row)
+
+        self.patch(membership_module, "verify_row", counting)
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        people = strangers(VERIFIES_BURST)
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(who) for who in people]))
+        self.assertEqual(len(calls), VERIFIES_BURST)
+        # Each a new signed name: each needs a check.
+        h.membership.rx_frame(
+            BOB.node_id, gossip(*[row(who, 1, name="renamed") for who in people])
+        )
+        self.assertEqual(len(calls), VERIFIES_BURST)
+        self.assertEqual(h.membership.dropped_rows, VERIFIES_BURST)
+
+    def test_heartbeats_cost_no_verification(self):
+        """
+        A row whose signed part this node already holds (a heartbeat, or
+        a suspect claim about the same incarnation) is not checked again.
+        """
+        calls = []
+        real = membership_module.verify_row
+        self.patch(membership_module, "verify_row", lambda r: calls.append(1) or real(r))
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5)))
+        for hb in range(1, 20):
+            h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 5, hb=hb)))
+        self.assertEqual(len(calls), 1)
+
+    def test_one_check_per_statement_per_frame(self):
+        """
+        A frame repeating one new signed row costs one check, not one per
+        copy.
+        """
+        calls = []
+        real = membership_module.verify_row
+        self.patch(membership_module, "verify_row", lambda r: calls.append(1) or real(r))
+        h = Harness()
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(CAROL, 5)] * 500))
+        self.assertEqual((len(calls), h.state(CAROL)), (1, ALIVE))
+
+    def test_unproven_evicted_before_proven(self):
+        """
+        When the table is full, a new member evicts the oldest unproven
+        one; members this node completed a handshake with stay (carol,
+        linked once and gone again).
+        """
+        h = Harness(MembershipConfig(max_members=4))
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL, 1)))
+        h.membership.link_up(CAROL.node_id, "carol", "10.0.0.9:9000", outbound=True)
+        h.membership.link_down(CAROL.node_id)
+        fakes = strangers(10)
+        for who in fakes:
+            h.membership.rx_frame(BOB.node_id, gossip(row(who)))
+        kept = {m.node_id for m in h.membership.members()}
+        self.assertEqual(kept, {BOB.node_id, DAVE.node_id, CAROL.node_id, fakes[-1].node_id})
+
+    def test_ignored_members_leave_no_per_link_state(self):
+        """
+        Members that did not fit leave nothing behind in the link's
+        reconciliation state (else a link could grow it without bound
+        while the table is full).
+        """
+        h = Harness(MembershipConfig(max_members=1))
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(who) for who in strangers(50)]))
+        knows = h.membership._links[BOB.node_id].knows  # the per-link state itself
+        self.assertEqual(set(knows), {BOB.node_id, ME.node_id} & set(knows))
+
+    def test_table_full_of_proven_ignores_new(self):
+        """
+        With nothing unproven to evict, a new member is ignored.
+        """
+        h = Harness(MembershipConfig(max_members=1))
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        h.membership.rx_frame(BOB.node_id, gossip(row(CAROL)))
+        self.assertEqual([m.node_id for m in h.membership.members()], [BOB.node_id])
+
+
+class ResolveTests(SynchronousTestCase):
+    """
+    C{/msg NAME} follows only signed names.
+    """
+
+    def test_hello_name_never_resolves(self):
+        """
+        A node whose only claim to the name bob is its hello (it is
+        hidden, so it gossips no signed row) does not make C{/msg bob}
+        ambiguous or capture it: alice resolves bob to the real bob, and
+        the impostor only by its id.
+        """
+        net = Network(self)
+        alice, bob, impostor = net.node("alice"), net.node("bob"), net.node("bob")
+        impostor.set_hidden(True)
+        net.link(alice, bob)
+        net.link(alice, impostor)
+        net.tick(times=10)
+        self.assertEqual(alice.resolve("bob"), bob.node_id)
+        self.assertEqual(alice.resolve(impostor.node_id[:8]), impostor.node_id)
+        self.assertEqual(alice.name_of(impostor.node_id), "bob")

@@ -1,0 +1,381 @@
+"""
+Unit tests of the sans-IO L{Replicator} with a recording fake output and a
+L{Clock}: exact call sequences for summary rounds, and every per-link
+budget (each test fails without the defence it names).
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from p2pchat.log.replication import (
+    MAX_MISSING_PER_LINK,
+    PAGE_AUTHORS,
+    IReplicationOutput,
+    Replicator,
+    wanted,
+)
+from p2pchat.mesh import wire
+from p2pchat.mesh.wire import FrameError
+
+
+def author(n):
+    """
+    @return: a node id that sorts in the order of C{n}.
+    """
+    return f"{n:064x}"
+
+
+@implementer(IReplicationOutput)
+class RecordingOutput:
+    """
+    Records every call; holds the feeds C{rows} (author, contiguous, head)
+    and the entry ids in C{held}.  Actions handed to C{when_ready} and
+    C{done} callbacks handed to C{answer} are kept for the test to run.
+    """
+
+    def __init__(self, rows=(), held=()):
+        self.rows = sorted(rows)
+        self.held = set(held)
+        self.calls = []
+        self.actions = []
+        self.answers = []
+        self.drop_grafts = 0
+
+    def send(self, link, frame):
+        self.calls.append(("send", link, frame))
+
+    def when_ready(self, link, action):
+        self.calls.append(("when_ready", link))
+        self.actions.append(action)
+
+    def answer(self, link, after, upto, vv, done):
+        self.calls.append(("answer", link, after, upto, dict(vv)))
+        self.answers.append(done)
+
+    def graft(self, link, entry_ids):
+        self.calls.append(("graft", link, list(entry_ids)))
+        return self.drop_grafts
+
+    def solicit(self, link):
+        self.calls.append(("solicit", link))
+
+    def settle(self, link):
+        self.calls.append(("settle", link))
+
+    def holds(self, entry_id):
+        return entry_id in self.held
+
+    def feeds_page(self, after, limit):
+        self.calls.append(("feeds_page", after, limit))
+        return [row for row in self.rows if after is None or row[0] > after][:limit]
+
+    def run_actions(self):
+        actions, self.actions = self.actions, []
+        for action in actions:
+            action()
+
+    def take(self):
+        calls, self.calls = self.calls, []
+        return calls
+
+    def frames(self, frame_type):
+        return [c[2] for c in self.calls if c[0] == "send" and c[2]["type"] == frame_type]
+
+
+class Fixture(SynchronousTestCase):
+    def make(self, rows=(), held=()):
+        self.clock = Clock()
+        self.output = RecordingOutput(rows, held)
+        verifyObject(IReplicationOutput, self.output)
+        self.replicator = Replicator(self.clock, self.output)
+        self.link = "link-1"
+        self.replicator.link_up(self.link)
+        return self.replicator
+
+    def finish_own_round(self):
+        """
+        Answer every page of this node's round on C{self.link} at once.
+        """
+        while self.output.actions:
+            self.output.run_actions()
+            if self.output.frames("summary"):
+                self.replicator.rx_frame(self.link, {"type": "more"})
+
+
+class SummaryRoundTests(Fixture):
+    """
+    This node's own summary round: pages read lazily, one in flight.
+    """
+
+    def test_round_is_paged_and_acknowledged(self):
+        """
+        A vector of 1,200 authors goes out as pages of 500, 500 and 200,
+        each read from the store only after the previous one was answered
+        with C{more}, and only from the link's producer (C{when_ready});
+        the round ends with C{settle}.
+        """
+        rows = [(author(i), 1, 1) for i in range(1200)]
+        self.make(rows)
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.output.run_actions()
+        calls = self.output.take()
+        self.assertEqual(calls[:2], [("feeds_page", None, PAGE_AUTHORS), ("solicit", self.link)])
+        first = calls[2][2]
+        self.assertEqual((first["after"], first["final"], len(first["vv"])), (None, False, 500))
+        # Nothing more until "more".
+        self.replicator.tick()
+        self.assertEqual(self.output.frames("summary"), [])
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.output.run_actions()
+        second = self.output.take()
+        self.assertEqual(second[0], ("feeds_page", author(499), PAGE_AUTHORS))
+        self.assertEqual((second[2][2]["after"], second[2][2]["final"]), (author(499), False))
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.output.run_actions()
+        third = self.output.take()[-1][2]
+        self.assertEqual((third["after"], third["final"], len(third["vv"])),
+                         (author(999), True, 200))
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.assertEqual(self.output.take(), [("settle", self.link)])
+
+    def test_hole_is_summarised_as_pair(self):
+        """
+        A feed with a hole is C{[contiguous, head]}; a feed without one is
+        a plain seq (exactly one form each).
+        """
+        self.make([(author(1), 3, 3), (author(2), 0, 9), (author(3), 2, 5)])
+        self.output.run_actions()
+        page = self.output.frames("summary")[0]
+        self.assertEqual(page["vv"], {author(1): 3, author(2): [0, 9], author(3): [2, 5]})
+        wire.parse_frame(wire.encode_frame(page))
+
+    def test_requests_coalesce(self):
+        """
+        Asking for a round while one runs runs exactly one more after it
+        (however often it was asked); C{settle} comes after the last.
+        """
+        self.make([(author(1), 1, 1)])
+        for _ in range(5):
+            self.replicator.send_summary(self.link)
+        self.output.run_actions()
+        self.assertEqual(len(self.output.frames("summary")), 1)
+        self.output.take()
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.output.run_actions()
+        self.assertEqual(len(self.output.frames("summary")), 1)
+        self.output.take()
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.assertEqual(self.output.take(), [("settle", self.link)])
+
+    def test_unexpected_more_is_misbehaving(self):
+        """
+        C{more} with no page of ours unanswered breaks the protocol.
+        """
+        self.make()
+        self.output.run_actions()
+        self.replicator.rx_frame(self.link, {"type": "more"})
+        self.assertRaises(FrameError, self.replicator.rx_frame, self.link, {"type": "more"})
+
+
+class AnsweringTests(Fixture):
+    """
+    Pages from the peer: answered one at a time, at any total size.
+    """
+
+    def page(self, start, count, final=False):
+        after = author(start - 1) if start else None
+        vv = {author(i): 0 for i in range(start, start + count)}
+        return wire.parse_frame(wire.encode_frame(wire.summary_page(after, vv, final)))
+
+    def test_over_100000_authors(self):
+        """
+        A round of 201 full pages (100,500 authors, over v1's 100,000
+        limit) is answered page by page: each page becomes one C{answer}
+        over its own author range, then one C{more}; the link is never
+        refused.
+        """
+        self.make()
+        self.output.take()
+        for index in range(201):
+            final = index == 200
+            self.replicator.rx_frame(self.link, self.page(index * 500, 500, final))
+            call = self.output.take()[0]
+            upto = None if final else author(index * 500 + 499)
+            self.assertEqual(call[:4], ("answer", self.link,
+                                        author(index * 500 - 1) if index else None, upto))
+            self.output.answers.pop()()
+            self.assertEqual(self.output.take(), [("send", self.link, {"type": "more"})])
+
+    def test_second_unanswered_page_is_misbehaving(self):
+        """
+        A page before the previous one was answered breaks the protocol.
+        """
+        self.make()
+        self.replicator.rx_frame(self.link, self.page(0, 10))
+        self.assertRaises(FrameError, self.replicator.rx_frame, self.link, self.page(10, 10))
+
+    def test_pages_over_the_rate_delay_more(self):
+        """
+        Beyond the summary budget (burst 500, then 50 pages a second),
+        C{more} waits for the budget instead of going at once: the peer is
+        slowed, not refused.
+        """
+        self.make()
+        for index in range(501):
+            self.replicator.rx_frame(self.link, self.page(index, 1))
+            self.output.take()
+            self.output.answers.pop()()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(1 / 50)
+        self.assertEqual(self.output.take(), [("send", self.link, {"type": "more"})])
+
+
+class WantedTests(SynchronousTestCase):
+    """
+    L{wanted}: what an answer sends for one feed.
+    """
+
+    def test_table(self):
+        """
+        Nothing named: everything; a seq: what is above it; a hole: the
+        run from c + 1 (bounded by h - 1) and what is above h; a hole
+        this node lacks too: nothing in it.
+        """
+        self.assertEqual(wanted(None, 3, 3), (None, 0))
+        self.assertEqual(wanted(3, 5, 5), (None, 3))
+        self.assertEqual(wanted(5, 5, 5), (None, None))
+        self.assertEqual(wanted(9, 5, 5), (None, None))
+        self.assertEqual(wanted([0, 10], 10, 10), ((1, 9), None))
+        self.assertEqual(wanted([0, 10], 0, 10), ((1, 9), None))
+        self.assertEqual(wanted([0, 10], 0, 12), ((1, 9), 10))
+        self.assertEqual(wanted([3, 4], 9, 9), (None, 4))
+
+
+class BudgetTests(Fixture):
+    """
+    Per-link budgets of ihave, ihave sync, graft and prune, and the
+    catch-up window that only this node's own rounds open.
+    """
+
+    def test_graft_is_deduplicated(self):
+        """
+        A graft naming one id 500 times asks the producer for it once.
+        """
+        self.make()
+        self.output.take()
+        entry_id = "ab" * 32
+        self.replicator.rx_frame(self.link, {"type": "graft", "ids": [entry_id] * 500})
+        self.assertEqual(self.output.take(), [("graft", self.link, [entry_id])])
+
+    def test_graft_ids_over_budget_dropped(self):
+        """
+        Beyond 8,000 graft ids at once, grafts are dropped (not queued).
+        """
+        self.make()
+        self.output.take()
+        for n in range(17):
+            ids = [author(n * 500 + i) for i in range(500)]
+            self.replicator.rx_frame(self.link, {"type": "graft", "ids": ids})
+        self.assertEqual(len([c for c in self.output.take() if c[0] == "graft"]), 16)
+
+    def test_prune_over_budget_ignored(self):
+        """
+        Beyond 50 prunes at once, a prune no longer makes the link lazy.
+        """
+        self.make()
+        for _ in range(50):
+            self.replicator.rx_frame(self.link, {"type": "prune"})
+        self.replicator.rx_frame(self.link, {"type": "graft", "ids": ["ab" * 32]})
+        self.replicator.rx_frame(self.link, {"type": "prune"})
+        self.assertEqual(self.replicator.eager_links(), [self.link])
+
+    def test_ihave_ids_over_budget_dropped(self):
+        """
+        Beyond 50,000 ihave ids at once, announcements are not looked at.
+        """
+        self.make()
+        looked = []
+        self.output.holds = lambda entry_id: looked.append(entry_id) or True
+        for n in range(101):
+            ids = [author(n * 500 + i) for i in range(500)]
+            self.replicator.rx_frame(self.link, {"type": "ihave", "ids": ids})
+        self.assertEqual(len(looked), 50_000)
+
+    def test_missing_ids_bounded_per_link(self):
+        """
+        One link announcing 10,000 bogus ids fills only its share of the
+        missing table: an honest link's announcement is still tracked.
+        """
+        self.make()
+        self.replicator.link_up("honest")
+        for n in range(20):
+            ids = [author(n * 500 + i) for i in range(500)]
+            self.replicator.rx_frame(self.link, {"type": "ihave", "ids": ids})
+        self.assertEqual(len(self.replicator.missing), MAX_MISSING_PER_LINK)
+        real = "cd" * 32
+        self.replicator.rx_frame("honest", {"type": "ihave", "ids": [real]})
+        self.assertIn(real, self.replicator.missing)
+        self.replicator.link_down(self.link)
+        self.assertEqual(list(self.replicator.missing), [real])
+
+    def test_sync_ihave_frames_over_budget_dropped(self):
+        """
+        Beyond 20 C{ihave sync} frames at once, they are not looked at.
+        """
+        self.make(held=["ab" * 32])
+        looked = []
+        holds = self.output.holds
+        self.output.holds = lambda entry_id: looked.append(entry_id) or holds(entry_id)
+        for _ in range(30):
+            self.replicator.rx_frame(self.link, {"type": "ihave", "ids": ["ab" * 32],
+                                                 "sync": True})
+        self.assertEqual(len(looked), 20)
+
+    def test_peer_cannot_keep_catch_up_window_open(self):
+        """
+        C{ihave sync} naming unknown ids, once a second for 60 s, starts at
+        most 2 + 60 x 0.2 summary rounds (each opening the catch-up window
+        with C{solicit}), not one a second; each round ends with
+        C{settle}, which closes the window shortly after.
+        """
+        self.make()
+        self.finish_own_round()
+        self.output.take()
+        for _ in range(60):
+            self.clock.advance(1.0)
+            self.replicator.rx_frame(self.link, {"type": "ihave", "ids": ["ab" * 32],
+                                                 "sync": True})
+            self.replicator.tick()
+            self.finish_own_round()
+        calls = self.output.take()
+        solicits = [c for c in calls if c[0] == "solicit"]
+        self.assertLessEqual(len(solicits), 2 + 60 * 0.2 + 1)
+        self.assertGreaterEqual(len(solicits), 10)
+        self.assertEqual(calls[-1][0], "settle")
+
+    def test_over_budget_is_one_escaped_log_line(self):
+        """
+        A peer hammering the prune budget gets one log line per interval
+        (not one per frame), with its name escaped.
+        """
+        self.make()
+        lines = []
+
+        class Recorder:
+            def warn(self, format, **fields):
+                lines.append(format.format(**fields))
+        self.patch(self.replicator, "log", Recorder())
+
+        class Link:
+            def describe(self):
+                return "evil\x1b[2J (abcd1234) at ?"
+        link = Link()
+        self.replicator.link_up(link)
+        for _ in range(500):
+            self.replicator.rx_frame(link, {"type": "prune"})
+        self.assertEqual(lines, ["dropping prune from evil\\x1b[2J (abcd1234) at ?:"
+                                 " over its per-link budget"])
