@@ -225,7 +225,7 @@ class Replicator:
             self._clock.callLater(delay_s, self._answered, link)
             return
         state.answering = False
-        self._output.send(link, {"type": "more"})
+        self._output.send(link, wire.more())
 
     def _rx_more(self, link, state: LinkState, frame: dict) -> None:
         if not state.page_unanswered:
@@ -339,7 +339,7 @@ class Replicator:
         state = self._links.get(source)
         if state is not None and state.eager:
             state.eager = False
-            self._output.send(source, {"type": "prune"})
+            self._output.send(source, wire.prune())
 
     def gap_seen(self, source) -> None:
         """
@@ -373,10 +373,10 @@ class Replicator:
         for link, state in self._links.items():
             announce, state.announce = state.announce, []
             for i in range(0, len(announce), MAX_IDS_PER_FRAME):
-                self._output.send(link, {"type": "ihave", "ids": announce[i:i + MAX_IDS_PER_FRAME]})
+                self._output.send(link, wire.ihave(announce[i:i + MAX_IDS_PER_FRAME]))
             if state.sync_announce:
                 sample, state.sync_announce = state.sync_announce, []
-                self._output.send(link, {"type": "ihave", "ids": sample, "sync": True})
+                self._output.send(link, wire.ihave(sample, sync=True))
         for link, state in list(self._links.items()):
             if state.summary_due:
                 self.gap_seen(link)
@@ -407,4 +407,4 @@ class Replicator:
             self._links[link].eager = True
             self._output.solicit(link)
             for i in range(0, len(ids), MAX_IDS_PER_FRAME):
-                self._output.send(link, {"type": "graft", "ids": ids[i:i + MAX_IDS_PER_FRAME]})
+                self._output.send(link, wire.graft(ids[i:i + MAX_IDS_PER_FRAME]))

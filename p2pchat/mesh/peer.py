@@ -213,7 +213,7 @@ class PeerProtocol(LineReceiver):
             self.close(f"silent for {now - self._last_rx:.0f} s")
             return
         if now - self._last_tx >= KEEPALIVE_INTERVAL_S:
-            self.send_frame({"type": "ping"})
+            self.send_frame(wire.ping())
         self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
 
     def connectionMade(self) -> None:
@@ -273,7 +273,7 @@ class PeerProtocol(LineReceiver):
             if not self._link_frames.take():
                 self.close(f"more than {LINK_FRAMES_PER_S:g} pings/s", misbehaved=True)
             elif frame_type == "ping":
-                self.send_frame({"type": "pong"})
+                self.send_frame(wire.pong())
         else:
             if frame_type == "entry":
                 self._throttle(frame.get("sync", False))
@@ -572,7 +572,7 @@ class PeerProtocol(LineReceiver):
         """
         Close the link politely with a C{bye} frame.
         """
-        self.send_frame({"type": "bye"})
+        self.send_frame(wire.bye())
         self._lose_connection()
 
 
