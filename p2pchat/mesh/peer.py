@@ -34,6 +34,7 @@ from p2pchat.mesh import wire
 from p2pchat.mesh.handshakes import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, PendingSlots
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable
+from p2pchat.throttle import ReadThrottle
 from p2pchat.trust import tls
 
 # Per link: live entries (pushed as they are posted) and sync entries
@@ -141,8 +142,8 @@ class PeerProtocol(LineReceiver):
     ):
         self._handler = handler
         self._buckets = {False: live_bucket, True: sync_bucket}
-        self._resume_call = None
         self._clock = clock
+        self._reading = ReadThrottle(self, clock)
         self.outbound = outbound
         self._handshake_timeout_s = handshake_timeout_s
         self._timeout_call = None
@@ -322,15 +323,7 @@ class PeerProtocol(LineReceiver):
         a longer hold already running ends.  Nothing is dropped: the
         peer's data waits in its socket.
         """
-        if delay_s <= 0 or self._closing:
-            return
-        if self._resume_call is not None:
-            if self._resume_call.getTime() >= self._clock.seconds() + delay_s:
-                return
-            self._resume_call.cancel()
-        else:
-            self.pauseProducing()
-        self._resume_call = self._clock.callLater(delay_s, self._resume)
+        self._reading.hold(delay_s)
 
     @property
     def catching_up(self) -> bool:
@@ -347,7 +340,7 @@ class PeerProtocol(LineReceiver):
         the peer's frames wait because of this node, not because it fell
         silent.
         """
-        return self._resume_call is not None
+        return self._reading.held
 
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
@@ -358,11 +351,6 @@ class PeerProtocol(LineReceiver):
         closes the window soon.)
         """
         self._sync_until = self._clock.seconds() + window_s
-
-    def _resume(self) -> None:
-        self._resume_call = None
-        if not self._closing and self.transport is not None:
-            self.resumeProducing()
 
     def _rx_hello(self, frame: Dict[str, Any]) -> None:
         if frame["version"] != wire.PROTOCOL_VERSION:
@@ -424,10 +412,11 @@ class PeerProtocol(LineReceiver):
     def connectionLost(self, reason: Failure = None) -> None:
         self._run_lost_callbacks(reason)
         self._cancel_timeout()
-        for call in (self._resume_call, self._keepalive_call, self._abort_call):
+        self._reading.cancel()
+        for call in (self._keepalive_call, self._abort_call):
             if call is not None and call.active():
                 call.cancel()
-        self._resume_call = self._keepalive_call = self._abort_call = None
+        self._keepalive_call = self._abort_call = None
         if self.factory is not None:
             self.factory.pending.discard(self)
         if self._accepted:
@@ -549,6 +538,7 @@ class PeerProtocol(LineReceiver):
         first.
         """
         self._closing = True
+        self._reading.stop()
         if self._producer is not None:
             self._producer = None
             self.transport.unregisterProducer()
@@ -565,6 +555,7 @@ class PeerProtocol(LineReceiver):
         """
         self._abort_call = None
         self._closing = True
+        self._reading.stop()
         if self.transport is not None:
             self.transport.abortConnection()
 
