@@ -146,12 +146,6 @@ class Replicator:
                 if known[3] is link:
                     del self.missing[entry_id]
 
-    def eager_links(self) -> List[object]:
-        """
-        @return: the links entries are pushed on in full.
-        """
-        return [link for link, state in self._links.items() if state.eager]
-
     def send_summary(self, link) -> None:
         """
         Start a summary round on C{link}; if one is running, run another

@@ -291,7 +291,7 @@ class BudgetTests(Fixture):
             self.replicator.rx_frame(self.link, {"type": "prune"})
         self.replicator.rx_frame(self.link, {"type": "graft", "ids": ["ab" * 32]})
         self.replicator.rx_frame(self.link, {"type": "prune"})
-        self.assertEqual(self.replicator.eager_links(), [self.link])
+        self.assertEqual(self.replicator.entry_added("cd" * 32, None), [self.link])
 
     def test_ihave_ids_over_budget_dropped(self):
         """
