@@ -21,7 +21,7 @@ from p2pchat.chat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.config import PeerAddress
 from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.log.identity import short_id
-from p2pchat.log.store.core import SearchRefused
+from p2pchat.log.store import SearchRefused
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
 from p2pchat.throttle import ReadThrottle
