@@ -21,9 +21,10 @@ from p2pchat.chat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.config import PeerAddress
 from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.log.identity import short_id
-from p2pchat.log.store.core import SearchRefused
+from p2pchat.log.store import SearchRefused
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
+from p2pchat.throttle import ReadThrottle
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
@@ -164,9 +165,8 @@ class ConsoleProtocol(LineReceiver):
         self._node = node
         self._on_quit = on_quit
         clock = clock or node.membership.clock
-        self._clock = clock
         self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
-        self._resume_call = None
+        self._reading = ReadThrottle(self, clock)
         self._discarding = False
         self._rest: Optional[bytes] = None
 
@@ -179,9 +179,7 @@ class ConsoleProtocol(LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._node.detach(self)
-        if self._resume_call is not None and self._resume_call.active():
-            self._resume_call.cancel()
-        self._resume_call = None
+        self._reading.cancel()
 
     def say(self, text: str) -> None:
         """
@@ -263,15 +261,7 @@ class ConsoleProtocol(LineReceiver):
         Charge one line to this console's token bucket; when it runs dry,
         stop reading from this console only until it has refilled.
         """
-        delay_s = self._bucket.charge(1)
-        if delay_s > 0 and self._resume_call is None:
-            self.pauseProducing()
-            self._resume_call = self._clock.callLater(delay_s, self._resume)
-
-    def _resume(self) -> None:
-        self._resume_call = None
-        if self.transport is not None:
-            self.resumeProducing()
+        self._reading.hold(self._bucket.charge(1))
 
     def lineReceived(self, line: bytes) -> None:
         self._throttle()

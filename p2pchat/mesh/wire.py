@@ -8,7 +8,7 @@ and an example of each frame.
 """
 
 import json
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from p2pchat.addresses import is_canonical_address
 from p2pchat.log.entry import canonical_json, validate_name
@@ -250,3 +250,74 @@ def summary_page(after: Optional[str], vv: Dict[str, Any], final: bool) -> Dict[
         C{more}.
     """
     return {"type": "summary", "after": after, "vv": vv, "final": final}
+
+
+# Builders of the link-level and replication frames.  Each builds what
+# FRAME_CHECKS accepts (tests/unit/test_wire.py parses every builder's
+# output), so the shape of a frame is written once, here.
+
+
+def ping() -> Dict[str, Any]:
+    """
+    @return: a C{ping} frame (a keep-alive; the peer answers C{pong}).
+    """
+    return {"type": "ping"}
+
+
+def pong() -> Dict[str, Any]:
+    """
+    @return: a C{pong} frame, the answer to a C{ping}.
+    """
+    return {"type": "pong"}
+
+
+def bye() -> Dict[str, Any]:
+    """
+    @return: a C{bye} frame; the sender closes the link after it.
+    """
+    return {"type": "bye"}
+
+
+def more() -> Dict[str, Any]:
+    """
+    @return: a C{more} frame: the last summary page is answered, send the
+        next one.
+    """
+    return {"type": "more"}
+
+
+def prune() -> Dict[str, Any]:
+    """
+    @return: a C{prune} frame: stop pushing entries on this link, announce
+        them instead.
+    """
+    return {"type": "prune"}
+
+
+def _id_list(frame_type: str, ids: List[str]) -> List[str]:
+    if not 0 < len(ids) <= MAX_IDS_PER_FRAME:
+        raise ValueError(f"{frame_type} carries 1-{MAX_IDS_PER_FRAME} ids, not {len(ids)}")
+    return ids
+
+
+def ihave(ids: List[str], sync: bool = False) -> Dict[str, Any]:
+    """
+    @param ids: 1 to L{MAX_IDS_PER_FRAME} entry ids this node holds.
+    @param sync: the entries arrived to catch this node up (a receiver
+        that lacks one pulls with a summary round instead of grafting).
+    @return: an C{ihave} frame announcing them.
+    @raise ValueError: if C{ids} is empty or too long.
+    """
+    frame = {"type": "ihave", "ids": _id_list("ihave", ids)}
+    if sync:
+        frame["sync"] = True
+    return frame
+
+
+def graft(ids: List[str]) -> Dict[str, Any]:
+    """
+    @param ids: 1 to L{MAX_IDS_PER_FRAME} entry ids this node lacks.
+    @return: a C{graft} frame asking for them (the link becomes eager).
+    @raise ValueError: if C{ids} is empty or too long.
+    """
+    return {"type": "graft", "ids": _id_list("graft", ids)}

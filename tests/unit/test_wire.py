@@ -292,3 +292,57 @@ class HelloAddressTests(SynchronousTestCase):
         error = self.assertRaises(wire.FrameError, wire.parse_frame, wire.encode_frame(frame))
         self.assertIn("addr", str(error))
 
+
+
+class BuilderTests(SynchronousTestCase):
+    """
+    Every frame this node sends is built by a builder in L{wire}, and what
+    each builder builds is exactly what L{parse_frame} accepts.
+    """
+
+    def assertBuilds(self, frame, expected):
+        self.assertEqual(frame, expected)
+        self.assertEqual(parse_frame(encode_frame(frame)), expected)
+
+    def test_link_frames(self):
+        """
+        C{ping}, C{pong} and C{bye} carry nothing but their type.
+        """
+        self.assertBuilds(wire.ping(), {"type": "ping"})
+        self.assertBuilds(wire.pong(), {"type": "pong"})
+        self.assertBuilds(wire.bye(), {"type": "bye"})
+
+    def test_replication_frames(self):
+        """
+        C{more}, C{prune}, C{ihave} (live or sync) and C{graft}.
+        """
+        self.assertBuilds(wire.more(), {"type": "more"})
+        self.assertBuilds(wire.prune(), {"type": "prune"})
+        self.assertBuilds(wire.ihave([NODE_ID]), {"type": "ihave", "ids": [NODE_ID]})
+        self.assertBuilds(
+            wire.ihave([NODE_ID], sync=True), {"type": "ihave", "ids": [NODE_ID], "sync": True}
+        )
+        self.assertBuilds(wire.graft([NODE_ID]), {"type": "graft", "ids": [NODE_ID]})
+
+    def test_summary_and_error(self):
+        """
+        A summary page and an error frame.
+        """
+        self.assertBuilds(
+            wire.summary_page(None, {NODE_ID: [1, 3]}, True),
+            {"type": "summary", "after": None, "vv": {NODE_ID: [1, 3]}, "final": True},
+        )
+        self.assertBuilds(wire.error("no"), {"type": "error", "reason": "no"})
+
+    def test_id_lists_bounded(self):
+        """
+        C{ihave} and C{graft} refuse to build a frame the peer would
+        refuse: no ids, or more than L{wire.MAX_IDS_PER_FRAME}.
+        """
+        most = [NODE_ID] * wire.MAX_IDS_PER_FRAME
+        self.assertEqual(len(wire.graft(most)["ids"]), wire.MAX_IDS_PER_FRAME)
+        for build in (wire.ihave, wire.graft):
+            self.assertRaises(ValueError, build, [])
+            self.assertRaises(ValueError, build, most + [NODE_ID])
+            self.assertRaises(FrameError, parse_frame, encode_frame(
+                {"type": build.__name__, "ids": most + [NODE_ID]}))
