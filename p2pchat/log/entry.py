@@ -9,7 +9,7 @@ form is a JSON object with exactly these keys::
     prev     the id of the author's entry seq-1, or null when seq is 1
     lamport  Lamport time: greater than every entry the author had seen
     ts       the author's wall-clock time, integer milliseconds since 1970
-    kind     "chat" or "dm"
+    kind     "chat", "dm", "cert", "room.join", "room.part" or "room.topic"
     body     an object whose shape depends on kind (see L{validate_body})
     sig      128 hex digits: Ed25519 signature by author
 
@@ -30,7 +30,6 @@ the received line never reach the id, which hashes our own re-encoding.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any, Dict, Optional
@@ -38,40 +37,30 @@ from typing import Any, Dict, Optional
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
-from p2pchat.canonical import is_canonical_base64, is_lower_hex, is_nfc, nfc
+from p2pchat.canonical import is_lower_hex, nfc
+from p2pchat.log.bodies import (  # noqa: F401 (the entry's public API)
+    MAX_BODY_BYTES,
+    MAX_TEXT_BYTES,
+    InvalidEntry,
+    _body_json,
+    canonical_json,
+    validate_body,
+    validate_name,
+)
 from p2pchat.log.identity import Identity, is_node_id
+from p2pchat.log.rooms import ROOM_KINDS
 
 SIGNING_CONTEXT = b"p2pchat-entry-v1\n"
-MAX_TEXT_BYTES = 4096
-MAX_BODY_BYTES = 16384
 MAX_INTEGER = 2**53
-KINDS = ("chat", "dm", "cert")
+KINDS = ("chat", "dm", "cert") + ROOM_KINDS
 ENTRY_KEYS = frozenset(
     ["author", "seq", "prev", "lamport", "ts", "kind", "body", "sig"]
 )
 _UNSIGNED_KEYS = ENTRY_KEYS - {"sig"}
-_CHAT_KEYS = frozenset(["name", "text"])
-_DM_KEYS = frozenset(["name", "to", "box", "self_box"])
-_CERT_KEYS = frozenset(["name", "cert", "proof"])
 # Verify keys of recent authors, so that a stream of one author's entries
 # does not build the same key object again for every entry.
 _VERIFY_KEYS: Dict[str, VerifyKey] = {}
 _VERIFY_KEYS_MAX = 4096
-
-
-class InvalidEntry(ValueError):
-    """
-    An entry failed validation; C{str(error)} says why, in a few words.
-    """
-
-
-def canonical_json(value: Any) -> bytes:
-    """
-    @return: the canonical encoding of C{value}.
-    """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -116,18 +105,6 @@ class Entry:
         return self.body["name"]
 
 
-def body_json(body: Dict[str, Any]) -> str:
-    """
-    @return: C{canonical_json(body).decode("utf-8")}, built directly for
-        the usual chat body (exactly C{name} and C{text}, both strings).
-    """
-    if body.keys() == _CHAT_KEYS:
-        name, text = body["name"], body["text"]
-        if type(name) is str and type(text) is str:
-            return '{"name":%s,"text":%s}' % (encode_basestring(name), encode_basestring(text))
-    return canonical_json(body).decode("utf-8")
-
-
 def entry_id(wire: Dict[str, Any]) -> str:
     """
     @return: the id of the signed entry C{wire}: SHA-256 of its canonical
@@ -142,111 +119,6 @@ def _is_int(value: object, minimum: int) -> bool:
         and not isinstance(value, bool)
         and minimum <= value <= MAX_INTEGER
     )
-
-
-def _is_text(value: object, max_bytes: int) -> bool:
-    # Strict UTF-8: a lone surrogate (JSON allows "\ud800") is not text,
-    # and could not be canonically encoded.
-    if not isinstance(value, str):
-        return False
-    try:
-        return len(value.encode("utf-8")) <= max_bytes
-    except UnicodeEncodeError:
-        return False
-
-
-def validate_name(name: object) -> bool:
-    """
-    @return: whether C{name} is a valid display name: 1-32 printable
-        characters, no whitespace, in Unicode NFC (one spelling per name).
-    """
-    # name.split() == [name] exactly when name is non-empty and has no
-    # character for which str.isspace() holds (both use one definition).
-    return (
-        isinstance(name, str)
-        and 1 <= len(name) <= 32
-        and name.isprintable()
-        and name.split() == [name]
-        and is_nfc(name)
-    )
-
-
-def validate_body(kind: str, body: object) -> None:
-    """
-    Check that C{body} has the shape C{kind} requires.
-
-      - chat: C{{"name": NAME, "text": TEXT}}
-      - dm: C{{"name": NAME, "to": NODE_ID, "box": B64, "self_box": B64}}:
-        the text sealed to the recipient and to the author.
-
-    @raise InvalidEntry: if it does not.
-    """
-    _body_json(kind, body)
-
-
-def _body_json(kind: str, body: object) -> str:
-    """
-    Check C{body} as L{validate_body} does.
-
-    @return: its canonical encoding, as text (not yet UTF-8 encoded).
-    @raise InvalidEntry: if it has the wrong shape.
-    """
-    if not isinstance(body, dict):
-        raise InvalidEntry("body is not an object")
-    if not validate_name(body.get("name")):
-        raise InvalidEntry("body.name is not a valid name")
-    if kind == "chat":
-        if body.keys() != _CHAT_KEYS:
-            raise InvalidEntry("chat body must have exactly name and text")
-        text = body["text"]
-        if not _is_text(text, MAX_TEXT_BYTES) or not text:
-            raise InvalidEntry("chat text is empty, not a string, or too long")
-        if not is_nfc(text):
-            raise InvalidEntry("chat text is not in Unicode NFC")
-        # Every value is a string: the canonical encoding, keys sorted.
-        encoded = '{"name":%s,"text":%s}' % (
-            encode_basestring(body["name"]),
-            encode_basestring(text),
-        )
-    elif kind == "dm":
-        if body.keys() != _DM_KEYS:
-            raise InvalidEntry("dm body must have exactly name, to, box, self_box")
-        if not is_node_id(body["to"]):
-            raise InvalidEntry("dm recipient is not a node id")
-        for key in ("box", "self_box"):
-            if not _is_text(body[key], MAX_BODY_BYTES // 2):
-                raise InvalidEntry(f"dm {key} is not a string or too long")
-            if not is_canonical_base64(body[key]):
-                raise InvalidEntry(f"dm {key} is not canonical base64")
-        encoded = '{"box":%s,"name":%s,"self_box":%s,"to":%s}' % (
-            encode_basestring(body["box"]),
-            encode_basestring(body["name"]),
-            encode_basestring(body["self_box"]),
-            encode_basestring(body["to"]),
-        )
-    elif kind == "cert":
-        if body.keys() != _CERT_KEYS:
-            raise InvalidEntry("cert body must have exactly name, cert, proof")
-        if not _is_text(body["cert"], MAX_BODY_BYTES // 2) or not body["cert"].isascii():
-            raise InvalidEntry("cert certificate is not an ASCII string or too long")
-        proof = body["proof"]
-        if not (
-            isinstance(proof, str)
-            and 0 < len(proof) <= 1024
-            and len(proof) % 2 == 0
-            and is_lower_hex(proof, len(proof))
-        ):
-            raise InvalidEntry("cert proof is not lowercase hex bytes")
-        encoded = '{"cert":%s,"name":%s,"proof":%s}' % (
-            encode_basestring(body["cert"]),
-            encode_basestring(body["name"]),
-            encode_basestring(proof),
-        )
-    else:
-        raise InvalidEntry(f"unknown kind {kind!r}")
-    if len(encoded.encode("utf-8")) > MAX_BODY_BYTES:
-        raise InvalidEntry("body too large")
-    return encoded
 
 
 def _validate_fields(obj: object) -> str:
@@ -430,7 +302,7 @@ def create_entry(
     """
     Author and sign a new entry.
 
-    The body's C{name} and C{text} are first normalised to Unicode NFC
+    The body's C{name}, C{text} and C{topic} are first normalised to Unicode NFC
     (the only form receivers accept).  The fields are then validated
     exactly as L{decode_entry} validates them, so a bad field raises here
     rather than producing an entry every receiver would reject; the fresh
@@ -439,7 +311,7 @@ def create_entry(
     @raise InvalidEntry: if a field is invalid.
     """
     if isinstance(body, dict):
-        body = {key: nfc(value) if key in ("name", "text") else value
+        body = {key: nfc(value) if key in ("name", "text", "topic") else value
                 for key, value in body.items()}
     unsigned = {
         "author": identity.node_id,

@@ -15,13 +15,13 @@ from nacl.exceptions import CryptoError
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log import entry as entry_module
+from p2pchat.log.bodies import body_json
 from p2pchat.log.entry import (
     MAX_TEXT_BYTES,
     SIGNING_CONTEXT,
     InvalidEntry,
     _body_json,
     _encode_checked,
-    body_json,
     canonical_json,
     create_entry,
     decode_entry,

@@ -26,7 +26,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from p2pchat.log.entry import Entry, body_json
+from p2pchat.log.bodies import body_json
+from p2pchat.log.entry import Entry
 from p2pchat.log.store.schema import (
     ENTRY_COLUMNS,
     SQLITE_MAX_INT,
