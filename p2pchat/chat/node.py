@@ -34,6 +34,7 @@ from p2pchat.log.entry import (
 from p2pchat.log.identity import Identity, is_node_id, seal_to, short_id
 from p2pchat.log.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.log.replication import IReplicationOutput, ReplicationConfig, Replicator, wanted
+from p2pchat.log.rooms import reaches_link
 from p2pchat.log.store.core import Store, StoreError
 from p2pchat.log.streaming import EntryStreamer
 from p2pchat.log.verifier import InlineVerifier
@@ -347,7 +348,7 @@ class ChatNode:
         self.links.add(link)
         streamer = EntryStreamer(
             link, self._store.entries_after, self._clock, get=self._store.get,
-            feeds_page=self._store.feeds_page, wanted=wanted,
+            feeds_page=self._store.feeds_page, wanted=wanted, version=link.version,
         )
         self._streamers[link] = streamer
         link.set_producer(streamer)
@@ -696,7 +697,7 @@ class ChatNode:
         the other links get it announced at the next tick (all of them,
         for an entry that arrived to catch this node up).
         """
-        links = self.replicator.entry_added(entry.id, source, live)
+        links = self.replicator.entry_added(entry.id, source, live, reaches_link(entry))
         frame = None
         for link in links:
             streamer = self._streamers.get(link)
@@ -879,7 +880,7 @@ class ChatNode:
         @return: how this node shows C{entry}, or C{None} if it is a
             direct message for someone else (or one it cannot open).
         """
-        if entry.author in self._blocked or entry.kind == "cert":
+        if entry.author in self._blocked or entry.kind not in ("chat", "dm"):
             return None
         if entry.kind == "chat":
             return Message(entry, entry.body["text"], direct=False)

@@ -47,7 +47,7 @@ missing ids (about 200 bytes each: 2 MB).
 
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -281,7 +281,10 @@ class Replicator:
 
     # Entries
 
-    def entry_added(self, entry_id: str, source, live: bool = True) -> List[object]:
+    def entry_added(
+        self, entry_id: str, source, live: bool = True,
+        reaches: Optional[Callable[[object], bool]] = None,
+    ) -> List[object]:
         """
         An entry was committed (received from C{source}, or authored here
         when C{source} is C{None}).
@@ -291,13 +294,16 @@ class Replicator:
             and pushes are not flow-controlled); each link gets up to
             L{MAX_IDS_PER_FRAME} such ids per tick in an C{ihave} marked
             C{sync}, and a neighbour that lacks any pulls with a summary.
+        @param reaches: if given, the entry is neither pushed nor announced
+            on the links for which it is false (a link whose protocol
+            version does not know it).
         @return: the links to push it to in full; the others get it
             announced at the next tick.
         """
         self._forget_missing(entry_id)
         eager = []
         for link, state in self._links.items():
-            if link is source:
+            if link is source or (reaches is not None and not reaches(link)):
                 continue
             if not live:
                 if len(state.sync_announce) < MAX_IDS_PER_FRAME:

@@ -32,7 +32,7 @@ L{p2pchat.canonical}.
 
 import re
 from json.encoder import encode_basestring
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from p2pchat.canonical import is_nfc
 
@@ -171,3 +171,15 @@ def understood_by(version: int, kind: str, body: Dict[str, Any]) -> bool:
     if version >= ROOMS_VERSION:
         return True
     return kind in V2_KINDS and "room" not in body
+
+
+def reaches_link(entry) -> Optional[Callable[[object], bool]]:
+    """
+    @param entry: an L{p2pchat.log.entry.Entry}.
+    @return: C{None} when every link may carry C{entry} (protocol 2 knows
+        it), else a test of a link (by its C{version}) for
+        L{p2pchat.log.replication.Replicator.entry_added}.
+    """
+    if understood_by(2, entry.kind, entry.body):
+        return None
+    return lambda link: understood_by(link.version, entry.kind, entry.body)

@@ -24,6 +24,10 @@ does, in this order of priority:
     I{hole}, a run of seqs starting at a given seq, per author), in chain
     order.
 
+Entries the link's protocol version does not know (room entries, on a
+link to a protocol-2 node: L{p2pchat.log.rooms.understood_by}) are
+withheld, never sent, and counted in C{withheld}.
+
 Memory per link: at most one page answer (the peer's page, at most 500
 authors), at most 2 x L{WALK_AUTHORS} + 500 queued authors (cursors and
 holes), L{MAX_PENDING_GRAFTS} graft ids, and one batch of at most
@@ -37,6 +41,7 @@ from typing import Callable, Dict, List, Optional
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from zope.interface import implementer
 
+from p2pchat.log.rooms import ROOMS_VERSION, understood_by
 from p2pchat.mesh import wire
 
 DEFAULT_BATCH_ENTRIES = 200
@@ -64,6 +69,8 @@ class EntryStreamer:
     Streams entries to one link.
 
     @ivar sent: how many entries it has sent.
+    @ivar withheld: how many it did not send because the link's protocol
+        version does not know them.
     @ivar grafts_dropped: graft ids dropped because L{MAX_PENDING_GRAFTS}
         were already pending.
     """
@@ -77,6 +84,7 @@ class EntryStreamer:
         get: Optional[Callable[[str], object]] = None,
         feeds_page: Optional[Callable[..., List[tuple]]] = None,
         wanted: Optional[Callable[[object, int, int], tuple]] = None,
+        version: int = ROOMS_VERSION,
     ):
         """
         @param link: the L{p2pchat.mesh.peer.PeerProtocol} to send on.
@@ -87,6 +95,7 @@ class EntryStreamer:
         @param feeds_page: the store's C{feeds_page(after, limit, upto)}
             (for page answers).
         @param wanted: L{p2pchat.log.replication.wanted}.
+        @param version: the protocol version of the link.
         """
         self._link = link
         self._entries_after = entries_after
@@ -103,7 +112,9 @@ class EntryStreamer:
         self._paused = False
         self._stopped = False
         self._call = None
+        self._version = version
         self.sent = 0
+        self.withheld = 0
         self.grafts_dropped = 0
 
     def request(self, cursors: Dict[str, int]) -> None:
@@ -171,8 +182,11 @@ class EntryStreamer:
 
     def _send(self, entries: List) -> None:
         for entry in entries:
-            self._link.send_frame(wire.entry_frame(entry.to_wire(), sync=True))
-        self.sent += len(entries)
+            if understood_by(self._version, entry.kind, entry.body):
+                self._link.send_frame(wire.entry_frame(entry.to_wire(), sync=True))
+                self.sent += 1
+            else:
+                self.withheld += 1
 
     def _send_batch(self) -> None:
         self._call = None

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.unit.test_peer -*-
 """
 The hello handshake's parts that are not framing: what this node says in
-its hello (signed with the TLS session on a TLS link), which hellos it
-refuses, what a failed TLS handshake is reported as, and the outcome a
-dialer waits on.  L{p2pchat.mesh.peer.PeerProtocol} runs the exchange.
+its hello (signed with the TLS session on a TLS link), what a failed TLS
+handshake is reported as, and the outcome a dialer waits on (which
+versions it takes is L{wire.link_version}).  L{p2pchat.mesh.peer.PeerProtocol} runs the exchange.
 """
 
 from typing import Any, Callable, Dict, Optional, Union
@@ -12,7 +12,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from p2pchat.mesh import wire
 from p2pchat.trust import tls
 
 
@@ -34,19 +33,6 @@ def signed_hello(handler, transport) -> Dict[str, Any]:
     if material is not None:
         hello[tls.BINDING_FIELD] = handler.sign_binding(material)
     return hello
-
-
-def version_refusal(frame: Dict[str, Any]) -> Optional[str]:
-    """
-    @param frame: a hello frame (checked by L{wire.parse_frame}).
-    @return: why this node cannot speak with its sender, or C{None}.
-    """
-    if frame["version"] != wire.PROTOCOL_VERSION:
-        return (
-            f"unsupported protocol version {frame['version']}"
-            f" (this node speaks {wire.PROTOCOL_VERSION})"
-        )
-    return None
 
 
 def tls_failure_reason(failure: Failure) -> str:

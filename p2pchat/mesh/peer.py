@@ -38,13 +38,7 @@ from p2pchat.mesh.budgets import (
     EntryBudget,
 )
 from p2pchat.mesh.handler import IPeerHandler
-from p2pchat.mesh.hello import (
-    HandshakeFailed,
-    HandshakeOutcome,
-    signed_hello,
-    tls_failure_reason,
-    version_refusal,
-)
+from p2pchat.mesh.hello import HandshakeFailed, HandshakeOutcome, signed_hello, tls_failure_reason
 from p2pchat.mesh.keepalive import KeepAlive
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
@@ -68,11 +62,13 @@ class PeerProtocol(LineReceiver):
         the handshake succeeds, or fails with L{HandshakeFailed} (see
         L{HandshakeOutcome}).
     @ivar max_unread_bytes: see L{MAX_UNREAD_BYTES}.
+    @ivar version: the protocol version of the link, once the hello came.
     """
 
     delimiter = b"\n"
     MAX_LENGTH = wire.MAX_LINE_BYTES
     max_unread_bytes = MAX_UNREAD_BYTES
+    version: Optional[int] = None
     log = Logger()
 
     def __init__(
@@ -252,7 +248,7 @@ class PeerProtocol(LineReceiver):
         self._entries.expect_sync(window_s)
 
     def _rx_hello(self, frame: Dict[str, Any]) -> None:
-        refusal = version_refusal(frame)
+        self.version, refusal = wire.link_version(frame)
         if refusal is not None:
             self.close(refusal)
             return

@@ -8,15 +8,19 @@ and an example of each frame.
 """
 
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from p2pchat.addresses import is_canonical_address
 from p2pchat.log.entry import canonical_json, validate_name
 from p2pchat.log.identity import is_node_id
 
 # Version 2: paged, acknowledged summaries ("summary" pages with "after",
-# "more"), and [contiguous, head] summary values; see docs/protocol.md.
-PROTOCOL_VERSION = 2
+# "more"), and [contiguous, head] summary values.  Version 3: rooms (the
+# room entries of p2pchat.log.rooms), never sent on a version-2 link.  A
+# hello names the range the sender speaks: "version" the lowest,
+# "max_version" the highest; see docs/protocol.md.
+PROTOCOL_VERSION = 3
+MIN_PROTOCOL_VERSION = 2
 MAX_LINE_BYTES = 65536
 MAX_ADDRESS_LENGTH = 300
 MAX_IDS_PER_FRAME = 500
@@ -42,6 +46,9 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def _check_hello(frame: Dict[str, Any]) -> None:
     if not isinstance(frame.get("version"), int) or isinstance(frame.get("version"), bool):
         raise FrameError("hello.version is not an integer")
+    highest = frame.get("max_version", frame["version"])
+    if not isinstance(highest, int) or isinstance(highest, bool) or highest < frame["version"]:
+        raise FrameError("hello.max_version is not an integer at least hello.version")
     if not is_node_id(frame.get("id")):
         raise FrameError("hello.id is not a node id")
     if not validate_name(frame.get("name")):
@@ -53,6 +60,24 @@ def _check_hello(frame: Dict[str, Any]) -> None:
         raise FrameError("hello has no addr (use null for none)")
     if not valid_address(frame["addr"]):
         raise FrameError("hello.addr is not HOST:PORT or null")
+
+
+def link_version(frame: Dict[str, Any]) -> Tuple[Optional[int], Optional[str]]:
+    """
+    @param frame: a hello frame (checked by L{parse_frame}): the
+        sender speaks versions C{version} to C{max_version} (absent: only
+        C{version}, as protocol 2 nodes say).
+    @return: C{(version, None)}, the highest version both sides speak, or
+        C{(None, why)} when there is none.
+    """
+    lowest = frame["version"]
+    highest = min(frame.get("max_version", lowest), PROTOCOL_VERSION)
+    if highest < max(lowest, MIN_PROTOCOL_VERSION):
+        return None, (
+            f"unsupported protocol version {lowest}"
+            f" (this node speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})"
+        )
+    return highest, None
 
 
 def valid_address(address: object) -> bool:
@@ -208,7 +233,8 @@ def hello(
     """
     frame = {
         "type": "hello",
-        "version": PROTOCOL_VERSION,
+        "version": MIN_PROTOCOL_VERSION,
+        "max_version": PROTOCOL_VERSION,
         "id": node_id,
         "name": name,
         "addr": address,

@@ -272,10 +272,44 @@ class HandshakeTests(PeerTestCase):
         """
         self.connect()
         # Version 1 (before paged summaries) is refused since version 2.
-        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=1)))
-        self.assertClosedWithError("unsupported protocol version 1")
+        version_1 = {key: value for key, value in BOB_HELLO.items() if key != "max_version"}
+        self.protocol.dataReceived(encode(dict(version_1, version=1)))
+        self.assertClosedWithError("unsupported protocol version 1 (this node speaks 2 to 3)")
         self.assertHandshakeFailed()
         self.assertEqual(self.handler.calls, [])
+
+    def test_later_versions_only(self):
+        """
+        A hello whose versions all lie above this node's is refused too,
+        naming its lowest.
+        """
+        self.connect()
+        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=4, max_version=5)))
+        self.assertClosedWithError("unsupported protocol version 4 (this node speaks 2 to 3)")
+        self.assertEqual(self.handler.calls, [])
+
+    def test_link_version(self):
+        """
+        The link speaks the highest version both sides speak: 2 with a
+        protocol-2 node (whose hello has no max_version), 3 with a node of
+        this build, 3 with a later node that still speaks 3.
+        """
+        version_2 = {key: value for key, value in BOB_HELLO.items() if key != "max_version"}
+        for hello, expected in ((dict(version_2, version=2), 2), (BOB_HELLO, 3),
+                                (dict(BOB_HELLO, version=3, max_version=7), 3)):
+            self.connect()
+            self.protocol.dataReceived(encode(hello))
+            self.assertTrue(self.protocol.accepted)
+            self.assertEqual(self.protocol.version, expected)
+
+    def test_own_hello_names_versions(self):
+        """
+        This node's hello says version 2 (so that a protocol-2 node, which
+        checks only that field, takes it) and max_version 3.
+        """
+        self.connect()
+        hello = self.written()[0]
+        self.assertEqual((hello["version"], hello["max_version"]), (2, 3))
 
     def test_handler_refuses(self):
         """

@@ -148,6 +148,18 @@ class RejectTests(SynchronousTestCase):
         del frame["version"]
         self.assertRejected(line(frame), "version")
 
+    def test_hello_max_version(self):
+        """
+        hello.max_version is optional (protocol-2 nodes send none) and,
+        when present, an integer no lower than hello.version.
+        """
+        frame = wire.hello(NODE_ID, "alice", None)
+        del frame["max_version"]
+        self.assertEqual(parse_frame(line(frame)), frame)
+        for bad in ("3", 3.0, True, None, 1):
+            frame = dict(wire.hello(NODE_ID, "alice", None), max_version=bad)
+            self.assertRejected(line(frame), "max_version")
+
     def test_hello_id(self):
         """
         hello.id must be a node id.
