@@ -765,7 +765,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
 
     def test_historySkipsOthersDMsByIndex(self):
         """
-        History for a node reads chat through the C{entries_chat} partial
+        History for a node reads #lobby chat through the C{entries_lobby} partial
         index and its own DMs through C{dm_parties}, both in display order:
         EXPLAIN QUERY PLAN shows no scan of C{entries} (so the DMs of
         others, however many, are never read) and no sort.
@@ -784,7 +784,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
             plans += [
                 row[-1] for row in sql(store).execute("EXPLAIN QUERY PLAN " + statement)
             ]
-        self.assertIn("SCAN entries USING INDEX entries_chat", plans)
+        self.assertIn("SCAN entries USING INDEX entries_lobby", plans)
         self.assertIn("SEARCH dm_parties USING PRIMARY KEY (party=?)", plans)
         for detail in plans:
             self.assertFalse(detail.startswith("SCAN entries") and "INDEX" not in detail, plans)
@@ -793,7 +793,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
 
     def test_searchPlansWalkChatRowsOnly(self):
         """
-        The I{scan} and I{probe} search plans walk the C{entries_chat}
+        The I{scan} and I{probe} search plans walk the C{entries_lobby}
         index (chat rows only, in display order), so DMs between others
         are never read by a search, and they still agree with I{join}.
         """
@@ -812,7 +812,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
                 row[-1]
                 for row in sql(store).execute("EXPLAIN QUERY PLAN " + statements[0])
             ]
-            self.assertIn("SCAN e USING INDEX entries_chat", plan, strategy)
+            self.assertIn("SCAN e USING INDEX entries_lobby", plan, strategy)
 
     def test_historyAfterUpgradeFromVersion1(self):
         """
@@ -825,7 +825,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         expected = store.history(500, self.alice.node_id)
         self.assertTrue(any(e.kind == "dm" for e in expected))
         sql(store).execute("DROP TABLE dm_parties")
-        sql(store).execute("DROP INDEX entries_chat")
+        sql(store).execute("DROP INDEX entries_lobby")
         sql(store).execute("PRAGMA user_version=1")
         store.close()
         again = self.open_store(path)

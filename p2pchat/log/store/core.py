@@ -14,6 +14,8 @@ benchmarks use):
   - L{p2pchat.log.store.log}: entries, chain rules, heads, the digest and
     count, pages of feeds for summaries;
   - L{p2pchat.log.store.search}: history, attestations, full-text search;
+  - L{p2pchat.log.store.rooms}: rooms (history, search, room entries,
+    message counts) and the local read positions and settings;
   - L{p2pchat.log.store.blocks}: the local block list.
 
 Composition rather than mixins: each room owns its own state (the log's
@@ -22,11 +24,12 @@ what it is given, so no room can depend on another's privates.
 """
 
 import time
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from p2pchat.log.entry import Entry
 from p2pchat.log.store.blocks import BlockList
 from p2pchat.log.store.log import AddResult, EntryLog
+from p2pchat.log.store.rooms import RoomIndex
 from p2pchat.log.store.schema import Database, StoreError
 from p2pchat.log.store.search import SEARCH_BUDGET_S, LogSearch
 
@@ -57,6 +60,9 @@ class Store:
         self._log = EntryLog(self._database)
         self._search = LogSearch(self._database, self._log.count, clock, search_budget_s)
         self._blocks = BlockList(self._database)
+        self._rooms = RoomIndex(
+            self._database, clock, lambda: self._search.search_budget_s
+        )
 
     @property
     def path(self) -> str:
@@ -182,6 +188,62 @@ class Store:
         @raise p2pchat.log.store.search.SearchRefused: too broad.
         """
         return self._search.search(text, limit)
+
+    # -- rooms (p2pchat.log.store.rooms) -------------------------------------
+
+    def room_history(
+        self, room: str, limit: int, exclude_authors: Iterable[str] = ()
+    ) -> List[Entry]:
+        """
+        @return: the last C{limit} entries of a room other than #lobby:
+            see L{RoomIndex.history}.
+        """
+        return self._rooms.history(room, limit, exclude_authors)
+
+    def room_search(self, room: str, text: str, limit: int = 50) -> List[Entry]:
+        """
+        @return: the newest messages of a room other than #lobby that
+            match C{text}: see L{RoomIndex.search}.
+        @raise p2pchat.log.store.search.SearchRefused: too broad.
+        """
+        return self._rooms.search(room, text, limit)
+
+    def room_events(self) -> List[Entry]:
+        """
+        @return: every join, part and topic: see L{RoomIndex.events}.
+        """
+        return self._rooms.events()
+
+    def room_message_counts(self) -> Dict[str, int]:
+        """
+        @return: messages per room: see L{RoomIndex.message_counts}.
+        """
+        return self._rooms.message_counts()
+
+    def unread(self, room: str) -> int:
+        """
+        @return: messages of C{room} stored since it was last read: see
+            L{RoomIndex.unread}.
+        """
+        return self._rooms.unread(room)
+
+    def mark_read(self, room: str) -> None:
+        """
+        Remember that the user has read C{room} up to now.
+        """
+        self._rooms.mark_read(room)
+
+    def setting(self, key: str) -> Optional[str]:
+        """
+        @return: a local setting (see L{RoomIndex.setting}), or C{None}.
+        """
+        return self._rooms.setting(key)
+
+    def set_setting(self, key: str, value: str) -> None:
+        """
+        Remember a local setting.
+        """
+        self._rooms.set_setting(key, value)
 
     # -- the block list (p2pchat.log.store.blocks) ---------------------------
 

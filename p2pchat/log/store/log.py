@@ -35,6 +35,8 @@ from p2pchat.log.store.schema import (
     Database,
     StoreError,
     chunks,
+    index_room_messages,
+    room_token,
     row_to_entry,
 )
 
@@ -228,8 +230,10 @@ class EntryLog:
         ).fetchone()
         rows = []
         texts = []
+        room_texts = []
         parties = []
         for rowid, entry in enumerate(added, last_rowid + 1):
+            room = entry.body.get("room")
             rows.append(
                 (
                     rowid,
@@ -242,20 +246,26 @@ class EntryLog:
                     entry.kind,
                     body_json(entry.body),
                     entry.sig,
+                    room,
                 )
             )
             if entry.kind == "chat":
-                texts.append((rowid, entry.body["text"]))
+                if room is None:
+                    texts.append((rowid, entry.body["text"]))
+                else:
+                    room_texts.append((rowid, entry.body["text"], room_token(room), room))
             elif entry.kind == "dm":
                 for party in {entry.author, entry.body["to"]}:
                     parties.append((party, entry.lamport, entry.author, entry.seq, rowid))
         db.executemany(
             "INSERT INTO entries (rowid, id, author, seq, prev, lamport, ts, "
-            "kind, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "kind, body, sig, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         if texts:
             db.executemany("INSERT INTO chat_fts (rowid, text) VALUES (?, ?)", texts)
+        if room_texts:
+            index_room_messages(db, room_texts)
         if parties:
             db.executemany(
                 "INSERT INTO dm_parties (party, lamport, author, seq, entry) "

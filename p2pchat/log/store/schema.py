@@ -31,16 +31,40 @@ Schema (version L{SCHEMA_VERSION}, recorded in C{PRAGMA user_version})::
     block_events rowid, author, blocked: the local block list (not part
               of the log), append-only.
 
+Version 3 (rooms, L{p2pchat.log.rooms}; a version-2 store is upgraded in
+place when opened: one column added, two indexes built)::
+
+    entries.room  the room of a room message or room entry; NULL for
+              #lobby messages (chat without a room), dm and cert
+              index entries_room(room, lamport, author, seq)
+                  WHERE room IS NOT NULL: one room's history
+              index entries_lobby(lamport, author, seq)
+                  WHERE kind = 'chat' AND room IS NULL: #lobby's history
+                  (replaces entries_chat, which also held room messages)
+              index entries_room_events(room, lamport, author, seq)
+                  WHERE room IS NOT NULL AND kind != 'chat': joins,
+                  parts and topics
+    chat_fts  now the text of #lobby messages only
+    room_fts  FTS5, contentless, columns text and room: the text of every
+              room message, and its room as one token (L{room_token}),
+              rowid = entries.rowid
+    room_counts room TEXT PRIMARY KEY, messages: messages per room (a
+              derived cache, like feeds)
+    room_reads room TEXT PRIMARY KEY, seen: the local user's read
+              position in each room, an entries rowid (not part of the log)
+    settings  key TEXT PRIMARY KEY, value: local preferences (the current
+              room), not part of the log
+
 The file is opened in WAL mode with C{synchronous=FULL}.
 """
 
 import json
 import sqlite3
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from p2pchat.log.entry import Entry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EMPTY_DIGEST = "0" * 64
 # Host parameters per "IN (...)" query; well below every SQLite limit.
 CHUNK = 400
@@ -127,6 +151,55 @@ _SCHEMA = [
 ]
 
 
+# Version 3: rooms.  Run after _SCHEMA, once the room column exists.
+_ROOM_SCHEMA = [
+    """
+    CREATE INDEX IF NOT EXISTS entries_room
+        ON entries (room, lamport, author, seq) WHERE room IS NOT NULL
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS entries_lobby
+        ON entries (lamport, author, seq) WHERE kind = 'chat' AND room IS NULL
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS entries_room_events
+        ON entries (room, lamport, author, seq) WHERE room IS NOT NULL AND kind != 'chat'
+    """,
+    "DROP INDEX IF EXISTS entries_chat",
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS room_fts
+        USING fts5(text, room, content='')
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS room_counts (
+        room TEXT PRIMARY KEY,
+        messages INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS room_reads (
+        room TEXT PRIMARY KEY,
+        seen INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+]
+
+
+def room_token(room: str) -> str:
+    """
+    @return: the one FTS5 token that stands for C{room} in C{room_fts}:
+        C{r} and the hex digits of its name after C{#} (the tokenizer
+        would split the name itself at C{-} and C{.}).
+    """
+    return "r" + room[1:].encode("ascii").hex()
+
+
 class StoreError(Exception):
     """
     The store could not be opened, or a database operation failed;
@@ -197,6 +270,11 @@ class Database:
             if version < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     db.execute(statement)
+                columns = [row[1] for row in db.execute("PRAGMA table_info(entries)")]
+                if "room" not in columns:
+                    db.execute("ALTER TABLE entries ADD COLUMN room TEXT")
+                for statement in _ROOM_SCHEMA:
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -257,6 +335,27 @@ def _has_fts5(db: sqlite3.Connection) -> bool:
         return False
     db.execute("DROP TABLE temp.fts5_probe")
     return True
+
+
+def index_room_messages(db: sqlite3.Connection, messages: List[tuple]) -> None:
+    """
+    Index room messages being stored: their text and room in C{room_fts},
+    and one more message for each room in C{room_counts}.
+
+    @param messages: C{(rowid, text, room_token(room), room)} each.
+    """
+    db.executemany(
+        "INSERT INTO room_fts (rowid, text, room) VALUES (?, ?, ?)",
+        [message[:3] for message in messages],
+    )
+    counts: Dict[str, int] = {}
+    for message in messages:
+        counts[message[3]] = counts.get(message[3], 0) + 1
+    db.executemany(
+        "INSERT INTO room_counts (room, messages) VALUES (?, ?) ON CONFLICT (room) "
+        "DO UPDATE SET messages = messages + excluded.messages",
+        list(counts.items()),
+    )
 
 
 def row_to_entry(row: tuple) -> Entry:

@@ -110,7 +110,9 @@ class LogSearch:
         """
         With C{visible_to}, two index walks in display order, newest first,
         each stopping after C{limit} rows that are shown: the chat rows
-        (C{entries_chat}) and C{visible_to}'s own DMs (C{dm_parties}).
+        of #lobby (C{entries_lobby}: room messages are read by
+        L{p2pchat.log.store.rooms}) and C{visible_to}'s own DMs
+        (C{dm_parties}).
         Direct messages between others are never read, however many
         there are.  (Entries of excluded authors are skipped during the
         walks.)
@@ -137,8 +139,8 @@ class LogSearch:
             )
         else:
             rows = self._database.query(
-                f"SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_chat "
-                f"WHERE kind = 'chat' {not_excluded}{newest}",
+                f"SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_lobby "
+                f"WHERE kind = 'chat' AND room IS NULL {not_excluded}{newest}",
                 tuple(excluded) + (limit,),
             )
             rows += self._database.query(
@@ -165,7 +167,8 @@ class LogSearch:
 
     def search(self, text: str, limit: int = 50) -> List[Entry]:
         """
-        Find chat entries containing every word of C{text}.
+        Find #lobby messages containing every word of C{text} (room
+        messages: L{p2pchat.log.store.rooms.RoomIndex.search}).
 
         C{text} is plain words, never FTS5 syntax: each whitespace-separated
         token is matched as a quoted string (so C{AND}, C{*}, C{NEAR(} or
@@ -231,7 +234,7 @@ class LogSearch:
         Three plans give the same answer at different costs.  I{join} looks
         up every match in C{entries} and sorts: cheap for rare words.
         I{scan} collects the matches (inside SQLite) and walks the chat
-        rows' display index (C{entries_chat}: DMs and certs are never
+        rows' display index (C{entries_lobby}: DMs and certs are never
         read) backwards until it has met C{limit} of them: cheap for common
         words, since it reads about C{limit * count / matches} index rows.
         I{probe} walks the same index the same way but asks the
@@ -262,14 +265,14 @@ class LogSearch:
             )
         elif strategy == "scan":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
-                "WHERE e.kind = 'chat' AND e.rowid IN "
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_lobby "
+                "WHERE e.kind = 'chat' AND e.room IS NULL AND e.rowid IN "
                 "(SELECT rowid FROM chat_fts WHERE chat_fts MATCH ?) " + display
             )
         elif strategy == "probe":
             sql = (
-                "SELECT e.rowid FROM entries AS e INDEXED BY entries_chat "
-                "WHERE e.kind = 'chat' AND EXISTS (SELECT 1 FROM chat_fts "
+                "SELECT e.rowid FROM entries AS e INDEXED BY entries_lobby "
+                "WHERE e.kind = 'chat' AND e.room IS NULL AND EXISTS (SELECT 1 FROM chat_fts "
                 "WHERE chat_fts MATCH ? AND chat_fts.rowid = e.rowid) " + display
             )
         else:
