@@ -51,9 +51,13 @@ def identities(count: int) -> List[Identity]:
     return [Identity(SigningKey(bytes([index + 1]) * 32)) for index in range(count)]
 
 
-def chat_entries(count: int, authors: int = 4, seed: int = 1) -> Iterator[Entry]:
+def chat_entries(
+    count: int, authors: int = 4, seed: int = 1, rooms: int = 0
+) -> Iterator[Entry]:
     """
-    Yield C{count} signed chat entries by C{authors} authors.
+    Yield C{count} signed chat entries by C{authors} authors; with
+    C{rooms}, each is a message to one of the rooms C{#room0} ... at
+    random (L{room_name}).
     """
     chooser = random.Random(seed)
     people = identities(authors)
@@ -65,6 +69,9 @@ def chat_entries(count: int, authors: int = 4, seed: int = 1) -> Iterator[Entry]
         words = chooser.choices(VOCABULARY, weights, k=chooser.randint(4, 16))
         if chooser.random() < 0.02:
             words.append(f"topic{chooser.randrange(max(1, count // 200))}")
+        body = {"name": NAMES[author % len(NAMES)], "text": " ".join(words)}
+        if rooms:
+            body["room"] = room_name(chooser.randrange(rooms))
         entry = create_entry(
             people[author],
             seq=seq + 1,
@@ -72,16 +79,26 @@ def chat_entries(count: int, authors: int = 4, seed: int = 1) -> Iterator[Entry]
             lamport=index + 1,
             ts=START_TS_MS + index * 1000,
             kind="chat",
-            body={"name": NAMES[author % len(NAMES)], "text": " ".join(words)},
+            body=body,
         )
         heads[author] = (entry.seq, entry.id)
         yield entry
 
 
-def build_store(data_dir: str, count: int, progress, authors: int = 4) -> str:
+def room_name(index: int) -> str:
     """
-    Fill a node data directory's store with C{count} chat entries, added
-    with L{Store.add_entries} in batches of L{BATCH_ENTRIES}.
+    @return: the name of the bench's room number C{index}.
+    """
+    return f"#room{index}"
+
+
+def build_store(
+    data_dir: str, count: int, progress, authors: int = 4, rooms: int = 0
+) -> str:
+    """
+    Fill a node data directory's store with C{count} chat entries (spread
+    over C{rooms} rooms, if given), added with L{Store.add_entries} in
+    batches of L{BATCH_ENTRIES}.
 
     @return: the store's path.
     """
@@ -92,7 +109,7 @@ def build_store(data_dir: str, count: int, progress, authors: int = 4) -> str:
     try:
         batch: List[Entry] = []
         report_every = max(BATCH_ENTRIES, count // 10)
-        for index, entry in enumerate(chat_entries(count, authors), 1):
+        for index, entry in enumerate(chat_entries(count, authors, rooms=rooms), 1):
             batch.append(entry)
             if len(batch) == BATCH_ENTRIES:
                 store.add_entries(batch)

@@ -17,6 +17,7 @@ from p2pchat.bench import (
     live,
     membership,
     raw_lines,
+    rooms,
     search,
     verify,
 )
@@ -33,6 +34,7 @@ SCENARIOS = [
     ("fanout", fanout, ("nodes", "p50_ms", "p99_ms", "redundancy", "delivered")),
     ("membership", membership, ("nodes", "rounds_to_converge", "detect_s", "false_positives")),
     ("search", search, ("messages", "p50_ms", "startup_s", "rss_mb")),
+    ("rooms", rooms, ("messages", "rooms", "history_p50_ms", "search_p50_ms")),
     ("flood_chat", flood, ("flood_ms", "quiet_ms", "entries", "stored")),
     ("attacks", attacks, attacks.KEYS),
 ]
@@ -148,6 +150,20 @@ def judge(results: Dict[str, dict]) -> None:
             _at_most(result.get("rss_mb"), search.GOAL_RSS_MB),
             _sized(result, result.get("messages"), search.GOAL_ENTRIES, "entries"),
         )
+    result = results.get("rooms")
+    if result is not None:
+        result["goal"] = (
+            f"/history #room {rooms.HISTORY_LIMIT} and /search #room WORD p50 at most "
+            f"{rooms.GOAL_P50_MS:g} ms at 1,000,000 entries across 1,000 rooms"
+        )
+        result["history_ratio_to_goal"] = ratio(result.get("history_p50_ms"), rooms.GOAL_P50_MS)
+        result["search_ratio_to_goal"] = ratio(result.get("search_p50_ms"), rooms.GOAL_P50_MS)
+        result["meets_goal"] = _all(
+            _at_most(result.get("history_p50_ms"), rooms.GOAL_P50_MS),
+            _at_most(result.get("search_p50_ms"), rooms.GOAL_P50_MS),
+            _sized(result, result.get("messages"), rooms.GOAL_ENTRIES, "entries"),
+            _sized(result, result.get("rooms"), rooms.GOAL_ROOMS, "rooms"),
+        )
     result = results.get("flood_chat")
     if result is not None:
         result["goal"] = (
@@ -259,6 +275,12 @@ def summary(name: str, result: dict) -> str:
         return (
             f"{_n(result['messages'])} entries: p50 {_n(result['p50_ms'], ' ms', 2)}, "
             f"start {_n(result['startup_s'], ' s', 2)}, RSS {_n(result['rss_mb'], ' MB', 1)}"
+        )
+    if name == "rooms":
+        return (
+            f"{_n(result['messages'])} entries in {_n(result['rooms'])} rooms: history p50 "
+            f"{_n(result['history_p50_ms'], ' ms', 2)}, search p50 "
+            f"{_n(result['search_p50_ms'], ' ms', 2)}"
         )
     if name == "flood_chat":
         return (

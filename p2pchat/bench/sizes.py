@@ -34,6 +34,10 @@ class Sizes:
     @ivar attack_new_authors: new authors the C{new_authors} attack posts.
     @ivar attack_gossip_rows: rows the C{gossip_rows} attack sends.
     @ivar attack_idle_sockets: sockets the C{idle_sockets} attack holds.
+    @ivar rooms_entries: room messages in the store of the C{rooms}
+        scenario.
+    @ivar rooms_count: rooms they are spread over.
+    @ivar rooms_queries: per-room histories and searches timed.
     """
 
     name: str
@@ -56,6 +60,9 @@ class Sizes:
     attack_new_authors: int = 5_000
     attack_gossip_rows: int = 10_000
     attack_idle_sockets: int = 200
+    rooms_entries: int = 1_000_000
+    rooms_count: int = 1_000
+    rooms_queries: int = 50
 
 
 FULL = Sizes(
@@ -97,6 +104,7 @@ QUICK = Sizes(
     attack_new_authors=2_000,
     attack_gossip_rows=5_000,
     attack_idle_sockets=200,
+    rooms_entries=100_000,
 )
 
 TINY = Sizes(
@@ -120,6 +128,9 @@ TINY = Sizes(
     attack_new_authors=200,
     attack_gossip_rows=300,
     attack_idle_sockets=20,
+    rooms_entries=2_000,
+    rooms_count=20,
+    rooms_queries=10,
 )
 
 BY_NAME = {sizes.name: sizes for sizes in (FULL, QUICK, TINY)}
