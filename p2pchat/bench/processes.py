@@ -110,13 +110,17 @@ class NodeProcess:
     @ivar started_s: seconds from process start to its "started:" log line.
     """
 
-    def __init__(self, name: str, data_dir: str, *args: str, wrapper: Sequence[str] = ()):
+    def __init__(self, name: str, data_dir: str, *args: str, wrapper: Sequence[str] = (),
+                 environment: Optional[Dict[str, str]] = None):
         """
         @param args: options for C{twistd p2pchat}, after C{--name},
             C{--data-dir} and C{--no-stdio}.
         @param wrapper: a command that runs the node, such as C{("ip",
             "netns", "exec", NAMESPACE)}.
+        @param environment: the process's environment (default:
+            L{child_environment}, which runs this checkout's p2pchat).
         """
+        self.environment = environment
         self.name = name
         self.wrapper = list(wrapper)
         self.data_dir = data_dir
@@ -155,7 +159,7 @@ class NodeProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=child_environment(),
+            env=self.environment or child_environment(),
             cwd=self.data_dir,
         )
         self._reader = threading.Thread(target=self._pump, daemon=True)
