@@ -39,7 +39,8 @@ filling the table with members that do not exist.  Three bounds do:
     hostile link can therefore only add unproven members; when the table
     is full a new member replaces the oldest unproven one, never a proven
     one.  Proven members are also gossiped first and dialled first (see
-    L{p2pchat.mesh.membership.core}).
+    L{p2pchat.mesh.membership.dissemination} and
+    L{p2pchat.mesh.membership.view}).
 
 Memory: three token buckets per link and one in all, and one dictionary
 entry per unproven member (bounded by the table's C{max_members}).
