@@ -134,17 +134,11 @@ class Admission:
         """
         self._unproven.pop(node_id, None)
 
-    def is_unproven(self, node_id: str) -> bool:
-        return node_id in self._unproven
-
     def evictable(self) -> Optional[str]:
         """
         @return: the oldest unproven member, or C{None}.
         """
         return next(iter(self._unproven), None)
-
-    def unproven_count(self) -> int:
-        return len(self._unproven)
 
     def take_dirty(self, dirty: Dict[str, None], cap: int) -> List[str]:
         """

@@ -54,7 +54,6 @@ from p2pchat.mesh.membership.rows import ALIVE, SUSPECT
 from p2pchat.mesh.membership.table import MemberTable, Record
 from p2pchat.mesh.membership.types import IMembershipOutput, Member, MembershipConfig
 from p2pchat.mesh.membership.view import ActiveView
-from p2pchat.mesh.wire import FrameError
 from p2pchat.safe import LogLimiter
 
 
@@ -66,7 +65,6 @@ class Membership:
     @ivar node_id: this node's id.
     @ivar clock: the clock it reads.
     @ivar config: its parameters.
-    @ivar errors: how many received frames were rejected.
     """
 
     frame_types: ClassVar[frozenset] = FRAME_TYPES
@@ -99,7 +97,6 @@ class Membership:
         self.node_id = node_id
         self.clock = clock
         self.config = config
-        self.errors = 0
         self._output = output
         rng = rng if rng is not None else Random()
         log = self.log
@@ -239,14 +236,10 @@ class Membership:
         that would change a signed part) before any row is applied.  Rows
         over the link's budgets are dropped, not fatal.
 
-        @raise FrameError: if it is malformed or a row's signature is not
+        @raise p2pchat.mesh.wire.FrameError: if it is malformed or a row's signature is not
             its member's (a forgery: the node closes the link).
         """
-        try:
-            rows = self._intake.check_frame(peer_id, frame)
-        except FrameError:
-            self.errors += 1
-            raise
+        rows = self._intake.check_frame(peer_id, frame)
         if self._own.left:
             return
         self._merge.apply(peer_id, rows, self.clock.seconds())

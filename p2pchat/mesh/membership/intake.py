@@ -151,6 +151,7 @@ class Intake:
     def _over_budget(self, peer_id: str, what: str) -> None:
         self._limiter.log(
             what, self._log.warn,
-            "dropping gossip rows from {peer}: over its budget of {what}",
-            peer=short_id(peer_id), what=what,
+            "dropping gossip rows from {peer}: over its budget of {what}"
+            " ({dropped} rows dropped before this frame)",
+            peer=short_id(peer_id), what=what, dropped=self.dropped_rows,
         )
