@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 Who may enter the membership table, and who leaves it first when it is
 full.

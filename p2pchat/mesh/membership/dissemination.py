@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership -*-
 """
 Dissemination: which rows go on which link, and when.
 

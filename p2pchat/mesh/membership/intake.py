@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 Intake: which rows of a received gossip frame are applied.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 The merge rules: how checked rows (see L{p2pchat.mesh.membership.intake})
 change the member table.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 This node's own row: its name, address, incarnation and heartbeat, and
 the signature that vouches for them (see L{p2pchat.mesh.membership.rows}).

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 Membership rows: their form, and the signature by which a member vouches
 for its own row.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 The member table: one L{Record} per known member (its row and this
 node's bookkeeping about it), the remembered leaves of pruned members,

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership -*-
 """
 The active view (HyParView's): which links to keep, dial and drop.
 
