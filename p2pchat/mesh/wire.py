@@ -8,7 +8,7 @@ and an example of each frame.
 """
 
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from p2pchat.addresses import is_canonical_address
 from p2pchat.log.entry import canonical_json, validate_name
@@ -237,7 +237,7 @@ def hello(
 # Membership frames
 
 
-def gossip(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+def gossip(rows: list) -> Dict[str, Any]:
     """
     @param rows: at most L{MAX_ROWS_PER_FRAME} member rows (see
         L{p2pchat.mesh.membership.rows}), whose encoding fits in one line.
