@@ -26,11 +26,11 @@ from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.manhole import listens_beyond_loopback, manhole_service
 from p2pchat.log.identity import Identity, short_id
-from p2pchat.log.store.core import Store
+from p2pchat.log.store import Store
 from p2pchat.log.verifier import threaded_verifier
 from p2pchat.mesh.endpoint import HandshakeEndpoint, LinkHandle
 from p2pchat.mesh.factory import PeerFactory
-from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.ops import activation
 from p2pchat.ops.logs import use_log_format

@@ -359,8 +359,9 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
-        self.patch(self.node.membership._records[bob.node_id], "address", "x:1\r\nfake 1")
-        self.patch(self.node.membership._records[bob.node_id], "name", "bob\x1b[2J")
+        member = self.node.membership.member(bob.node_id)
+        member.address, member.name = "x:1\r\nfake 1", "bob\x1b[2J"
+        self.patch(self.node.membership, "members", lambda: [member])
         self.type(b"/peers\r\n")
         (line,) = self.lines()
         self.assertTrue(line.startswith("bob\\x1b[2J "), line)
