@@ -261,6 +261,14 @@ class ConsoleProtocol(LineReceiver):
         else:
             self._discarding = True
 
+    def clearLineBuffer(self) -> bytes:
+        """
+        Drop what was received and not yet read, the rest of an over-long
+        line included: what comes next starts a new line.
+        """
+        self._discarding = False
+        return super().clearLineBuffer()
+
     def _too_long(self) -> None:
         self.say(f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
 

@@ -116,10 +116,15 @@ class ConsoleTelnetTransport(TelnetTransport):
             for data in held:
                 self.write(data)
 
+    def applicationDataReceived(self, data: bytes) -> None:
+        self._write_held()
+        super().applicationDataReceived(data)
+
     def writeAfterInput(self, data: bytes) -> None:
         """
-        Write C{data} after the next C{WILL TIMING-MARK}, or once the input
-        being parsed has been handled: the stock client discards output
+        Write C{data} once the commands received with it have been
+        answered: after a C{WILL TIMING-MARK}, before more text is read, or
+        at the end of the input at hand.  The stock client discards output
         between its C{DO TIMING-MARK} and our answer.
         """
         if self._after_input is None:

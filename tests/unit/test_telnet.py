@@ -227,6 +227,20 @@ class CommandTests(_TelnetTestCase):
         self.assertIn(b"<alice> ed\r\n", transport.value())
         self.assertNotIn(b"unfinish", transport.value())
 
+    def test_interrupt_ends_over_long_line(self):
+        """
+        After an interrupt, what follows the unfinished rest of an
+        over-long line is a new line, not more of the line to drop.
+        """
+        session, transport = self.connected()
+        self.type(session, b"x" * (MAX_LINE_BYTES + 10))
+        self.type(session, IAC + IP + b"/peers\r\n")
+        self.assertEqual(
+            transport.value(),
+            f"error: line longer than {MAX_LINE_BYTES} bytes; ignored\r\n".encode()
+            + CLEARED + b"no known peers\r\n",
+        )
+
     def test_are_you_there(self):
         """
         AYT is answered with a line.
