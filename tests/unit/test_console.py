@@ -449,12 +449,13 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         Two over-long lines in one chunk get one error each, and the
         commands after them run; an over-long line left unfinished at the
-        end of a chunk is dropped up to its newline in the next one.
+        end of a chunk is dropped up to its newline in the next one (once
+        it is two bytes over: one more could be the CR of its CRLF).
         """
         self.type(
             b"A" * (MAX_LINE_BYTES + 1) + b"\r\n"
             + b"B" * (MAX_LINE_BYTES * 2) + b"\r\n/history\r\n"
-            + b"C" * (MAX_LINE_BYTES + 1)
+            + b"C" * (MAX_LINE_BYTES + 2)
         )
         error = f"error: line longer than {MAX_LINE_BYTES} bytes; ignored"
         self.assertEqual(self.lines(), [error, error, "no messages yet", error])
