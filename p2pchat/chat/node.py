@@ -39,7 +39,7 @@ from p2pchat.log.store.core import Store, StoreError
 from p2pchat.log.streaming import EntryStreamer
 from p2pchat.log.verifier import InlineVerifier
 from p2pchat.mesh import wire
-from p2pchat.mesh.membership.core import IMembershipOutput, Member, Membership, MembershipConfig
+from p2pchat.mesh.membership import IMembershipOutput, Member, Membership, MembershipConfig
 from p2pchat.mesh.peer import IPeerHandler, PeerProtocol
 from p2pchat.mesh.wire import FrameError
 from p2pchat.ops.metrics import Metrics

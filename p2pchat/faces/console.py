@@ -19,6 +19,7 @@ from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.canonical import nfc
 from p2pchat.chat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
 from p2pchat.config import PeerAddress
+from p2pchat.faces.lines import strip_leading_controls, without_line_ending
 from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.log.identity import short_id
 from p2pchat.log.store import SearchRefused
@@ -153,7 +154,9 @@ class ConsoleProtocol(LineReceiver):
     """
 
     delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_BYTES
+    # The limit counts the text: one more byte for the CR of a CRLF line
+    # (lineReceived refuses a longer text).
+    MAX_LENGTH = MAX_LINE_BYTES + 1
     log = Logger()
 
     def __init__(
@@ -249,12 +252,23 @@ class ConsoleProtocol(LineReceiver):
         if the line has not ended yet, its remainder is dropped as it
         arrives.
         """
-        self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
+        self._too_long()
         _, newline, rest = line.partition(self.delimiter)
         if newline:
             self._rest = rest
         else:
             self._discarding = True
+
+    def clearLineBuffer(self) -> bytes:
+        """
+        Drop what was received and not yet read, the rest of an over-long
+        line included: what comes next starts a new line.
+        """
+        self._discarding = False
+        return super().clearLineBuffer()
+
+    def _too_long(self) -> None:
+        self.say(f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
 
     def _throttle(self) -> None:
         """
@@ -265,13 +279,16 @@ class ConsoleProtocol(LineReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         self._throttle()
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        line = without_line_ending(line)
+        if len(line) > MAX_LINE_BYTES:
+            self._too_long()
+            return
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             self.say("error: line is not valid UTF-8; ignored")
             return
+        text = strip_leading_controls(text)
         if not text.strip():
             return
         try:

@@ -26,6 +26,8 @@ MAX_ADDRESS_LENGTH = 300
 MAX_IDS_PER_FRAME = 500
 MAX_AUTHORS_PER_PAGE = 500
 MAX_SEQ = 2**53
+#: Rows in one gossip frame; a 64 KiB line cannot hold more.
+MAX_ROWS_PER_FRAME = 1000
 
 
 class FrameError(ValueError):
@@ -160,6 +162,20 @@ def _check_ids(frame: Dict[str, Any]) -> None:
         raise FrameError(f"{frame['type']}.sync is not a boolean")
 
 
+def check_gossip(frame: Dict[str, Any]) -> None:
+    """
+    Check a C{gossip} frame's envelope: C{rows} is a list of at most
+    L{MAX_ROWS_PER_FRAME} rows.  Each row's form and signature are
+    checked by membership (L{p2pchat.mesh.membership.rows.check_row}),
+    which knows the rows it already holds.
+    """
+    rows = frame.get("rows")
+    if not isinstance(rows, list):
+        raise FrameError("gossip.rows is not a list")
+    if len(rows) > MAX_ROWS_PER_FRAME:
+        raise FrameError(f"gossip frame has more than {MAX_ROWS_PER_FRAME} rows")
+
+
 FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "hello": _check_hello,
     "entry": _check_entry,
@@ -173,8 +189,8 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "ihave": _check_ids,
     "graft": _check_ids,
     "prune": _check_nothing,
-    # Membership gossip; checked by p2pchat.mesh.membership.core.Membership.
-    "gossip": _check_nothing,
+    # Membership gossip; its rows are checked by p2pchat.mesh.membership.
+    "gossip": check_gossip,
 }
 
 
@@ -242,6 +258,18 @@ def hello(
     if links is not None:
         frame["links"] = links
     return frame
+
+
+# Membership frames
+
+
+def gossip(rows: list) -> Dict[str, Any]:
+    """
+    @param rows: at most L{MAX_ROWS_PER_FRAME} member rows (see
+        L{p2pchat.mesh.membership.rows}), whose encoding fits in one line.
+    @return: a C{gossip} frame carrying them.
+    """
+    return {"type": "gossip", "rows": rows}
 
 
 def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:

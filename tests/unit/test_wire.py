@@ -289,6 +289,46 @@ class RoundTripTests(SynchronousTestCase):
         )
 
 
+class GossipFrameTests(SynchronousTestCase):
+    """
+    L{wire.gossip} builds membership frames, and L{parse_frame} checks
+    their envelope (the rows themselves are membership's to check).
+    """
+
+    ROW = {
+        "id": NODE_ID, "inc": 1, "state": "alive", "hb": 2, "name": "bob",
+        "addr": "bob.example:9090", "sig": "cd" * 64,
+    }
+
+    def test_round_trip(self):
+        """
+        A gossip frame of rows, and one of no rows, parse back equal.
+        """
+        for rows in ([self.ROW, {**self.ROW, "hb": 3}], []):
+            frame = wire.gossip(rows)
+            self.assertEqual(frame, {"type": "gossip", "rows": rows})
+            self.assertEqual(parse_frame(encode_frame(frame)), frame)
+
+    def test_most_rows(self):
+        """
+        L{wire.MAX_ROWS_PER_FRAME} rows are accepted; one more is not.
+        """
+        rows = [{}] * wire.MAX_ROWS_PER_FRAME
+        self.assertEqual(parse_frame(line(wire.gossip(rows)))["rows"], rows)
+        error = self.assertRaises(
+            FrameError, parse_frame, line(wire.gossip(rows + [{}]))
+        )
+        self.assertEqual(str(error), "gossip frame has more than 1000 rows")
+
+    def test_rows_not_a_list(self):
+        """
+        A gossip frame without a list of rows is rejected.
+        """
+        for frame in ({"type": "gossip"}, {"type": "gossip", "rows": {"a": 1}}):
+            error = self.assertRaises(FrameError, parse_frame, line(frame))
+            self.assertEqual(str(error), "gossip.rows is not a list")
+
+
 class HelloAddressTests(SynchronousTestCase):
     """
     The hello's C{addr} key.
