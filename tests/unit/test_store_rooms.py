@@ -138,7 +138,9 @@ class RoomStoreTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(
             self.store.room_events(), [self.a[0], self.a[1], self.a[3], self.b[0]]
         )
-        self.assertEqual(self.store.room_message_counts(), {"#a": 2, "#b": 1})
+        self.assertEqual(
+            self.store.room_message_counts(), {"#lobby": 3, "#a": 2, "#b": 1}
+        )
 
     def test_room_history_by_index(self):
         """
@@ -228,6 +230,7 @@ class UpgradeTests(StoreTestsMixin, SynchronousTestCase):
         self.assertTrue({"entries_room", "entries_lobby", "room_fts"} <= indexes)
         self.assertEqual(again.history(10, ALICE.node_id), lobby)
         self.assertEqual(again.search("rust"), lobby[1:])
+        self.assertEqual(again.room_message_counts(), {"#lobby": 2})
         in_room = [alice.add("room.join", room="#a"), alice.say("rust now", "#a")]
         again.add_entries(in_room)
         self.assertEqual(again.room_history("#a", 10), in_room)

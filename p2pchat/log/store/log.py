@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 from p2pchat.log.bodies import body_json
 from p2pchat.log.entry import Entry
+from p2pchat.log.rooms import LOBBY
 from p2pchat.log.store.schema import (
     ENTRY_COLUMNS,
     SQLITE_MAX_INT,
@@ -35,6 +36,7 @@ from p2pchat.log.store.schema import (
     Database,
     StoreError,
     chunks,
+    count_messages,
     index_room_messages,
     room_token,
     row_to_entry,
@@ -264,6 +266,7 @@ class EntryLog:
         )
         if texts:
             db.executemany("INSERT INTO chat_fts (rowid, text) VALUES (?, ?)", texts)
+            count_messages(db, {LOBBY: len(texts)})
         if room_texts:
             index_room_messages(db, room_texts)
         if parties:

@@ -93,7 +93,7 @@ class RoomIndex:
 
     def message_counts(self) -> Dict[str, int]:
         """
-        @return: how many messages each room (not #lobby) holds, for the
+        @return: how many messages each room holds (#lobby too), for the
             rooms that hold any.
         """
         return dict(self._database.query("SELECT room, messages FROM room_counts"))

@@ -48,8 +48,8 @@ place when opened: one column added, two indexes built)::
     room_fts  FTS5, contentless, columns text and room: the text of every
               room message, and its room as one token (L{room_token}),
               rowid = entries.rowid
-    room_counts room TEXT PRIMARY KEY, messages: messages per room (a
-              derived cache, like feeds)
+    room_counts room TEXT PRIMARY KEY, messages: messages per room,
+              #lobby too (a derived cache, like feeds)
     room_reads room TEXT PRIMARY KEY, seen: the local user's read
               position in each room, an entries rowid (not part of the log)
     settings  key TEXT PRIMARY KEY, value: local preferences (the current
@@ -175,6 +175,11 @@ _ROOM_SCHEMA = [
         room TEXT PRIMARY KEY,
         messages INTEGER NOT NULL
     ) WITHOUT ROWID
+    """,
+    # #lobby's messages, counted once when a version-2 store is upgraded.
+    """
+    INSERT OR IGNORE INTO room_counts (room, messages)
+        SELECT '#lobby', count(*) FROM entries WHERE kind = 'chat' AND room IS NULL
     """,
     """
     CREATE TABLE IF NOT EXISTS room_reads (
@@ -351,6 +356,13 @@ def index_room_messages(db: sqlite3.Connection, messages: List[tuple]) -> None:
     counts: Dict[str, int] = {}
     for message in messages:
         counts[message[3]] = counts.get(message[3], 0) + 1
+    count_messages(db, counts)
+
+
+def count_messages(db: sqlite3.Connection, counts: Dict[str, int]) -> None:
+    """
+    Add C{counts} (room -> messages being stored) to C{room_counts}.
+    """
     db.executemany(
         "INSERT INTO room_counts (room, messages) VALUES (?, ?) ON CONFLICT (room) "
         "DO UPDATE SET messages = messages + excluded.messages",
