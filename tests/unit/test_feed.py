@@ -16,6 +16,7 @@ from p2pchat.log.entry import create_entry
 from p2pchat.log.feed import MAX_LAMPORT_LEAD, Feed, IFeedListener
 from p2pchat.log.identity import Identity
 from p2pchat.log.store.core import Store, StoreError
+from tests.nodes import Network
 
 ME, CAROL = (Identity(SigningKey(bytes([n]) * 32)) for n in (1, 3))
 
@@ -80,7 +81,14 @@ class FeedTests(SynchronousTestCase):
         self.link = RecordingLink()
 
     def test_listener_interface(self):
-        self.assertTrue(verifyObject(IFeedListener, self.listener))
+        """
+        The recording fake and every listener a node subscribes (its chat
+        service and its relay) provide L{IFeedListener}.
+        """
+        node = Network(self).node("alice")
+        self.assertEqual(node.feed.listeners, [node.chat, node.relay])
+        for listener in [self.listener] + node.feed.listeners:
+            self.assertTrue(verifyObject(IFeedListener, listener))
 
     def test_authored_entries_reported_once_committed(self):
         """
