@@ -163,8 +163,9 @@ class ChatService:
 
     def set_name(self, name: str) -> None:
         """
-        Change the author's name for new entries, and the node's for new
-        links and membership gossip.
+        Change the author's name for new entries and, when the author is
+        the node's own identity, the node's for new links and membership
+        gossip.
 
         @raise InvalidEntry: on a TLS network (the name is the certificate's).
         """
@@ -173,7 +174,8 @@ class ChatService:
                 "on a TLS network your name is the one in your certificate; not changed"
             )
         self.author.name = name
-        self._links.membership.set_name(name)
+        if self.node_id == self._links.membership.node_id:
+            self._links.membership.set_name(name)
 
     def set_hidden(self, hidden: bool) -> None:
         """

@@ -114,3 +114,15 @@ class ChatServiceTests(SynchronousTestCase):
         self.assertEqual(
             [m.text for m in carol.history(10)], ["hello from carol", "psst"]
         )
+
+    def test_renaming_an_author_renames_the_member_only_if_same(self):
+        """
+        The node's own author renames the node in membership too; another
+        local author's new name is its own.
+        """
+        carol = self.second_author("carol")
+        carol.set_name("caz")
+        self.assertEqual((carol.name, self.node.membership.name), ("caz", "alice"))
+        self.node.chat.set_name("alicia")
+        self.assertEqual(self.node.membership.name, "alicia")
+        self.assertEqual(carol.post("x").body["name"], "caz")
