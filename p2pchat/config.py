@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from p2pchat.addresses import PeerAddress  # noqa: F401 (part of the configuration)
-from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.membership import MembershipConfig
 
 
 @dataclass(frozen=True)

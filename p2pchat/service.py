@@ -25,11 +25,14 @@ from p2pchat.chat.node import ChatNode
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.manhole import listens_beyond_loopback, manhole_service
+from p2pchat.faces.telnet import TelnetConsoleFactory
 from p2pchat.log.identity import Identity, short_id
-from p2pchat.log.store.core import Store
+from p2pchat.log.store import Store
 from p2pchat.log.verifier import threaded_verifier
-from p2pchat.mesh.membership.core import MembershipConfig
-from p2pchat.mesh.peer import HandshakeEndpoint, LinkHandle, PeerFactory, PeerProtocol
+from p2pchat.mesh.endpoint import HandshakeEndpoint, LinkHandle
+from p2pchat.mesh.factory import PeerFactory
+from p2pchat.mesh.membership import MembershipConfig
+from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.ops import activation
 from p2pchat.ops.logs import use_log_format
 from p2pchat.ops.metrics import Metrics, metrics_site
@@ -286,7 +289,8 @@ class NodeService(MultiService):
                 )
             endpoint = _server_endpoint(reactor, config.console, "consoles")
             try:
-                self.console_port = _listen_now(endpoint, ConsoleFactory(self.node))
+                self.console_port = _listen_now(
+                    endpoint, TelnetConsoleFactory(ConsoleFactory(self.node)))
             except StartupError as e:
                 raise StartupError(f"cannot listen for consoles on {config.console}: {e}") from None
         if config.metrics is not None:

@@ -27,7 +27,7 @@ from p2pchat.addresses import (
 from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.log.entry import validate_name
-from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.trust.ca import is_dns_safe_name
 
 DEFAULT_PORT = 9090

@@ -27,7 +27,7 @@ from twisted.test import iosim
 
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
-from p2pchat.mesh.peer import PeerFactory
+from p2pchat.mesh.factory import PeerFactory
 from tests.integration.test_abuse_processes import RawPeer
 from tests.processes import DEADLINE_S
 

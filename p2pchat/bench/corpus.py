@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 
 from p2pchat.log.entry import Entry, create_entry
 from p2pchat.log.identity import Identity
-from p2pchat.log.store.core import Store
+from p2pchat.log.store import Store
 
 STORE_FILE_NAME = "p2pchat.sqlite3"  # what p2pchat.service opens
 BATCH_ENTRIES = 1000

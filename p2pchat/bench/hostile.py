@@ -19,7 +19,7 @@ from p2pchat.bench.corpus import STORE_FILE_NAME
 from p2pchat.bench.processes import DEADLINE_S
 from p2pchat.log.entry import Entry, create_entry
 from p2pchat.log.identity import Identity
-from p2pchat.log.store.core import Store
+from p2pchat.log.store import Store
 from p2pchat.mesh import wire
 from p2pchat.mesh.membership.rows import ALIVE, base_state, sign_row
 

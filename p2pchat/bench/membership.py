@@ -3,7 +3,7 @@ membership: gossip convergence, failure detection and false positives,
 simulated.
 
 C{membership_nodes} instances of the sans-IO membership state machine
-(C{p2pchat.mesh.membership.core}, simulated by C{p2pchat.testing.simulation}) run in this
+(C{p2pchat.mesh.membership}, simulated by C{p2pchat.testing.simulation}) run in this
 process over in-memory links, driven by a simulated clock:
 
   - C{rounds_to_converge}: gossip rounds from start (each node knowing

@@ -13,13 +13,14 @@ from p2pchat.chat.service import ChatService, LocalAuthor
 from p2pchat.config import PeerAddress
 from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
 from p2pchat.log.identity import short_id
-from p2pchat.log.store.core import SearchRefused
+from p2pchat.log.store import SearchRefused
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
+from p2pchat.throttle import ReadThrottle
 
 __all__ = [
     "AddressError", "AmbiguousPeer", "ChatService", "IChatListener", "InvalidEntry",
-    "LocalAuthor", "MAX_TEXT_BYTES", "Message", "Peer", "PeerAddress", "SearchRefused",
-    "TokenBucket", "UnknownPeer", "nfc", "parse_peer_address", "printable", "short_id",
-    "validate_name",
+    "LocalAuthor", "MAX_TEXT_BYTES", "Message", "Peer", "PeerAddress", "ReadThrottle",
+    "SearchRefused", "TokenBucket", "UnknownPeer", "nfc", "parse_peer_address", "printable",
+    "short_id", "validate_name",
 ]

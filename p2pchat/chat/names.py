@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional, Set, Tuple
 from p2pchat.chat.messages import AmbiguousPeer, UnknownPeer
 from p2pchat.log.entry import Entry
 from p2pchat.log.identity import is_node_id, short_id
-from p2pchat.mesh.membership.core import Membership
+from p2pchat.mesh.membership import Membership
 from p2pchat.trust.attest import Attestations
 
 # Authors whose entry names are kept in memory: the most recently heard up

@@ -20,10 +20,10 @@ from p2pchat.log.feed import Feed
 from p2pchat.log.identity import Identity
 from p2pchat.log.relay import FRAME_TYPES, Relay
 from p2pchat.log.replication import ReplicationConfig
-from p2pchat.log.store.core import Store
+from p2pchat.log.store import Store
 from p2pchat.log.verifier import InlineVerifier
 from p2pchat.mesh.links import Links
-from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.ops.metrics import Metrics
 from p2pchat.ops.stall import StallMonitor
 from p2pchat.trust.attest import Attestations

@@ -23,6 +23,7 @@ from p2pchat.chat import (
     InvalidEntry,
     Message,
     PeerAddress,
+    ReadThrottle,
     SearchRefused,
     TokenBucket,
     UnknownPeer,
@@ -32,6 +33,7 @@ from p2pchat.chat import (
     short_id,
     validate_name,
 )
+from p2pchat.faces.lines import strip_leading_controls, without_line_ending
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
@@ -160,7 +162,9 @@ class ConsoleProtocol(LineReceiver):
     """
 
     delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_BYTES
+    # The limit counts the text: one more byte for the CR of a CRLF line
+    # (lineReceived refuses a longer text).
+    MAX_LENGTH = MAX_LINE_BYTES + 1
     log = Logger()
 
     def __init__(
@@ -172,9 +176,8 @@ class ConsoleProtocol(LineReceiver):
         self._chat = chat
         self._on_quit = on_quit
         clock = clock or chat.clock
-        self._clock = clock
         self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
-        self._resume_call = None
+        self._reading = ReadThrottle(self, clock)
         self._discarding = False
         self._rest: Optional[bytes] = None
 
@@ -187,9 +190,7 @@ class ConsoleProtocol(LineReceiver):
 
     def connectionLost(self, reason=None) -> None:
         self._chat.unsubscribe(self)
-        if self._resume_call is not None and self._resume_call.active():
-            self._resume_call.cancel()
-        self._resume_call = None
+        self._reading.cancel()
 
     def say(self, text: str) -> None:
         """
@@ -259,37 +260,43 @@ class ConsoleProtocol(LineReceiver):
         if the line has not ended yet, its remainder is dropped as it
         arrives.
         """
-        self.say(f"error: line longer than {self.MAX_LENGTH} bytes; ignored")
+        self._too_long()
         _, newline, rest = line.partition(self.delimiter)
         if newline:
             self._rest = rest
         else:
             self._discarding = True
 
+    def clearLineBuffer(self) -> bytes:
+        """
+        Drop what was received and not yet read, the rest of an over-long
+        line included: what comes next starts a new line.
+        """
+        self._discarding = False
+        return super().clearLineBuffer()
+
+    def _too_long(self) -> None:
+        self.say(f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
+
     def _throttle(self) -> None:
         """
         Charge one line to this console's token bucket; when it runs dry,
         stop reading from this console only until it has refilled.
         """
-        delay_s = self._bucket.charge(1)
-        if delay_s > 0 and self._resume_call is None:
-            self.pauseProducing()
-            self._resume_call = self._clock.callLater(delay_s, self._resume)
-
-    def _resume(self) -> None:
-        self._resume_call = None
-        if self.transport is not None:
-            self.resumeProducing()
+        self._reading.hold(self._bucket.charge(1))
 
     def lineReceived(self, line: bytes) -> None:
         self._throttle()
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        line = without_line_ending(line)
+        if len(line) > MAX_LINE_BYTES:
+            self._too_long()
+            return
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             self.say("error: line is not valid UTF-8; ignored")
             return
+        text = strip_leading_controls(text)
         if not text.strip():
             return
         try:

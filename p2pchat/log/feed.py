@@ -29,7 +29,7 @@ from p2pchat.log.entry import (
     parse_entry,
 )
 from p2pchat.log.identity import Identity, short_id
-from p2pchat.log.store.core import Store, StoreError
+from p2pchat.log.store import Store, StoreError
 from p2pchat.log.verifier import InlineVerifier
 from p2pchat.ops.metrics import Metrics
 from p2pchat.safe import LogLimiter, printable

@@ -146,12 +146,6 @@ class Replicator:
                 if known[3] is link:
                     del self.missing[entry_id]
 
-    def eager_links(self) -> List[object]:
-        """
-        @return: the links entries are pushed on in full.
-        """
-        return [link for link, state in self._links.items() if state.eager]
-
     def send_summary(self, link) -> None:
         """
         Start a summary round on C{link}; if one is running, run another
@@ -225,7 +219,7 @@ class Replicator:
             self._clock.callLater(delay_s, self._answered, link)
             return
         state.answering = False
-        self._output.send(link, {"type": "more"})
+        self._output.send(link, wire.more())
 
     def _rx_more(self, link, state: LinkState, frame: dict) -> None:
         if not state.page_unanswered:
@@ -339,7 +333,7 @@ class Replicator:
         state = self._links.get(source)
         if state is not None and state.eager:
             state.eager = False
-            self._output.send(source, {"type": "prune"})
+            self._output.send(source, wire.prune())
 
     def gap_seen(self, source) -> None:
         """
@@ -373,10 +367,10 @@ class Replicator:
         for link, state in self._links.items():
             announce, state.announce = state.announce, []
             for i in range(0, len(announce), MAX_IDS_PER_FRAME):
-                self._output.send(link, {"type": "ihave", "ids": announce[i:i + MAX_IDS_PER_FRAME]})
+                self._output.send(link, wire.ihave(announce[i:i + MAX_IDS_PER_FRAME]))
             if state.sync_announce:
                 sample, state.sync_announce = state.sync_announce, []
-                self._output.send(link, {"type": "ihave", "ids": sample, "sync": True})
+                self._output.send(link, wire.ihave(sample, sync=True))
         for link, state in list(self._links.items()):
             if state.summary_due:
                 self.gap_seen(link)
@@ -407,4 +401,4 @@ class Replicator:
             self._links[link].eager = True
             self._output.solicit(link)
             for i in range(0, len(ids), MAX_IDS_PER_FRAME):
-                self._output.send(link, {"type": "graft", "ids": ids[i:i + MAX_IDS_PER_FRAME]})
+                self._output.send(link, wire.graft(ids[i:i + MAX_IDS_PER_FRAME]))

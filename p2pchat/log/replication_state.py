@@ -33,7 +33,7 @@ FRAME_TYPES = frozenset(["summary", "more", "ihave", "graft", "prune"])
 SUMMARY_PAGES_PER_S = (50.0, 500)
 # ihave ids: an honest node announces each entry it commits at most once
 # per link; its commits are bounded by its links' live budgets
-# (p2pchat.mesh.peer.LIVE_ENTRIES_PER_S = 1,000/s, 10 links at full rate).
+# (p2pchat.mesh.budgets.LIVE_ENTRIES_PER_S = 1,000/s, 10 links at full rate).
 IHAVE_IDS_PER_S = (10_000.0, 50_000)
 # ihave sync: one frame per tick (announce_interval_s = 0.2 s) at most.
 SYNC_IHAVES_PER_S = (10.0, 20)

@@ -162,17 +162,11 @@ class EntryStreamer:
         """
         return self._paused
 
-    @property
-    def idle(self) -> bool:
-        """
-        Whether there is nothing left to send.
-        """
-        return not (
+    def _schedule(self) -> None:
+        idle = not (
             self._cursors or self._holes or self._grafts or self._page or self._action
         )
-
-    def _schedule(self) -> None:
-        if not self.idle and not self._paused and not self._stopped and self._call is None:
+        if not idle and not self._paused and not self._stopped and self._call is None:
             self._call = self._clock.callLater(0, self._send_batch)
 
     def _send(self, entries: List) -> None:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_peer -*-
 """
 Who gets a pending-handshake slot: the admission policy of a
-L{p2pchat.mesh.peer.PeerFactory}.
+L{p2pchat.mesh.factory.PeerFactory}.
 
 A connection takes a slot from the moment it is accepted (before any TLS
 handshake) until its hello exchange finishes or it closes.  Slots are few

@@ -20,8 +20,9 @@ from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.config import PeerAddress
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.mesh import wire
-from p2pchat.mesh.membership.core import IMembershipOutput, Member, Membership, MembershipConfig
-from p2pchat.mesh.peer import IPeerHandler, PeerProtocol
+from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.membership import IMembershipOutput, Member, Membership, MembershipConfig
+from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.mesh.wire import FrameError
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable

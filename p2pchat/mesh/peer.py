@@ -3,8 +3,8 @@ The peer link: frames JSON lines on a TCP (or TLS) stream and runs the
 hello handshake.  Everything it receives after the handshake is handed to an
 L{IPeerHandler}; it decides nothing itself.
 
-Link-level frames have a per-link budget (L{LINK_FRAMES_PER_S} pings and
-pongs); peer-supplied text is escaped (L{p2pchat.safe.printable}) before it
+Link-level frames and entries have per-link budgets (L{p2pchat.mesh.budgets});
+peer-supplied text is escaped (L{p2pchat.safe.printable}) before it
 is logged, and what an unidentified peer can log at will is rate-limited.
 
 Memory per link: about 128 KiB of unparsed input at most (a partial line
@@ -12,100 +12,46 @@ under L{wire.MAX_LINE_BYTES}, a longer one closes the link, plus one socket
 read, also while the link is paused), plus what the transport buffers for
 writing: large replies go through L{p2pchat.log.streaming} and stop while the
 transport is full; other frames written while it is full count against
-L{MAX_UNREAD_BYTES}, past which the link is closed.  Before its hello
-a link holds one of at most L{MAX_PENDING_HANDSHAKES} slots per factory
-(L{p2pchat.mesh.handshakes}), so pre-hello input is at most 64 x 128 KiB = 8 MiB
-per factory; every close is forced after L{CLOSE_DEADLINE_S}.
+L{MAX_UNREAD_BYTES}, past which the link is closed.  Before its hello a
+link holds one of at most 64 pending-handshake slots per factory
+(L{p2pchat.mesh.handshakes}), so pre-hello input is at most 64 x 128 KiB =
+8 MiB per factory; every close is forced after L{CLOSE_DEADLINE_S}.
 """
 
 from typing import Any, Callable, Dict, List, Optional
 
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener, IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IHandshakeListener, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from p2pchat.log.identity import short_id
 from p2pchat.mesh import wire
-from p2pchat.mesh.handshakes import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, PendingSlots
+from p2pchat.mesh.budgets import (
+    LINK_FRAME_BURST,
+    LINK_FRAMES_PER_S,
+    MAX_UNREAD_BYTES,
+    SYNC_WINDOW_S,
+    EntryBudget,
+)
+from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.hello import (
+    HandshakeFailed,
+    HandshakeOutcome,
+    signed_hello,
+    tls_failure_reason,
+    version_refusal,
+)
+from p2pchat.mesh.keepalive import KeepAlive
 from p2pchat.ratelimit import TokenBucket
-from p2pchat.safe import LogLimiter, printable
+from p2pchat.safe import printable
+from p2pchat.throttle import ReadThrottle
 from p2pchat.trust import tls
 
-# Per link: live entries (pushed as they are posted) and sync entries
-# (streamed to catch a node up) have separate budgets, so catch-up stays
-# fast while a member flooding new posts is held to a chat-like rate.
-LIVE_ENTRIES_PER_S = 1_000
-LIVE_ENTRY_BURST = 5_000
-SYNC_ENTRIES_PER_S = 10_000
-SYNC_ENTRY_BURST = 20_000
-# ping and pong, together, per link: a keep-alive is one every 5 s.
-LINK_FRAMES_PER_S = 2.0
-LINK_FRAME_BURST = 20
 CLOSE_DEADLINE_S = 10.0
-SYNC_WINDOW_S = 60.0
-KEEPALIVE_INTERVAL_S = 5.0
-IDLE_TIMEOUT_S = 15.0
-# Bytes of frames written outside the link's producer (announcements,
-# gossip, pongs) while its transport is full: a peer that reads nothing for
-# that long is closed instead of making this node buffer the network's
-# chatter for it without bound.  Above the largest honest burst: gossip
-# waits for a paused link and sends at most membership.FLUSH_ROWS_PER_TICK
-# (500) rows of at most about 730 bytes per tick, about 365 KB, some of it
-# written after the transport paused; the rest is announcements by id.
-MAX_UNREAD_BYTES = 2 * 1024 * 1024
-
-
-class HandshakeFailed(Exception):
-    """
-    The link closed, or the peer misbehaved, before the hello exchange
-    finished.
-    """
-
-
-class IPeerHandler(Interface):
-    """
-    What a L{PeerProtocol} reports to: the node's link-level logic.
-    """
-
-    def local_hello() -> Dict[str, Any]:
-        """
-        @return: the hello frame to send on a new link.
-        """
-
-    def link_up(link: "PeerProtocol") -> Optional[str]:
-        """
-        A link finished its handshake; C{link.remote_*} are set.
-
-        @return: C{None} to accept it, or a reason to refuse it.
-        """
-
-    def link_down(link: "PeerProtocol") -> None:
-        """
-        An accepted link closed.
-        """
-
-    def rx_frame(link: "PeerProtocol", frame: Dict[str, Any]) -> None:
-        """
-        A valid frame other than hello, error, ping, pong or bye arrived on
-        an accepted link.
-        """
-
-    def sign_binding(material: bytes) -> str:
-        """
-        Sign a TLS session's exporter value with the node's identity key,
-        for the C{bind} field of the hello on a TLS link.
-        """
-
-    def link_misbehaved(link: "PeerProtocol") -> None:
-        """
-        An accepted link is being closed because its peer sent invalid
-        input.
-        """
 
 
 @implementer(IHandshakeListener)
@@ -119,9 +65,8 @@ class PeerProtocol(LineReceiver):
         C{None}.
     @ivar outbound: whether this node opened the link.
     @ivar handshake_done: a L{Deferred} that fires with this protocol when
-        the handshake succeeds, or fails with L{HandshakeFailed}.  It is
-        made only when asked for, so a failed inbound handshake that nobody
-        waits on leaves no unhandled error behind.
+        the handshake succeeds, or fails with L{HandshakeFailed} (see
+        L{HandshakeOutcome}).
     @ivar max_unread_bytes: see L{MAX_UNREAD_BYTES}.
     """
 
@@ -136,23 +81,21 @@ class PeerProtocol(LineReceiver):
         clock: IReactorTime,
         outbound: bool,
         handshake_timeout_s: float,
-        live_bucket: Optional[TokenBucket] = None,
-        sync_bucket: Optional[TokenBucket] = None,
+        entry_budget: Optional[EntryBudget] = None,
     ):
         self._handler = handler
-        self._buckets = {False: live_bucket, True: sync_bucket}
-        self._resume_call = None
+        # Unlimited unless given (the factory gives the standard one).
+        self._entries = entry_budget or EntryBudget(clock)
         self._clock = clock
+        self._reading = ReadThrottle(self, clock)
         self.outbound = outbound
         self._handshake_timeout_s = handshake_timeout_s
-        self._timeout_call = None
         self._accepted = False
         self._closing = False
         self.remote_id: Optional[str] = None
         self.remote_name: Optional[str] = None
         self.remote_address: Optional[str] = None
-        self._handshake_outcome = None
-        self._handshake_waiter: Optional[Deferred] = None
+        self._outcome = HandshakeOutcome()
         self._lost_callbacks: List[Callable[[Failure], None]] = []
         self._spoke = False
         self._peer_spoke = False
@@ -161,11 +104,9 @@ class PeerProtocol(LineReceiver):
         #: Bytes written outside the producer since the transport paused it.
         self.unread_bytes = 0
         self.remote_error: Optional[str] = None
-        self._sync_until = float("-inf")
         self.remote_links = 0
         self._producer = None
-        self._last_rx = self._last_tx = clock.seconds()
-        self._keepalive_call = None
+        self._keepalive = KeepAlive(clock, lambda: self.send_frame(wire.ping()), self.close)
         self._abort_call = None
         self._link_frames = TokenBucket(LINK_FRAMES_PER_S, LINK_FRAME_BURST, clock)
 
@@ -197,29 +138,11 @@ class PeerProtocol(LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        self._last_rx = self._clock.seconds()
+        self._keepalive.heard()
         super().dataReceived(data)
 
-    def _keepalive(self) -> None:
-        """
-        Every L{KEEPALIVE_INTERVAL_S}: close the link if the peer has been
-        silent for L{IDLE_TIMEOUT_S} (a dead or partitioned peer whose TCP
-        connection lingers), else send a C{ping} if we have been silent,
-        so the peer's own check sees us.
-        """
-        self._keepalive_call = None
-        now = self._clock.seconds()
-        if now - self._last_rx >= IDLE_TIMEOUT_S:
-            self.close(f"silent for {now - self._last_rx:.0f} s")
-            return
-        if now - self._last_tx >= KEEPALIVE_INTERVAL_S:
-            self.send_frame({"type": "ping"})
-        self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
-
     def connectionMade(self) -> None:
-        self._timeout_call = self._clock.callLater(
-            self._handshake_timeout_s, self._handshake_timed_out
-        )
+        self._outcome.start_deadline(self._clock, self._handshake_timeout_s, self.close)
         if not self.outbound and tls.tls_connection(self.transport) is None:
             self._send_hello()
 
@@ -233,15 +156,7 @@ class PeerProtocol(LineReceiver):
 
     def _send_hello(self) -> None:
         self._spoke = True
-        hello = self._handler.local_hello()
-        material = tls.binding_material(self.transport)
-        if material is not None:
-            hello[tls.BINDING_FIELD] = self._handler.sign_binding(material)
-        self.send_frame(hello)
-
-    def _handshake_timed_out(self) -> None:
-        self._timeout_call = None
-        self.close(f"no hello within {self._handshake_timeout_s:g} s")
+        self.send_frame(signed_hello(self._handler, self.transport))
 
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
@@ -273,13 +188,13 @@ class PeerProtocol(LineReceiver):
             if not self._link_frames.take():
                 self.close(f"more than {LINK_FRAMES_PER_S:g} pings/s", misbehaved=True)
             elif frame_type == "ping":
-                self.send_frame({"type": "pong"})
+                self.send_frame(wire.pong())
         else:
             if frame_type == "entry":
-                self._throttle(frame.get("sync", False))
+                self.hold(self._entries.charge(frame.get("sync", False)))
             self._handler.rx_frame(self, frame)
-        if confirms and self._accepted and self._handshake_outcome is None:
-            self._handshake_finished(self)
+        if confirms and self._accepted and not self._outcome.decided:
+            self._outcome.decide(self)
 
     def _rx_error(self, reason: str) -> None:
         """
@@ -302,35 +217,13 @@ class PeerProtocol(LineReceiver):
             )
         self._lose_connection()
 
-    def _throttle(self, sync: bool) -> None:
-        """
-        Charge one entry to this link's live or sync token bucket; when it
-        runs dry, stop reading from this link (only) until it has refilled.
-        Nothing is dropped: the peer's data waits in its socket.
-        """
-        # The catch-up budget is only for answers to what this node asked
-        # for (see expect_sync); anything else is charged as live.
-        solicited = sync and self.catching_up
-        bucket = self._buckets[solicited]
-        if bucket is None:
-            return
-        self.hold(bucket.charge(1))
-
     def hold(self, delay_s: float) -> None:
         """
         Stop reading from this link (only) for C{delay_s} seconds, or until
         a longer hold already running ends.  Nothing is dropped: the
         peer's data waits in its socket.
         """
-        if delay_s <= 0 or self._closing:
-            return
-        if self._resume_call is not None:
-            if self._resume_call.getTime() >= self._clock.seconds() + delay_s:
-                return
-            self._resume_call.cancel()
-        else:
-            self.pauseProducing()
-        self._resume_call = self._clock.callLater(delay_s, self._resume)
+        self._reading.hold(delay_s)
 
     @property
     def catching_up(self) -> bool:
@@ -338,7 +231,7 @@ class PeerProtocol(LineReceiver):
         Whether entries this peer marks C{sync} now answer something this
         node asked for (see L{expect_sync}).
         """
-        return self._clock.seconds() < self._sync_until
+        return self._entries.catching_up
 
     @property
     def held(self) -> bool:
@@ -347,29 +240,21 @@ class PeerProtocol(LineReceiver):
         the peer's frames wait because of this node, not because it fell
         silent.
         """
-        return self._resume_call is not None
+        return self._reading.held
 
     def expect_sync(self, window_s: float = SYNC_WINDOW_S) -> None:
         """
         This node just asked the peer for entries (a summary page or a
-        graft): for the next C{window_s}, entries it marks C{sync} are
-        charged to the catch-up budget instead of the live one.  (Called
-        again with a short C{window_s} when the summary round ends, which
-        closes the window soon.)
+        graft): see L{EntryBudget.expect_sync}.  (Called again with a
+        short C{window_s} when the summary round ends, which closes the
+        window soon.)
         """
-        self._sync_until = self._clock.seconds() + window_s
-
-    def _resume(self) -> None:
-        self._resume_call = None
-        if not self._closing and self.transport is not None:
-            self.resumeProducing()
+        self._entries.expect_sync(window_s)
 
     def _rx_hello(self, frame: Dict[str, Any]) -> None:
-        if frame["version"] != wire.PROTOCOL_VERSION:
-            self.close(
-                f"unsupported protocol version {frame['version']}"
-                f" (this node speaks {wire.PROTOCOL_VERSION})"
-            )
+        refusal = version_refusal(frame)
+        if refusal is not None:
+            self.close(refusal)
             return
         self.remote_id = frame["id"]
         self.remote_name = frame["name"]
@@ -388,11 +273,11 @@ class PeerProtocol(LineReceiver):
         self._accepted = True
         if self.factory is not None:
             self.factory.pending.discard(self)
-        self._cancel_timeout()
-        self._keepalive_call = self._clock.callLater(KEEPALIVE_INTERVAL_S, self._keepalive)
+        self._outcome.cancel_deadline()
+        self._keepalive.start()
         self.log.info("link up with {peer}", peer=self.describe())
         if not self.outbound:
-            self._handshake_finished(self)
+            self._outcome.decide(self)
         # An outbound link counts as made (for the dialer's back-off) only
         # once the listener shows it took our hello too: its first frame
         # after it, not an error.  A full listener refuses us only after
@@ -423,51 +308,38 @@ class PeerProtocol(LineReceiver):
 
     def connectionLost(self, reason: Failure = None) -> None:
         self._run_lost_callbacks(reason)
-        self._cancel_timeout()
-        for call in (self._resume_call, self._keepalive_call, self._abort_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._resume_call = self._keepalive_call = self._abort_call = None
+        self._outcome.cancel_deadline()
+        self._reading.cancel()
+        self._keepalive.stop()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
         if self.factory is not None:
             self.factory.pending.discard(self)
         if self._accepted:
             self._accepted = False
             self.log.info("link down with {peer}", peer=self.describe())
             self._handler.link_down(self)
-            if self._handshake_outcome is None:
+            if not self._outcome.decided:
                 refused = f": {self.remote_error}" if self.remote_error else ""
-                self._handshake_finished(
+                self._outcome.decide(
                     Failure(HandshakeFailed(f"{self.describe()} refused the link{refused}"))
                 )
-        elif self._handshake_outcome is None:
+        elif not self._outcome.decided:
             if reason is not None and reason.check(SSL.Error):
                 self._warn(
                     "refused TLS",
                     "refused TLS link with {peer}: {reason}",
                     peer=self.describe(),
-                    reason=_tls_reason(reason),
+                    reason=tls_failure_reason(reason),
                 )
-            self._handshake_finished(
+            self._outcome.decide(
                 Failure(HandshakeFailed(f"link to {self.describe()} closed before hello"))
             )
 
     @property
     def handshake_done(self) -> Deferred:
-        if self._handshake_waiter is None:
-            self._handshake_waiter = Deferred()
-            if self._handshake_outcome is not None:
-                self._handshake_waiter.callback(self._handshake_outcome)
-        return self._handshake_waiter
-
-    def _handshake_finished(self, outcome) -> None:
-        self._handshake_outcome = outcome
-        if self._handshake_waiter is not None:
-            self._handshake_waiter.callback(outcome)
-
-    def _cancel_timeout(self) -> None:
-        if self._timeout_call is not None and self._timeout_call.active():
-            self._timeout_call.cancel()
-        self._timeout_call = None
+        return self._outcome.wait()
 
     # Sending
 
@@ -499,7 +371,7 @@ class PeerProtocol(LineReceiver):
                     )
                     return
             self.bytes_out += len(line) + 1
-            self._last_tx = self._clock.seconds()
+            self._keepalive.spoke()
             self.sendLine(line)
 
     def close(self, reason: str, misbehaved: bool = False) -> None:
@@ -549,6 +421,7 @@ class PeerProtocol(LineReceiver):
         first.
         """
         self._closing = True
+        self._reading.stop()
         if self._producer is not None:
             self._producer = None
             self.transport.unregisterProducer()
@@ -565,6 +438,7 @@ class PeerProtocol(LineReceiver):
         """
         self._abort_call = None
         self._closing = True
+        self._reading.stop()
         if self.transport is not None:
             self.transport.abortConnection()
 
@@ -572,152 +446,5 @@ class PeerProtocol(LineReceiver):
         """
         Close the link politely with a C{bye} frame.
         """
-        self.send_frame({"type": "bye"})
+        self.send_frame(wire.bye())
         self._lose_connection()
-
-
-class PeerFactory(Factory):
-    """
-    Builds L{PeerProtocol}s for one direction (inbound or outbound).
-    """
-
-    noisy = False
-
-    def __init__(
-        self,
-        handler: IPeerHandler,
-        clock: IReactorTime,
-        outbound: bool,
-        handshake_timeout_s: float = 10.0,
-        max_pending: int = MAX_PENDING_HANDSHAKES,
-        max_pending_per_address: int = MAX_PENDING_PER_ADDRESS,
-    ):
-        self.handler = handler
-        self.clock = clock
-        self.outbound = outbound
-        self.handshake_timeout_s = handshake_timeout_s
-        self.max_pending = max_pending
-        self.pending: PendingSlots[PeerProtocol] = PendingSlots(
-            max_pending, min(max_pending, max_pending_per_address)
-        )
-        self.log_limiter = LogLimiter(clock)
-
-    def buildProtocol(self, addr) -> PeerProtocol:
-        """
-        Build a link and give it a pending-handshake slot; if there was no
-        room, the oldest idle pending connection of the address holding
-        the most slots is closed at once instead (L{p2pchat.mesh.handshakes}).
-        Never refuses by returning C{None}: under a TLS factory that would
-        leave an open socket behind a protocol that is not there.
-        """
-        protocol = PeerProtocol(
-            self.handler,
-            self.clock,
-            self.outbound,
-            self.handshake_timeout_s,
-            live_bucket=TokenBucket(LIVE_ENTRIES_PER_S, LIVE_ENTRY_BURST, self.clock),
-            sync_bucket=TokenBucket(SYNC_ENTRIES_PER_S, SYNC_ENTRY_BURST, self.clock),
-        )
-        protocol.factory = self
-        victim = self.pending.admit(protocol, getattr(addr, "host", None))
-        if victim is not None:
-            self.log_limiter.log(
-                "evicted",
-                PeerProtocol.log.warn,
-                "closing {peer}: {count} handshakes pending, the oldest from its address goes",
-                peer=victim.describe(),
-                count=self.max_pending,
-            )
-            victim.abort()
-        return protocol
-
-
-def _tls_reason(failure: Failure) -> str:
-    """
-    @return: what OpenSSL said about a failed TLS handshake, briefly (for
-        example C{certificate verify failed}).
-    """
-    errors = getattr(failure.value, "args", [None])[0]
-    if isinstance(errors, list) and errors and isinstance(errors[0], tuple):
-        return "; ".join(str(error[-1]) for error in errors)
-    return failure.getErrorMessage()
-
-
-class LinkHandle(Protocol):
-    """
-    What a L{HandshakeEndpoint} gives its caller for an accepted link: a
-    protocol that shares the link's transport (so closing it closes the
-    link) and hears of the link's loss, but never sees its bytes.
-
-    """
-
-    def link_lost(self, link: "PeerProtocol") -> None:
-        """
-        The link this handle stands for closed (just before
-        C{connectionLost}); C{link} tells how (e.g. C{link.remote_error}).
-        """
-
-
-@implementer(IStreamClientEndpoint)
-class HandshakeEndpoint:
-    """
-    A client endpoint whose connections count only once the hello handshake
-    has succeeded.
-
-    Given to L{twisted.application.internet.ClientService}, it makes a
-    refused or broken handshake a I{failed attempt} (so the service backs
-    off further) instead of a connection that drops while
-    C{prepareConnection} is pending, which C{ClientService}'s state machine
-    does not handle.
-    """
-
-    def __init__(self, endpoint: IStreamClientEndpoint, peer_factory: PeerFactory):
-        """
-        @param endpoint: the transport endpoint (TCP, TLS ...).
-        @param peer_factory: builds the L{PeerProtocol} that runs the link.
-        """
-        self._endpoint = endpoint
-        self._peer_factory = peer_factory
-
-    def __repr__(self) -> str:
-        return f"<HandshakeEndpoint {self._endpoint}>"
-
-    def connect(self, factory: Factory) -> Deferred:
-        """
-        Connect, run the handshake, then build C{factory}'s protocol on the
-        link's transport.
-
-        @return: a L{Deferred} firing with that protocol, or failing with
-            the connection error or L{HandshakeFailed}; cancelling it
-            aborts the attempt.
-        """
-        links: List[PeerProtocol] = []
-
-        def cancel(result: Deferred) -> None:
-            if links:
-                links[0].transport.abortConnection()
-            else:
-                attempt.cancel()
-
-        def connected(link: PeerProtocol) -> Deferred:
-            links.append(link)
-            return link.handshake_done
-
-        def accepted(link: PeerProtocol) -> Protocol:
-            handle = factory.buildProtocol(link.transport.getPeer())
-            handle.makeConnection(link.transport)
-
-            def lost(reason: Failure) -> None:
-                # The handle may be wrapped (ClientService wraps it in a
-                # proxy that forwards method lookups but not attribute
-                # assignments), so the link is passed, not stored on it.
-                handle.link_lost(link)
-                handle.connectionLost(reason)
-
-            link.notify_on_lost(lost)
-            return handle
-
-        result = Deferred(cancel)
-        attempt = self._endpoint.connect(self._peer_factory)
-        attempt.addCallback(connected).addCallback(accepted).chainDeferred(result)
-        return result

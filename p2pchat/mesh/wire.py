@@ -8,7 +8,7 @@ and an example of each frame.
 """
 
 import json
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from p2pchat.addresses import is_canonical_address
 from p2pchat.log.entry import canonical_json, validate_name
@@ -22,6 +22,8 @@ MAX_ADDRESS_LENGTH = 300
 MAX_IDS_PER_FRAME = 500
 MAX_AUTHORS_PER_PAGE = 500
 MAX_SEQ = 2**53
+#: Rows in one gossip frame; a 64 KiB line cannot hold more.
+MAX_ROWS_PER_FRAME = 1000
 
 
 class FrameError(ValueError):
@@ -135,6 +137,20 @@ def _check_ids(frame: Dict[str, Any]) -> None:
         raise FrameError(f"{frame['type']}.sync is not a boolean")
 
 
+def check_gossip(frame: Dict[str, Any]) -> None:
+    """
+    Check a C{gossip} frame's envelope: C{rows} is a list of at most
+    L{MAX_ROWS_PER_FRAME} rows.  Each row's form and signature are
+    checked by membership (L{p2pchat.mesh.membership.rows.check_row}),
+    which knows the rows it already holds.
+    """
+    rows = frame.get("rows")
+    if not isinstance(rows, list):
+        raise FrameError("gossip.rows is not a list")
+    if len(rows) > MAX_ROWS_PER_FRAME:
+        raise FrameError(f"gossip frame has more than {MAX_ROWS_PER_FRAME} rows")
+
+
 FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "hello": _check_hello,
     "entry": _check_entry,
@@ -148,8 +164,8 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "ihave": _check_ids,
     "graft": _check_ids,
     "prune": _check_nothing,
-    # Membership gossip; checked by p2pchat.mesh.membership.core.Membership.
-    "gossip": _check_nothing,
+    # Membership gossip; its rows are checked by p2pchat.mesh.membership.
+    "gossip": check_gossip,
 }
 
 
@@ -218,6 +234,18 @@ def hello(
     return frame
 
 
+# Membership frames
+
+
+def gossip(rows: list) -> Dict[str, Any]:
+    """
+    @param rows: at most L{MAX_ROWS_PER_FRAME} member rows (see
+        L{p2pchat.mesh.membership.rows}), whose encoding fits in one line.
+    @return: a C{gossip} frame carrying them.
+    """
+    return {"type": "gossip", "rows": rows}
+
+
 def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:
     """
     @return: an C{entry} frame carrying one signed entry; C{sync} marks
@@ -250,3 +278,74 @@ def summary_page(after: Optional[str], vv: Dict[str, Any], final: bool) -> Dict[
         C{more}.
     """
     return {"type": "summary", "after": after, "vv": vv, "final": final}
+
+
+# Builders of the link-level and replication frames.  Each builds what
+# FRAME_CHECKS accepts (tests/unit/test_wire.py parses every builder's
+# output), so the shape of a frame is written once, here.
+
+
+def ping() -> Dict[str, Any]:
+    """
+    @return: a C{ping} frame (a keep-alive; the peer answers C{pong}).
+    """
+    return {"type": "ping"}
+
+
+def pong() -> Dict[str, Any]:
+    """
+    @return: a C{pong} frame, the answer to a C{ping}.
+    """
+    return {"type": "pong"}
+
+
+def bye() -> Dict[str, Any]:
+    """
+    @return: a C{bye} frame; the sender closes the link after it.
+    """
+    return {"type": "bye"}
+
+
+def more() -> Dict[str, Any]:
+    """
+    @return: a C{more} frame: the last summary page is answered, send the
+        next one.
+    """
+    return {"type": "more"}
+
+
+def prune() -> Dict[str, Any]:
+    """
+    @return: a C{prune} frame: stop pushing entries on this link, announce
+        them instead.
+    """
+    return {"type": "prune"}
+
+
+def _id_list(frame_type: str, ids: List[str]) -> List[str]:
+    if not 0 < len(ids) <= MAX_IDS_PER_FRAME:
+        raise ValueError(f"{frame_type} carries 1-{MAX_IDS_PER_FRAME} ids, not {len(ids)}")
+    return ids
+
+
+def ihave(ids: List[str], sync: bool = False) -> Dict[str, Any]:
+    """
+    @param ids: 1 to L{MAX_IDS_PER_FRAME} entry ids this node holds.
+    @param sync: the entries arrived to catch this node up (a receiver
+        that lacks one pulls with a summary round instead of grafting).
+    @return: an C{ihave} frame announcing them.
+    @raise ValueError: if C{ids} is empty or too long.
+    """
+    frame = {"type": "ihave", "ids": _id_list("ihave", ids)}
+    if sync:
+        frame["sync"] = True
+    return frame
+
+
+def graft(ids: List[str]) -> Dict[str, Any]:
+    """
+    @param ids: 1 to L{MAX_IDS_PER_FRAME} entry ids this node lacks.
+    @return: a C{graft} frame asking for them (the link becomes eager).
+    @raise ValueError: if C{ids} is empty or too long.
+    """
+    return {"type": "graft", "ids": _id_list("graft", ids)}

@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
-from p2pchat.mesh.membership.core import (
+from p2pchat.mesh.membership import (
     ALIVE,
     IMembershipOutput,
     Member,

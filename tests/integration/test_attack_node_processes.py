@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat.log.admission import NEW_FEED_BURST
 from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
-from p2pchat.log.store.core import MAX_SEARCH_TERMS, Store
+from p2pchat.log.store import MAX_SEARCH_TERMS, Store
 from p2pchat.mesh import wire
 from p2pchat.service import STORE_FILE_NAME
 from tests.integration.test_abuse_processes import RawPeer

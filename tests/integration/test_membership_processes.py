@@ -29,7 +29,7 @@ from p2pchat.bench.processes import (  # DEADLINE_S: generous, never a speed bou
     Timeout,
     free_ports,
 )
-from p2pchat.mesh.membership.core import MembershipConfig
+from p2pchat.mesh.membership import MembershipConfig
 
 CONSOLE = "tcp:0:interface=127.0.0.1"
 STARTED_ID = re.compile(rb"p2pchat node \S+ \(([0-9a-f]{8})\) started")

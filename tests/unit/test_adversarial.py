@@ -47,7 +47,7 @@ MAX_ATTACKER_LINKS = 6
 UNREAD_LIMIT = 256 * 1024
 """
 The nodes' C{max_unread_bytes} on attacker links here (8 MiB in
-production, L{p2pchat.mesh.peer.MAX_UNREAD_BYTES}, above the largest honest
+production, L{p2pchat.mesh.budgets.MAX_UNREAD_BYTES}, above the largest honest
 burst; lowered so that examples reach it).
 """
 LINK_BUFFER_BOUND = (

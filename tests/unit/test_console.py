@@ -370,8 +370,9 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
-        self.patch(self.node.membership._records[bob.node_id], "address", "x:1\r\nfake 1")
-        self.patch(self.node.membership._records[bob.node_id], "name", "bob\x1b[2J")
+        member = self.node.membership.member(bob.node_id)
+        member.address, member.name = "x:1\r\nfake 1", "bob\x1b[2J"
+        self.patch(self.node.membership, "members", lambda: [member])
         self.type(b"/peers\r\n")
         (line,) = self.lines()
         self.assertTrue(line.startswith("bob\\x1b[2J "), line)
@@ -459,12 +460,13 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         Two over-long lines in one chunk get one error each, and the
         commands after them run; an over-long line left unfinished at the
-        end of a chunk is dropped up to its newline in the next one.
+        end of a chunk is dropped up to its newline in the next one (once
+        it is two bytes over: one more could be the CR of its CRLF).
         """
         self.type(
             b"A" * (MAX_LINE_BYTES + 1) + b"\r\n"
             + b"B" * (MAX_LINE_BYTES * 2) + b"\r\n/history\r\n"
-            + b"C" * (MAX_LINE_BYTES + 1)
+            + b"C" * (MAX_LINE_BYTES + 2)
         )
         error = f"error: line longer than {MAX_LINE_BYTES} bytes; ignored"
         self.assertEqual(self.lines(), [error, error, "no messages yet", error])

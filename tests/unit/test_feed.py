@@ -15,7 +15,7 @@ from zope.interface.verify import verifyObject
 from p2pchat.log.entry import create_entry
 from p2pchat.log.feed import MAX_LAMPORT_LEAD, Feed, IFeedListener
 from p2pchat.log.identity import Identity
-from p2pchat.log.store.core import Store, StoreError
+from p2pchat.log.store import Store, StoreError
 from tests.nodes import Network
 
 ME, CAROL = (Identity(SigningKey(bytes([n]) * 32)) for n in (1, 3))

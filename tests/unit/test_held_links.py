@@ -5,7 +5,7 @@ silent member: the member's frames wait unread because of this node.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.mesh.membership.core import ALIVE
+from p2pchat.mesh.membership import ALIVE
 from tests.nodes import Network
 
 

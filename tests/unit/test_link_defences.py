@@ -14,13 +14,10 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.mesh import wire
+from p2pchat.mesh.budgets import LINK_FRAME_BURST
+from p2pchat.mesh.factory import PeerFactory
 from p2pchat.mesh.handshakes import PendingSlots
-from p2pchat.mesh.peer import (
-    CLOSE_DEADLINE_S,
-    LINK_FRAME_BURST,
-    PeerFactory,
-    PeerProtocol,
-)
+from p2pchat.mesh.peer import CLOSE_DEADLINE_S, PeerProtocol
 from p2pchat.trust.tls import PeerTLS
 from tests.integration.test_tls import make_network
 from tests.unit.test_peer import BOB_HELLO, PeerTestCase, RecordingHandler, encode

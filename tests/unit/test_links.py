@@ -12,8 +12,8 @@ from zope.interface.verify import verifyObject
 from p2pchat.config import PeerAddress
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import links as links_module
+from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.links import MAX_PENALTY_S, PENALTY_S, Links
-from p2pchat.mesh.peer import IPeerHandler
 from p2pchat.mesh.wire import FrameError
 
 ME, BOB, CAROL = (Identity(SigningKey(bytes([n]) * 32)) for n in (1, 2, 3))

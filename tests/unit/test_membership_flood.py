@@ -11,14 +11,9 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.mesh import links as links_module
+from p2pchat.mesh.membership import ALIVE, SUSPECT, Member, MembershipConfig
 from p2pchat.mesh.membership.admission import GLOBAL_VERIFIES_BURST, NEW_MEMBERS_BURST
-from p2pchat.mesh.membership.core import (
-    ALIVE,
-    FLUSH_ROWS_PER_TICK,
-    SUSPECT,
-    Member,
-    MembershipConfig,
-)
+from p2pchat.mesh.membership.dissemination import FLUSH_ROWS_PER_TICK
 from tests.nodes import Network
 from tests.unit.test_membership import BOB, CAROL, DAVE, ME, Harness, gossip, row
 from tests.unit.test_membership_attacks import strangers

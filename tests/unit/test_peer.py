@@ -13,14 +13,12 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from p2pchat.mesh import wire
-from p2pchat.mesh.peer import (
-    IDLE_TIMEOUT_S,
-    KEEPALIVE_INTERVAL_S,
-    HandshakeFailed,
-    IPeerHandler,
-    PeerFactory,
-    PeerProtocol,
-)
+from p2pchat.mesh.budgets import LIVE_ENTRY_BURST, EntryBudget
+from p2pchat.mesh.factory import PeerFactory
+from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.hello import HandshakeFailed
+from p2pchat.mesh.keepalive import IDLE_TIMEOUT_S, KEEPALIVE_INTERVAL_S
+from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.ratelimit import TokenBucket
 from tests import strategies
 
@@ -94,16 +92,20 @@ class PeerTestCase(SynchronousTestCase):
     Connects a L{PeerProtocol} to a L{StringTransportWithDisconnection}.
     """
 
-    def connect(self, handler=None, outbound=False):
+    def connect(self, handler=None, outbound=False, entry_budget=None):
         """
         Make C{self.protocol} on C{self.transport}, driven by C{self.clock},
         reporting to C{self.handler}; log events go to C{self.log_events}.
+
+        @param entry_budget: a function of the clock that returns the
+            link's L{EntryBudget} (default: unlimited).
         """
         self.handler = handler if handler is not None else RecordingHandler()
         self.clock = Clock()
         self.log_events = []
         self.protocol = PeerProtocol(
-            self.handler, self.clock, outbound=outbound, handshake_timeout_s=TIMEOUT_S
+            self.handler, self.clock, outbound=outbound, handshake_timeout_s=TIMEOUT_S,
+            entry_budget=entry_budget(self.clock) if entry_budget else None,
         )
         self.protocol.log = Logger(observer=self.log_events.append)
         self.transport = StringTransportWithDisconnection()
@@ -111,11 +113,11 @@ class PeerTestCase(SynchronousTestCase):
         self.protocol.makeConnection(self.transport)
         return self.protocol
 
-    def accept(self):
+    def accept(self, entry_budget=None):
         """
         Connect and complete the handshake with Bob's hello.
         """
-        self.connect()
+        self.connect(entry_budget=entry_budget)
         self.protocol.dataReceived(encode(BOB_HELLO))
         self.assertTrue(self.protocol.accepted)
         self.transport.clear()
@@ -701,6 +703,17 @@ class SyncBudgetTests(PeerTestCase):
     Entries marked sync get the catch-up budget only when this node asked.
     """
 
+    def use_budget(self):
+        """
+        Give the link entry budgets that refill at 1 per second: the live
+        burst, and ten times that for catch-up.
+        """
+        self.accept(entry_budget=lambda clock: EntryBudget(
+            clock,
+            TokenBucket(1, LIVE_ENTRY_BURST, clock),
+            TokenBucket(1, 10 * LIVE_ENTRY_BURST, clock),
+        ))
+
     def entry_frames(self, count, sync):
         return b"".join(
             encode({"type": "entry", "entry": {"n": i}, "sync": sync}) for i in range(count)
@@ -711,12 +724,7 @@ class SyncBudgetTests(PeerTestCase):
         A peer that marks entries sync without being asked runs out of the
         live burst and is paused.
         """
-        from p2pchat.mesh.peer import LIVE_ENTRY_BURST
-        self.accept()
-        self.protocol._buckets = {
-            False: TokenBucket(1, LIVE_ENTRY_BURST, self.clock),
-            True: TokenBucket(1, 10 * LIVE_ENTRY_BURST, self.clock),
-        }
+        self.use_budget()
         self.protocol.dataReceived(self.entry_frames(LIVE_ENTRY_BURST + 1, True))
         self.assertTrue(self.protocol.paused)
 
@@ -725,12 +733,7 @@ class SyncBudgetTests(PeerTestCase):
         Within the window after expect_sync, sync entries are charged to
         the catch-up bucket.
         """
-        from p2pchat.mesh.peer import LIVE_ENTRY_BURST
-        self.accept()
-        self.protocol._buckets = {
-            False: TokenBucket(1, LIVE_ENTRY_BURST, self.clock),
-            True: TokenBucket(1, 10 * LIVE_ENTRY_BURST, self.clock),
-        }
+        self.use_budget()
         self.protocol.expect_sync()
         self.protocol.dataReceived(self.entry_frames(LIVE_ENTRY_BURST + 1, True))
         self.assertFalse(self.protocol.paused)

@@ -1,5 +1,5 @@
 """
-Tests for L{p2pchat.mesh.peer.HandshakeEndpoint} under L{ClientService}: only
+Tests for L{p2pchat.mesh.endpoint.HandshakeEndpoint} under L{ClientService}: only
 handshaken links count as connections, refused ones back off.
 """
 
@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
-from p2pchat.mesh.peer import HandshakeEndpoint, LinkHandle, PeerFactory
+from p2pchat.mesh.endpoint import HandshakeEndpoint, LinkHandle
+from p2pchat.mesh.factory import PeerFactory
 
 
 class AcceptingHandler:

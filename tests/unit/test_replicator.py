@@ -1,7 +1,9 @@
 """
 Unit tests of the sans-IO L{Replicator} with a recording fake output and a
-L{Clock}: exact call sequences for summary rounds, and every per-link
-budget (each test fails without the defence it names).
+L{Clock}: exact call sequences for summary rounds, live delivery (push,
+announce, prune, graft) and anti-entropy timing, and every per-link budget
+(each test fails without the defence it names).  The fake itself passes
+the output conformance tests (L{tests.replication_conformance}).
 """
 
 from twisted.internet.task import Clock
@@ -18,6 +20,7 @@ from p2pchat.log.replication import (
 )
 from p2pchat.mesh import wire
 from p2pchat.mesh.wire import FrameError
+from tests.replication_conformance import Harness, OutputConformance
 
 
 def author(n):
@@ -75,6 +78,11 @@ class RecordingOutput:
         actions, self.actions = self.actions, []
         for action in actions:
             action()
+
+    def finish_answers(self):
+        answers, self.answers = self.answers, []
+        for done in answers:
+            done()
 
     def take(self):
         calls, self.calls = self.calls, []
@@ -234,6 +242,129 @@ class AnsweringTests(Fixture):
         self.assertEqual(self.output.take(), [("send", self.link, {"type": "more"})])
 
 
+class LiveDeliveryTests(Fixture):
+    """
+    Live delivery (Plumtree) and anti-entropy timing, call by call.
+    """
+
+    ENTRY = "cd" * 32
+
+    def setUp(self):
+        self.make()
+        self.finish_own_round()
+        self.output.take()
+
+    def test_pushed_on_eager_links_announced_on_lazy_ones(self):
+        """
+        A new entry is pushed on eager links (the return value), never back
+        to its source, and announced on lazy links at the next tick.
+        """
+        self.replicator.link_up("link-2")
+        self.replicator.link_up("link-3")
+        self.replicator.rx_frame("link-3", wire.prune())
+        self.output.take()
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, "link-2"), [self.link])
+        self.assertEqual(self.output.take(), [])
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [("send", "link-3", wire.ihave([self.ENTRY]))])
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+
+    def test_duplicate_prunes_once(self):
+        """
+        A duplicate on an eager link makes it lazy and asks the sender to
+        prune, once; the entry after is announced instead of pushed.
+        """
+        self.replicator.entry_duplicate(self.link)
+        self.assertEqual(self.output.take(), [("send", self.link, wire.prune())])
+        self.replicator.entry_duplicate(self.link)
+        self.assertEqual(self.output.take(), [])
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, None), [])
+
+    def test_announced_entry_grafted_after_time_out(self):
+        """
+        An announced entry that has not arrived within C{graft_timeout_s}
+        is asked for: C{solicit}, then a C{graft}; once it arrives, it is
+        not asked for again.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.clock.advance(0.5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.5)
+        self.replicator.tick()
+        self.assertEqual(
+            self.output.take(),
+            [("solicit", self.link), ("send", self.link, wire.graft([self.ENTRY]))],
+        )
+        self.replicator.entry_added(self.ENTRY, self.link)
+        self.clock.advance(5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+
+    def test_held_announcement_ignored(self):
+        """
+        An announced entry the node holds is never grafted.
+        """
+        self.output.held.add(self.ENTRY)
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.clock.advance(5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+
+    def test_catch_up_entries_announced_as_sync(self):
+        """
+        An entry that arrived to catch up is pushed nowhere, and announced
+        on every other link in one C{ihave} marked C{sync} at the tick.
+        """
+        self.replicator.link_up("link-2")
+        self.output.take()
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, "link-2", live=False), [])
+        self.replicator.tick()
+        self.assertEqual(
+            self.output.take(), [("send", self.link, wire.ihave([self.ENTRY], sync=True))]
+        )
+
+    def test_link_down_forgets_its_announcements(self):
+        """
+        Ids announced only by a link that went down are never grafted.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.replicator.link_down(self.link)
+        self.clock.advance(5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.assertEqual(self.replicator.missing, {})
+
+    def test_anti_entropy_round_every_interval(self):
+        """
+        Every C{anti_entropy_interval_s} (30 s), a summary round starts on
+        a link, from its producer.
+        """
+        self.clock.advance(29.9)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.1)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+
+    def test_gap_rounds_spaced(self):
+        """
+        A gap starts a summary round at once; another gap within
+        C{gap_summary_interval_s} waits for the first tick after it.
+        """
+        self.replicator.gap_seen(self.link)
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.finish_own_round()
+        self.output.take()
+        self.replicator.gap_seen(self.link)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(1.0)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+
+
 class WantedTests(SynchronousTestCase):
     """
     L{wanted}: what an answer sends for one feed.
@@ -291,7 +422,7 @@ class BudgetTests(Fixture):
             self.replicator.rx_frame(self.link, {"type": "prune"})
         self.replicator.rx_frame(self.link, {"type": "graft", "ids": ["ab" * 32]})
         self.replicator.rx_frame(self.link, {"type": "prune"})
-        self.assertEqual(self.replicator.eager_links(), [self.link])
+        self.assertEqual(self.replicator.entry_added("cd" * 32, None), [self.link])
 
     def test_ihave_ids_over_budget_dropped(self):
         """
@@ -379,3 +510,31 @@ class BudgetTests(Fixture):
             self.replicator.rx_frame(link, {"type": "prune"})
         self.assertEqual(lines, ["dropping prune from evil\\x1b[2J (abcd1234) at ?:"
                                  " over its per-link budget"])
+
+
+class RecordingOutputConformanceTests(OutputConformance, SynchronousTestCase):
+    """
+    The recording fake keeps the contract of the output it stands for, so
+    what the tests above learn from it holds for the node.
+    """
+
+    def make_harness(self, entries):
+        heads, contiguous = {}, {}
+        for entry in sorted(entries, key=lambda e: (e.author, e.seq)):
+            heads[entry.author] = entry.seq
+            if entry.seq == contiguous.get(entry.author, 0) + 1:
+                contiguous[entry.author] = entry.seq
+        rows = [(a, contiguous.get(a, 0), head) for a, head in heads.items()]
+        output = RecordingOutput(rows, [entry.id for entry in entries])
+
+        def pump():
+            while output.actions or output.answers:
+                output.run_actions()
+                output.finish_answers()
+
+        def sent():
+            frames = [c[2] for c in output.calls if c[0] == "send"]
+            output.calls = []
+            return frames
+
+        return Harness(output, "link-1", pump, sent)

@@ -1,5 +1,6 @@
 """
-Tests for L{p2pchat.log.store.core}.
+Tests for L{p2pchat.log.store}: the L{Store} and its rooms (schema, log,
+search, blocks).
 """
 
 import hashlib
@@ -15,8 +16,35 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
-from p2pchat.log.store import core as store_module
-from p2pchat.log.store.core import AddResult, SearchRefused, Store, StoreError
+from p2pchat.log.store import AddResult, SearchRefused, Store, StoreError
+from p2pchat.log.store import blocks as blocks_module
+from p2pchat.log.store import core as core_module
+from p2pchat.log.store import log as log_module
+from p2pchat.log.store import schema as schema_module
+from p2pchat.log.store import search as search_module
+
+
+def sql(store):
+    """
+    @return: the open store's SQLite connection, for tests that look at
+        or break the file underneath it.
+    """
+    return store._database.conn
+
+
+def version_vector(store):
+    """
+    @return: C{{author: contiguous seq}} for every author with a stored
+        entry, read from the store's summary pages.
+    """
+    return {author: contiguous for author, contiguous, _ in store.feeds_page(None, 10**6)}
+
+
+def contiguous_seq(store, author):
+    """
+    @return: the author's contiguous seq (0 when it has no stored entry).
+    """
+    return version_vector(store).get(author, 0)
 
 
 def make_chain(identity, count, start_lamport=1, texts=None, ts=1000):
@@ -96,12 +124,12 @@ class OpenTests(StoreTestsMixin, SynchronousTestCase):
         """
         path = self.mktemp()
         store = self.open_store(path)
-        db = store._db
+        db = sql(store)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("PRAGMA synchronous").fetchone()[0], 2)
         self.assertEqual(
             db.execute("PRAGMA user_version").fetchone()[0],
-            store_module.SCHEMA_VERSION,
+            schema_module.SCHEMA_VERSION,
         )
         names = {
             row[0]
@@ -115,7 +143,7 @@ class OpenTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.count(), 0)
         self.assertEqual(store.digest(), "0" * 64)
         self.assertEqual(store.max_lamport(), 0)
-        self.assertEqual(store.version_vector(), {})
+        self.assertEqual(version_vector(store), {})
 
     def test_notADatabase(self):
         """
@@ -143,9 +171,18 @@ class OpenTests(StoreTestsMixin, SynchronousTestCase):
         """
         path = self.mktemp()
         db = sqlite3.connect(path)
-        db.execute(f"PRAGMA user_version={store_module.SCHEMA_VERSION + 1}")
+        db.execute(f"PRAGMA user_version={schema_module.SCHEMA_VERSION + 1}")
         db.close()
         self.assertRaises(StoreError, Store(path).open)
+
+    def test_alreadyOpen(self):
+        """
+        Opening an open store raises L{StoreError}; it stays open.
+        """
+        store = self.open_store()
+        error = self.assertRaises(StoreError, store.open)
+        self.assertIn("already open", str(error))
+        self.assertEqual(store.count(), 0)
 
     def test_notOpen(self):
         """
@@ -155,11 +192,14 @@ class OpenTests(StoreTestsMixin, SynchronousTestCase):
 
     def test_appendOnlySource(self):
         """
-        The source of L{p2pchat.log.store.core} never deletes, nor updates entries.
+        The source of the store's modules never deletes, nor updates entries.
         """
-        source = inspect.getsource(store_module)
-        self.assertIsNone(re.search(r"\bDELETE\b", source, re.IGNORECASE))
-        self.assertIsNone(re.search(r"\bUPDATE\s+entries\b", source, re.IGNORECASE))
+        for module in (core_module, schema_module, log_module, search_module, blocks_module):
+            source = inspect.getsource(module)
+            self.assertIsNone(re.search(r"\bDELETE\b", source, re.IGNORECASE), module)
+            self.assertIsNone(
+                re.search(r"\bUPDATE\s+entries\b", source, re.IGNORECASE), module
+            )
 
 
 class AddTests(StoreTestsMixin, SynchronousTestCase):
@@ -253,7 +293,7 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         result = store.add_entries(batch)
         self.assertEqual(result.added, batch)
         self.assertEqual(
-            store.version_vector(), {self.alice.node_id: 4, self.bob.node_id: 3}
+            version_vector(store), {self.alice.node_id: 4, self.bob.node_id: 3}
         )
 
     def test_forkStored(self):
@@ -322,7 +362,7 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         result = store.add_entries([impostor])
         self.assertEqual(result.added, [])
         self.assertEqual([e for e, _ in result.rejected], [impostor])
-        self.assertEqual(store.contiguous_seq(self.alice.node_id), 1)
+        self.assertEqual(contiguous_seq(store, self.alice.node_id), 1)
 
     def test_gapAllowed(self):
         """
@@ -334,14 +374,14 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         result = store.add_entries([chain[0], chain[2], chain[3]])
         self.assertEqual(result.added, [chain[0], chain[2], chain[3]])
         self.assertEqual(store.head(self.alice.node_id), (4, chain[3].id))
-        self.assertEqual(store.contiguous_seq(self.alice.node_id), 1)
+        self.assertEqual(contiguous_seq(store, self.alice.node_id), 1)
         store.add_entries([chain[1]])
-        self.assertEqual(store.contiguous_seq(self.alice.node_id), 4)
+        self.assertEqual(contiguous_seq(store, self.alice.node_id), 4)
 
     def test_contiguousAndVersionVector(self):
         """
-        L{Store.contiguous_seq} is the end of the gap-free run from seq 1
-        (0 without seq 1), and L{Store.version_vector} maps every author to
+        the contiguous seq is the end of the gap-free run from seq 1
+        (0 without seq 1), and the version vector maps every author to
         it.
         """
         store = self.open_store()
@@ -350,21 +390,21 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         b = make_chain(self.bob, 3)
         c = make_chain(carol, 2)
         store.add_entries([a[0], a[1], a[3], a[5], b[1], b[2], c[0], c[1]])
-        self.assertEqual(store.contiguous_seq(self.alice.node_id), 2)
-        self.assertEqual(store.contiguous_seq(self.bob.node_id), 0)
-        self.assertEqual(store.contiguous_seq(carol.node_id), 2)
-        self.assertEqual(store.contiguous_seq("ef" * 32), 0)
+        self.assertEqual(contiguous_seq(store, self.alice.node_id), 2)
+        self.assertEqual(contiguous_seq(store, self.bob.node_id), 0)
+        self.assertEqual(contiguous_seq(store, carol.node_id), 2)
+        self.assertEqual(contiguous_seq(store, "ef" * 32), 0)
         self.assertEqual(
-            store.version_vector(),
+            version_vector(store),
             {self.alice.node_id: 2, self.bob.node_id: 0, carol.node_id: 2},
         )
         store.add_entries([a[2], b[0]])
         self.assertEqual(
-            store.version_vector(),
+            version_vector(store),
             {self.alice.node_id: 4, self.bob.node_id: 3, carol.node_id: 2},
         )
         store.add_entries([a[4]])
-        self.assertEqual(store.contiguous_seq(self.alice.node_id), 6)
+        self.assertEqual(contiguous_seq(store, self.alice.node_id), 6)
 
     def test_entriesAfter(self):
         """
@@ -394,7 +434,7 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         first = make_chain(self.alice, 1)
         store.add_entries(first)
         # Sabotage: a trigger that makes the third insert fail.
-        store._db.execute(
+        sql(store).execute(
             "CREATE TEMP TRIGGER boom BEFORE INSERT ON entries "
             "WHEN NEW.seq = 3 BEGIN SELECT RAISE(ABORT, 'boom'); END"
         )
@@ -403,9 +443,9 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.count(), 1)
         self.assertEqual(store.digest(), expected_digest(first))
         self.assertFalse(store.has(chain[0].id))
-        self.assertEqual(store.version_vector(), {self.alice.node_id: 1})
+        self.assertEqual(version_vector(store), {self.alice.node_id: 1})
         self.assertEqual(store.search("message"), first)
-        store._db.execute("DROP TRIGGER boom")
+        sql(store).execute("DROP TRIGGER boom")
         self.assertEqual(store.add_entries(chain).added, chain)
 
 
@@ -459,7 +499,7 @@ class MaxSeqTests(StoreTestsMixin, SynchronousTestCase):
         store = self.open_store()
         chain = make_chain(self.bob, 4)
         self.assertEqual(store.max_seq(self.bob.node_id), 0)
-        store._db.execute(
+        sql(store).execute(
             "CREATE TEMP TRIGGER boom BEFORE INSERT ON entries "
             "WHEN NEW.seq = 3 BEGIN SELECT RAISE(ABORT, 'boom'); END"
         )
@@ -472,12 +512,12 @@ class MaxSeqTests(StoreTestsMixin, SynchronousTestCase):
         (it is asked about authors of unverified entries), and stays
         right when it starts over.
         """
-        self.patch(store_module, "_MAX_SEQS_KEPT", 2)
+        self.patch(log_module, "MAX_SEQS_KEPT", 2)
         store = self.open_store()
         store.add_entries(make_chain(self.alice, 2))
         authors = [self.alice.node_id, "ab" * 32, "cd" * 32, self.alice.node_id]
         self.assertEqual([store.max_seq(author) for author in authors], [2, 0, 0, 2])
-        self.assertLessEqual(len(store._max_seqs), 2)
+        self.assertLessEqual(len(store._log._max_seqs), 2)
 
     def test_duplicates_found_above_and_below(self):
         """
@@ -497,7 +537,7 @@ class MaxSeqTests(StoreTestsMixin, SynchronousTestCase):
     def test_contiguous_reported(self):
         """
         L{AddResult.contiguous} gives, for each author of an added entry,
-        its L{Store.contiguous_seq} after the batch.
+        its the contiguous seq after the batch.
         """
         store = self.open_store()
         a = make_chain(self.alice, 4)
@@ -507,7 +547,7 @@ class MaxSeqTests(StoreTestsMixin, SynchronousTestCase):
         result = store.add_entries([a[2], b[0]])
         self.assertEqual(result.contiguous, {self.alice.node_id: 4, self.bob.node_id: 2})
         for author, seq in result.contiguous.items():
-            self.assertEqual(store.contiguous_seq(author), seq)
+            self.assertEqual(contiguous_seq(store, author), seq)
 
 
 class CountTests(StoreTestsMixin, SynchronousTestCase):
@@ -525,13 +565,13 @@ class CountTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.count(), 0)
         store.add_entries(make_chain(alice, 3))
         self.assertEqual(store.count(), 3)
-        store._db.execute(
+        sql(store).execute(
             "CREATE TEMP TRIGGER boom BEFORE INSERT ON entries "
             "WHEN NEW.seq = 2 BEGIN SELECT RAISE(ABORT, 'boom'); END"
         )
         self.assertRaises(StoreError, store.add_entries, make_chain(bob, 2))
         self.assertEqual(store.count(), 3)
-        (recorded,) = store._db.execute("SELECT count FROM meta").fetchone()
+        (recorded,) = sql(store).execute("SELECT count FROM meta").fetchone()
         self.assertEqual(recorded, 3)
 
     def test_count_after_reopen(self):
@@ -584,7 +624,7 @@ class DigestTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.count(), len(POOL))
         self.assertEqual(store.digest(), reference.digest())
         self.assertEqual(store.digest(), expected_digest(POOL))
-        self.assertEqual(store.version_vector(), reference.version_vector())
+        self.assertEqual(version_vector(store), version_vector(reference))
         self.assertEqual(store.history(100), reference.history(100))
         store.close()
         reference.close()
@@ -643,7 +683,7 @@ class PersistenceTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(again.count(), count)
         self.assertEqual(again.digest(), digest)
         self.assertEqual(again.history(10), history)
-        self.assertEqual(again.version_vector(), {alice.node_id: 4})
+        self.assertEqual(version_vector(again), {alice.node_id: 4})
         self.assertEqual(again.search("number 3"), [chain[2]])
         self.assertEqual(again.add_entries(chain).added, [chain[4]])
         self.assertEqual(again.digest(), expected_digest(chain))
@@ -733,16 +773,16 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         store = self.open_store()
         self._visible_mix(store)
         statements = []
-        store._db.set_trace_callback(statements.append)
+        sql(store).set_trace_callback(statements.append)
         try:
             store.history(20, self.alice.node_id, [self.bob.node_id])
         finally:
-            store._db.set_trace_callback(None)
+            sql(store).set_trace_callback(None)
         self.assertEqual(len(statements), 2, statements)
         plans = []
         for statement in statements:
             plans += [
-                row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + statement)
+                row[-1] for row in sql(store).execute("EXPLAIN QUERY PLAN " + statement)
             ]
         self.assertIn("SCAN entries USING INDEX entries_chat", plans)
         self.assertIn("SEARCH dm_parties USING PRIMARY KEY (party=?)", plans)
@@ -759,18 +799,18 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         """
         store = self.open_store()
         everything, _ = self._visible_mix(store)
-        query = store_module._fts_query("chat")
+        query = search_module.fts_query("chat")
         for strategy in ("scan", "probe"):
             statements = []
-            store._db.set_trace_callback(statements.append)
+            sql(store).set_trace_callback(statements.append)
             try:
-                found = store._search_rowids(query, 5, strategy)
+                found = store._search._search_rowids(query, 5, strategy)
             finally:
-                store._db.set_trace_callback(None)
-            self.assertEqual(found, store._search_rowids(query, 5, "join"))
+                sql(store).set_trace_callback(None)
+            self.assertEqual(found, store._search._search_rowids(query, 5, "join"))
             plan = [
                 row[-1]
-                for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0])
+                for row in sql(store).execute("EXPLAIN QUERY PLAN " + statements[0])
             ]
             self.assertIn("SCAN e USING INDEX entries_chat", plan, strategy)
 
@@ -784,14 +824,14 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         everything, people = self._visible_mix(store)
         expected = store.history(500, self.alice.node_id)
         self.assertTrue(any(e.kind == "dm" for e in expected))
-        store._db.execute("DROP TABLE dm_parties")
-        store._db.execute("DROP INDEX entries_chat")
-        store._db.execute("PRAGMA user_version=1")
+        sql(store).execute("DROP TABLE dm_parties")
+        sql(store).execute("DROP INDEX entries_chat")
+        sql(store).execute("PRAGMA user_version=1")
         store.close()
         again = self.open_store(path)
         self.assertEqual(
-            again._db.execute("PRAGMA user_version").fetchone()[0],
-            store_module.SCHEMA_VERSION,
+            sql(again).execute("PRAGMA user_version").fetchone()[0],
+            schema_module.SCHEMA_VERSION,
         )
         self.assertEqual(again.history(500, self.alice.node_id), expected)
 
@@ -836,15 +876,15 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         store = self.open_store()
         store.add_entries(make_chain(self.alice, 3))
         statements = []
-        store._db.set_trace_callback(statements.append)
+        sql(store).set_trace_callback(statements.append)
         try:
             self.assertEqual(store.max_lamport(2), 2)
         finally:
-            store._db.set_trace_callback(None)
+            sql(store).set_trace_callback(None)
         self.assertEqual(len(statements), 1, statements)
         plan = [
             row[-1]
-            for row in store._db.execute("EXPLAIN QUERY PLAN " + statements[0])
+            for row in sql(store).execute("EXPLAIN QUERY PLAN " + statements[0])
         ]
         self.assertEqual(
             plan, ["SEARCH entries USING COVERING INDEX entries_display (lamport<?)"]
@@ -934,7 +974,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         store = self.open_store()
         chain = make_chain(self.alice, 2, texts=["the cat", "a dog"])
         store.add_entries(chain)
-        self.assertEqual(store_module._fts_query("the " * 600 + "THE " * 600), '"the"')
+        self.assertEqual(search_module.fts_query("the " * 600 + "THE " * 600), '"the"')
         self.assertEqual(store.search("the " * 1150), [chain[0]])
 
     def test_searchTooManyWordsRefused(self):
@@ -944,17 +984,17 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         """
         store = self.open_store()
         store.add_entries(make_chain(self.alice, 1, texts=["w0 w1"]))
-        words = [f"w{i}" for i in range(store_module.MAX_SEARCH_TERMS + 1)]
+        words = [f"w{i}" for i in range(search_module.MAX_SEARCH_TERMS + 1)]
         statements = []
-        store._db.set_trace_callback(statements.append)
+        sql(store).set_trace_callback(statements.append)
         with self.assertRaises(SearchRefused) as caught:
             store.search(" ".join(words))
-        store._db.set_trace_callback(None)
+        sql(store).set_trace_callback(None)
         self.assertEqual(statements, [])
         self.assertEqual(
             str(caught.exception),
             f"search has {len(words)} different words; "
-            f"at most {store_module.MAX_SEARCH_TERMS} are allowed",
+            f"at most {search_module.MAX_SEARCH_TERMS} are allowed",
         )
         self.assertEqual(store.search(" ".join(words[:-1])), [])
 
@@ -983,7 +1023,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         # The progress handler is gone: other queries are not charged.
         self.assertEqual(store.count(), 1000)
         self.assertEqual(len(store.history(2000)), 1000)
-        store._clock = lambda: 0.0
+        store._search._clock = lambda: 0.0
         self.assertEqual(store.search("common word", limit=3), chain[-3:])
 
     def test_searchPlansAgree(self):
@@ -1010,11 +1050,11 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
             matching = [
                 e for e in display if set(words.split()) <= set(e.body["text"].split())
             ]
-            query = store_module._fts_query(words)
+            query = search_module.fts_query(words)
             for limit in [1, 3, 10, 100]:
-                join = store._search_rowids(query, limit, "join")
-                scan = store._search_rowids(query, limit, "scan")
-                probe = store._search_rowids(query, limit, "probe")
+                join = store._search._search_rowids(query, limit, "join")
+                scan = store._search._search_rowids(query, limit, "scan")
+                probe = store._search._search_rowids(query, limit, "probe")
                 self.assertEqual(join, scan, (words, limit))
                 self.assertEqual(join, probe, (words, limit))
                 self.assertEqual(store.search(words, limit), matching[-limit:])
@@ -1038,7 +1078,7 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
         chain = make_chain(self.alice, 40, texts=texts)
         store.add_entries(chain)
         # limit * count = 10 * 40 = 400: the threshold is 21 matches.
-        self.patch(store_module, "_SCAN_MAX_FACTOR", 1)
+        self.patch(search_module, "_SCAN_MAX_FACTOR", 1)
         expected = {
             "n5": "join",
             "twenty": "join",
@@ -1048,10 +1088,33 @@ class HistoryTests(StoreTestsMixin, SynchronousTestCase):
             "missing": None,
         }
         for word, plan in expected.items():
-            query = store_module._fts_query(word)
-            self.assertEqual(store._search_plan(query, 10), plan, word)
+            query = search_module.fts_query(word)
+            self.assertEqual(store._search._search_plan(query, 10), plan, word)
             matching = [e for e in chain if word in e.body["text"].split()]
             self.assertEqual(store.search(word, 10), matching[-10:], word)
-        self.patch(store_module, "_SCAN_MAX_FACTOR", 16)
-        self.assertEqual(store._search_plan('"all"', 10), "scan")
-        self.assertRaises(ValueError, store._search_rowids, '"all"', 10, "bogus")
+        self.patch(search_module, "_SCAN_MAX_FACTOR", 16)
+        self.assertEqual(store._search._search_plan('"all"', 10), "scan")
+        self.assertRaises(ValueError, store._search._search_rowids, '"all"', 10, "bogus")
+
+
+class BlockListTests(StoreTestsMixin, SynchronousTestCase):
+    """
+    L{Store.block}, L{Store.unblock} and L{Store.blocked}.
+    """
+
+    def test_lastEventWins(self):
+        """
+        The block list is the authors whose last event is a block, in
+        order, and it survives reopening.
+        """
+        path = self.mktemp()
+        store = self.open_store(path)
+        self.assertEqual(store.blocked(), [])
+        store.block("bb" * 32)
+        store.block("aa" * 32)
+        store.unblock("bb" * 32)
+        store.block("cc" * 32)
+        self.assertEqual(store.blocked(), ["aa" * 32, "cc" * 32])
+        store.close()
+        store.open()
+        self.assertEqual(store.blocked(), ["aa" * 32, "cc" * 32])

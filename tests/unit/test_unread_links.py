@@ -12,9 +12,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.entry import MAX_TEXT_BYTES
 from p2pchat.log.identity import Identity
-from p2pchat.mesh.membership.core import FLUSH_ROWS_PER_TICK, ROW_OVERHEAD_BYTES
+from p2pchat.mesh.budgets import MAX_UNREAD_BYTES
+from p2pchat.mesh.membership.dissemination import FLUSH_ROWS_PER_TICK
 from p2pchat.mesh.membership.rows import ALIVE, sign_row
-from p2pchat.mesh.peer import MAX_UNREAD_BYTES
+from p2pchat.mesh.membership.table import ROW_OVERHEAD_BYTES
 from p2pchat.mesh.wire import MAX_ADDRESS_LENGTH
 from tests.malicious import HIGH_WATER_BYTES, MaliciousPeer, link_attacker
 from tests.nodes import Network

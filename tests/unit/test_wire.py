@@ -277,6 +277,46 @@ class RoundTripTests(SynchronousTestCase):
         )
 
 
+class GossipFrameTests(SynchronousTestCase):
+    """
+    L{wire.gossip} builds membership frames, and L{parse_frame} checks
+    their envelope (the rows themselves are membership's to check).
+    """
+
+    ROW = {
+        "id": NODE_ID, "inc": 1, "state": "alive", "hb": 2, "name": "bob",
+        "addr": "bob.example:9090", "sig": "cd" * 64,
+    }
+
+    def test_round_trip(self):
+        """
+        A gossip frame of rows, and one of no rows, parse back equal.
+        """
+        for rows in ([self.ROW, {**self.ROW, "hb": 3}], []):
+            frame = wire.gossip(rows)
+            self.assertEqual(frame, {"type": "gossip", "rows": rows})
+            self.assertEqual(parse_frame(encode_frame(frame)), frame)
+
+    def test_most_rows(self):
+        """
+        L{wire.MAX_ROWS_PER_FRAME} rows are accepted; one more is not.
+        """
+        rows = [{}] * wire.MAX_ROWS_PER_FRAME
+        self.assertEqual(parse_frame(line(wire.gossip(rows)))["rows"], rows)
+        error = self.assertRaises(
+            FrameError, parse_frame, line(wire.gossip(rows + [{}]))
+        )
+        self.assertEqual(str(error), "gossip frame has more than 1000 rows")
+
+    def test_rows_not_a_list(self):
+        """
+        A gossip frame without a list of rows is rejected.
+        """
+        for frame in ({"type": "gossip"}, {"type": "gossip", "rows": {"a": 1}}):
+            error = self.assertRaises(FrameError, parse_frame, line(frame))
+            self.assertEqual(str(error), "gossip.rows is not a list")
+
+
 class HelloAddressTests(SynchronousTestCase):
     """
     The hello's C{addr} key.
@@ -292,3 +332,57 @@ class HelloAddressTests(SynchronousTestCase):
         error = self.assertRaises(wire.FrameError, wire.parse_frame, wire.encode_frame(frame))
         self.assertIn("addr", str(error))
 
+
+
+class BuilderTests(SynchronousTestCase):
+    """
+    Every frame this node sends is built by a builder in L{wire}, and what
+    each builder builds is exactly what L{parse_frame} accepts.
+    """
+
+    def assertBuilds(self, frame, expected):
+        self.assertEqual(frame, expected)
+        self.assertEqual(parse_frame(encode_frame(frame)), expected)
+
+    def test_link_frames(self):
+        """
+        C{ping}, C{pong} and C{bye} carry nothing but their type.
+        """
+        self.assertBuilds(wire.ping(), {"type": "ping"})
+        self.assertBuilds(wire.pong(), {"type": "pong"})
+        self.assertBuilds(wire.bye(), {"type": "bye"})
+
+    def test_replication_frames(self):
+        """
+        C{more}, C{prune}, C{ihave} (live or sync) and C{graft}.
+        """
+        self.assertBuilds(wire.more(), {"type": "more"})
+        self.assertBuilds(wire.prune(), {"type": "prune"})
+        self.assertBuilds(wire.ihave([NODE_ID]), {"type": "ihave", "ids": [NODE_ID]})
+        self.assertBuilds(
+            wire.ihave([NODE_ID], sync=True), {"type": "ihave", "ids": [NODE_ID], "sync": True}
+        )
+        self.assertBuilds(wire.graft([NODE_ID]), {"type": "graft", "ids": [NODE_ID]})
+
+    def test_summary_and_error(self):
+        """
+        A summary page and an error frame.
+        """
+        self.assertBuilds(
+            wire.summary_page(None, {NODE_ID: [1, 3]}, True),
+            {"type": "summary", "after": None, "vv": {NODE_ID: [1, 3]}, "final": True},
+        )
+        self.assertBuilds(wire.error("no"), {"type": "error", "reason": "no"})
+
+    def test_id_lists_bounded(self):
+        """
+        C{ihave} and C{graft} refuse to build a frame the peer would
+        refuse: no ids, or more than L{wire.MAX_IDS_PER_FRAME}.
+        """
+        most = [NODE_ID] * wire.MAX_IDS_PER_FRAME
+        self.assertEqual(len(wire.graft(most)["ids"]), wire.MAX_IDS_PER_FRAME)
+        for build in (wire.ihave, wire.graft):
+            self.assertRaises(ValueError, build, [])
+            self.assertRaises(ValueError, build, most + [NODE_ID])
+            self.assertRaises(FrameError, parse_frame, encode_frame(
+                {"type": build.__name__, "ids": most + [NODE_ID]}))

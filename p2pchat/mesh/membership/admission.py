@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 Who may enter the membership table, and who leaves it first when it is
 full.
@@ -39,7 +40,8 @@ filling the table with members that do not exist.  Three bounds do:
     hostile link can therefore only add unproven members; when the table
     is full a new member replaces the oldest unproven one, never a proven
     one.  Proven members are also gossiped first and dialled first (see
-    L{p2pchat.mesh.membership.core}).
+    L{p2pchat.mesh.membership.dissemination} and
+    L{p2pchat.mesh.membership.view}).
 
 Memory: three token buckets per link and one in all, and one dictionary
 entry per unproven member (bounded by the table's C{max_members}).
@@ -133,17 +135,11 @@ class Admission:
         """
         self._unproven.pop(node_id, None)
 
-    def is_unproven(self, node_id: str) -> bool:
-        return node_id in self._unproven
-
     def evictable(self) -> Optional[str]:
         """
         @return: the oldest unproven member, or C{None}.
         """
         return next(iter(self._unproven), None)
-
-    def unproven_count(self) -> int:
-        return len(self._unproven)
 
     def take_dirty(self, dirty: Dict[str, None], cap: int) -> List[str]:
         """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
 Membership rows: their form, and the signature by which a member vouches
 for its own row.
@@ -27,7 +28,11 @@ from typing import Callable, Dict, Optional, Tuple
 
 from p2pchat.log.entry import validate_name
 from p2pchat.log.identity import HEX_DIGITS, is_node_id, short_id, verify_signature
-from p2pchat.mesh.wire import FrameError, valid_address
+from p2pchat.mesh.wire import (  # noqa: F401 (MAX_ROWS_PER_FRAME re-exported)
+    MAX_ROWS_PER_FRAME,
+    FrameError,
+    valid_address,
+)
 from p2pchat.safe import printable
 
 ALIVE = "alive"
@@ -40,14 +45,38 @@ STATE_RANK = {ALIVE: 0, SUSPECT: 1, DEAD: 2, LEFT: 3}
 
 MAX_INCARNATION = 2**53
 MAX_HEARTBEAT = 2**53
-#: Rows in one received gossip frame; a 64 KiB line cannot hold more.
-MAX_ROWS_PER_FRAME = 1000
 SIGNATURE_HEX_LENGTH = 128
 #: Domain separation: no other signed object of the protocol starts so.
 ROW_CONTEXT = b"p2pchat-member-row-v2\n"
 
 #: What a signature vouches for: C{(inc, name, addr, base, sig)}.
 SignedPart = Tuple[int, str, Optional[str], str, str]
+
+
+def make_row(
+    node_id: str,
+    incarnation: int,
+    state: str,
+    heartbeat: int,
+    name: str,
+    address: Optional[str],
+    sig: Optional[str],
+) -> dict:
+    """
+    @return: a gossip row (without C{sig} when it is C{None}: a member
+        known only from a hello has none, and such rows are never sent).
+    """
+    row = {
+        "id": node_id,
+        "inc": incarnation,
+        "state": state,
+        "hb": heartbeat,
+        "name": name,
+        "addr": address,
+    }
+    if sig is not None:
+        row["sig"] = sig
+    return row
 
 
 def base_state(state: str) -> str:

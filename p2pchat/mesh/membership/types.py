@@ -1,5 +1,6 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
 """
-The types other modules see of L{p2pchat.mesh.membership.core}: what a node knows
+The types other modules see of L{p2pchat.mesh.membership}: what a node knows
 about a member, what membership asks the node to do, and its parameters.
 """
 

@@ -1,0 +1,158 @@
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
+"""
+Intake: which rows of a received gossip frame are applied.
+
+The whole frame is checked (its envelope, the form of every row, and the
+signature of every row that would change a signed part this node holds)
+before any row is applied.  Rows over the link's budgets
+(L{p2pchat.mesh.membership.admission}) are dropped, not fatal; a
+malformed or forged row is (the node closes the link).
+"""
+
+from typing import Set
+
+from twisted.logger import Logger
+
+from p2pchat.log.identity import short_id
+from p2pchat.mesh import wire
+from p2pchat.mesh.membership.admission import Admission
+from p2pchat.mesh.membership.own import OwnRow
+from p2pchat.mesh.membership.rows import (
+    MAX_HEARTBEAT,
+    base_state,
+    check_row,
+    signed_part,
+    verify_row,
+)
+from p2pchat.mesh.membership.table import MemberTable
+from p2pchat.safe import LogLimiter
+
+#: The frame types membership handles.
+FRAME_TYPES = frozenset({"gossip"})
+
+
+class Intake:
+    """
+    Checks received gossip frames against the table and the budgets.
+
+    @ivar dropped_rows: rows dropped for being over a budget (or replays
+        of a pruned member's rows from before its leave).
+    """
+
+    def __init__(
+        self,
+        own: OwnRow,
+        table: MemberTable,
+        admission: Admission,
+        limiter: LogLimiter,
+        log: Logger,
+    ):
+        self._own = own
+        self._table = table
+        self._admission = admission
+        self._limiter = limiter
+        self._log = log
+        self.dropped_rows = 0
+
+    def check_frame(self, peer_id: str, frame: dict) -> list:
+        """
+        @return: the rows of C{frame} to apply: well-formed, authentic,
+            and within the link's budgets.
+        @raise wire.FrameError: if the frame or a row is malformed or
+            forged.
+        """
+        if frame.get("type") not in FRAME_TYPES:
+            raise wire.FrameError(f"membership cannot handle frame type {frame.get('type')!r}")
+        wire.check_gossip(frame)
+        rows = frame["rows"]
+        records = self._table.records
+        verified: Set[tuple] = set()
+        accepted = []
+        checked = []
+        beats_ok = True
+        for row in rows:
+            node_id = row.get("id") if type(row) is dict else None
+            record = records.get(node_id) if type(node_id) is str else None
+            if (
+                record is not None
+                and record.advertised
+                and record.sig == row.get("sig")
+                and record.incarnation == row.get("inc")
+                and type(row["inc"]) is int
+                and record.state == row.get("state")
+                and record.name == row.get("name")
+                and record.address == row.get("addr")
+                and type(row.get("hb")) is int
+                and 0 <= row["hb"] <= MAX_HEARTBEAT
+            ):
+                # A heartbeat: the signed part is the one this node holds.
+                if beats_ok and not self._admission.may_beat(peer_id, len(records)):
+                    beats_ok = False
+                    self._over_budget(peer_id, "heartbeats")
+                if beats_ok:
+                    accepted.append(row)
+                continue
+            check_row(row, records)
+            checked.append(row)
+        accepted.extend(row for row in checked if self._authentic(peer_id, row, verified))
+        if len(accepted) < len(rows):
+            self.dropped_rows += len(rows) - len(accepted)
+        return accepted
+
+    def _authentic(self, peer_id: str, row: dict, verified: Set[tuple]) -> bool:
+        """
+        Check the signature of C{row} if it would change a signed part
+        this node holds (at most once per frame and statement).
+
+        @return: whether to apply it (C{False}: dropped, over a budget or
+            a replay of a pruned member's row from before its leave).
+        @raise wire.FrameError: if the signature is not the member's.
+        """
+        node_id = row["id"]
+        record = self._table.records.get(node_id)
+        own = self._own
+        if record is not None and record.advertised:
+            if row["inc"] < record.incarnation:
+                return True
+            if (
+                record.sig == row["sig"]
+                and record.incarnation == row["inc"]
+                and record.name == row["name"]
+                and record.address == row["addr"]
+                and base_state(record.state) == base_state(row["state"])
+            ):
+                return True
+        elif node_id == own.node_id:
+            if row["inc"] < own.incarnation or own.hidden:
+                return False
+            own_row = own.row()
+            if row["inc"] == own_row["inc"] and signed_part(row) == signed_part(own_row):
+                return True
+        else:
+            gone = self._table.gone.get(node_id)
+            if gone is not None and row["inc"] <= gone:
+                return False
+            if record is None and not self._admission.may_learn(peer_id):
+                self._over_budget(peer_id, "new members")
+                return False
+        statement = (node_id,) + signed_part(row)
+        if statement in verified:
+            return True
+        if not self._admission.may_verify(peer_id):
+            self._over_budget(peer_id, "signature checks")
+            return False
+        if not verify_row(row):
+            raise wire.FrameError(
+                f"gossip row for {short_id(node_id)} at incarnation {row['inc']}: "
+                f"signature is not its member's"
+            )
+        verified.add(statement)
+        return True
+
+    def _over_budget(self, peer_id: str, what: str) -> None:
+        self._limiter.log(
+            what, self._log.warn,
+            "dropping gossip rows from {peer}: over its budget of {what}"
+            " ({dropped} rows dropped before this frame)",
+            peer=short_id(peer_id), what=what, dropped=self.dropped_rows,
+        )
