@@ -86,7 +86,7 @@ class ChatNode:
         self.chat = ChatService(
             author, self.feed, self.links, names, clock, self._facts, connect
         )
-        self.links.notices.append(self.chat.notice)
+        self.links.member_watchers.append(self.chat.member_changed)
         self.feed.subscribe(self.chat)
         self.feed.subscribe(self.relay)
         self.feed.on_change = lambda: self.on_change()

@@ -25,6 +25,7 @@ from p2pchat.log.feed import Feed, IFeedListener
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.mesh.links import Links
 from p2pchat.mesh.wire import PROTOCOL_VERSION
+from p2pchat.safe import printable
 
 
 @dataclass
@@ -103,10 +104,14 @@ class ChatService:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def notice(self, text: str) -> None:
+    def member_changed(self, member, old_state: Optional[str]) -> None:
         """
-        Tell every subscriber news about the network.
+        Tell every subscriber when a known member changes state (came
+        back, is suspected, failed, left).
         """
+        if old_state is None or old_state == member.state:
+            return
+        text = f"{printable(member.name)} ({short_id(member.node_id)}) is {member.state}"
         for listener in list(self._listeners):
             listener.notice(text)
 

@@ -45,8 +45,9 @@ class Links:
 
     @ivar membership: the node's L{Membership}, fed by these links.
     @ivar stopping: once set, no link is taken.
-    @ivar notices: callables given one line of news about the network
-        (a member came, went, failed).
+    @ivar member_watchers: callables told C{(member, old_state)} for
+        every change membership reports (C{old_state} is C{None} for a
+        member first heard of).
     @ivar observers: objects told C{link_up(link)} / C{link_down(link)}.
     @ivar on_change: called when a link came up or went down.
     """
@@ -79,7 +80,7 @@ class Links:
         self._closed_traffic = [0, 0]
         self._counted_traffic = [0, 0]
         self.stopping = False
-        self.notices: List[Callable[[str], None]] = []
+        self.member_watchers: List[Callable[[Member, Optional[str]], None]] = []
         self.observers: List[object] = []
         self.on_change: Callable[[], None] = lambda: None
         self.membership = Membership(
@@ -326,6 +327,5 @@ class _MembershipOutput:
                 f"{old_state}>{member.state}", self.log.info,
                 "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state,
             )
-        if old_state is not None and old_state != member.state:
-            for notice in list(self._links.notices):
-                notice(f"{who} is {member.state}")
+        for watcher in list(self._links.member_watchers):
+            watcher(member, old_state)

@@ -15,6 +15,7 @@ from p2pchat.mesh import links as links_module
 from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.links import MAX_PENALTY_S, PENALTY_S, Links
 from p2pchat.mesh.wire import FrameError
+from tests.membership_output import IMembershipOutputContract
 
 ME, BOB, CAROL = (Identity(SigningKey(bytes([n]) * 32)) for n in (1, 2, 3))
 
@@ -92,8 +93,10 @@ class LinksTests(SynchronousTestCase):
         )
         self.links.observers.append(RecordingObserver(self.recorder))
         self.links.on_change = lambda: self.recorder.calls.append(("on_change",))
-        self.notices = []
-        self.links.notices.append(self.notices.append)
+        self.changes = []
+        self.links.member_watchers.append(
+            lambda member, old: self.changes.append((member.node_id, old, member.state))
+        )
 
     def producer(self, link):
         self.recorder.calls.append(("producer", link.remote_id))
@@ -221,7 +224,7 @@ class LinksTests(SynchronousTestCase):
     def test_membership_output(self):
         """
         Membership dials through Links (parsing the address first), and a
-        member's change of state becomes a notice.
+        member's change of state is passed on to the watchers.
         """
         output = self.links.membership._output
         output.connect("carol.example:9090")
@@ -237,7 +240,9 @@ class LinksTests(SynchronousTestCase):
         ])
         member = self.links.membership.member(BOB.node_id)
         output.member_changed(member, "suspect")
-        self.assertEqual(self.notices, [f"peer ({BOB.short_id}) is alive"])
+        self.assertEqual(
+            self.changes, [(BOB.node_id, None, "alive"), (BOB.node_id, "suspect", "alive")]
+        )
 
     def test_leave(self):
         """
@@ -251,3 +256,48 @@ class LinksTests(SynchronousTestCase):
         self.assertEqual(self.recorder.calls, [
             ("send_frame", BOB.node_id, "gossip"), ("leave", BOB.node_id),
         ])
+
+
+class LinksMembershipOutputTests(IMembershipOutputContract, SynchronousTestCase):
+    """
+    The node's membership output (L{Links}' L{_MembershipOutput}) keeps
+    the L{IMembershipOutput} contract, over recording fake links.
+    """
+
+    def make_output(self):
+        self.recorder = Recorder()
+        self.dialled = []
+        self.producers = {}
+        self.links = Links(
+            ME, "me", "me.example:9090", Clock(), self.producer, dial=self.dialled.append,
+        )
+        self.watched = []
+        self.links.member_watchers.append(
+            lambda member, old: self.watched.append((member.node_id, old, member.state))
+        )
+        self.frames = []
+        link = FakeLink(self.recorder, BOB)
+        link.send_frame = self.frames.append
+        self.links.link_up(link)
+        self.frames.clear()
+        self.watched.clear()
+        return self.links.membership._output, BOB.node_id
+
+    def producer(self, link):
+        producer = self.producers[link.remote_id] = FakeProducer(self.recorder, link)
+        return producer
+
+    def stall(self, peer_id):
+        self.producers[peer_id].paused = True
+
+    def delivered(self, peer_id):
+        return list(self.frames)
+
+    def dials(self):
+        return [str(address) for address in self.dialled]
+
+    def closed(self):
+        return [call[1] for call in self.recorder.calls if call[0] == "leave"]
+
+    def changes(self):
+        return list(self.watched)

@@ -317,7 +317,7 @@ class RedialTests(SynchronousTestCase):
 
 
 class FakeLinks:
-    notices = ()
+    member_watchers = ()
 
 
 class LogVolumeTests(SynchronousTestCase):
