@@ -150,7 +150,7 @@ class ConsoleFactory(Factory):
         self.node = node
 
     def buildProtocol(self, addr):
-        return ConsoleProtocol(self.node)
+        return ConsoleProtocol(self.node.chat)
 
 
 class NodeService(MultiService):
@@ -268,7 +268,7 @@ class NodeService(MultiService):
         if config.listen is not None:
             endpoint = self._peer_server_endpoint(config.listen)
             factory = PeerFactory(
-                self.node, reactor, outbound=False,
+                self.node.links, reactor, outbound=False,
                 handshake_timeout_s=config.handshake_timeout_s,
             )
             try:
@@ -304,7 +304,7 @@ class NodeService(MultiService):
             try:
                 manhole = manhole_service(
                     config.manhole,
-                    {"node": self.node, "service": self},
+                    {"node": self.node, "chat": self.node.chat, "service": self},
                     keys_file=config.manhole_keys,
                     passwd_file=config.manhole_passwd,
                     reactor=reactor,
@@ -318,7 +318,7 @@ class NodeService(MultiService):
         if config.stdio:
             from twisted.internet import stdio
 
-            stdio.StandardIO(ConsoleProtocol(self.node), reactor=reactor)
+            stdio.StandardIO(ConsoleProtocol(self.node.chat), reactor=reactor)
         for address in config.peers:
             self.connect(address)
         # Log "started" and signal readiness only once the reactor runs:
@@ -478,7 +478,7 @@ class NodeService(MultiService):
         else:
             endpoint = self.tls.client_endpoint(reactor, address.host, address.port, 10)
         factory = PeerFactory(
-            self.node, reactor, outbound=True,
+            self.node.links, reactor, outbound=True,
             handshake_timeout_s=self.config.handshake_timeout_s,
         )
         return HandshakeEndpoint(endpoint, factory)

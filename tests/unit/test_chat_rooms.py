@@ -201,6 +201,7 @@ class RoomsTests(SynchronousTestCase):
         self.rooms.load()
         self.assertEqual(self.rooms.joined(), ["#lobby", "#a", "#b"])
         self.assertEqual(self.rooms.current(), "#b")
-        (self.author.seq, self.author.prev), self.author.lamport = self.store.head(ALICE.node_id), 10
+        self.author.seq, self.author.prev = self.store.head(ALICE.node_id)
+        self.author.lamport = 10
         self.rooms.part("#b")
         self.assertEqual(self.rooms.current(), "#lobby")

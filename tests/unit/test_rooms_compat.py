@@ -59,7 +59,7 @@ class Version2PeerTests(SynchronousTestCase):
         self.node = self.network.node("alice")
         self.other = self.network.node("bob")
         self.network.link(self.node, self.other)
-        self.old = PeerProtocol(self.node, self.network.clock, False, 10.0)
+        self.old = PeerProtocol(self.node.links, self.network.clock, False, 10.0)
         self.transport = StringTransportWithDisconnection()
         self.transport.protocol = self.old
         self.old.makeConnection(self.transport)
@@ -96,7 +96,7 @@ class Version2PeerTests(SynchronousTestCase):
         self.frames()
         feed = carol_feed()
         for entry in feed:
-            self.node.rx_entry(entry.to_wire(), None)
+            self.node.feed.rx_entry(entry.to_wire(), None)
         self.network.settle()
         self.network.tick(times=3)
         frames = self.frames()
@@ -105,7 +105,7 @@ class Version2PeerTests(SynchronousTestCase):
         self.assertEqual(set(announced) & {e.id for e in feed}, set())
         self.assertTrue(self.transport.connected)
         for entry in feed:
-            self.assertTrue(self.other._store.has(entry.id))
+            self.assertTrue(self.other.store.has(entry.id))
 
     def test_summary_answer(self):
         """
@@ -113,7 +113,7 @@ class Version2PeerTests(SynchronousTestCase):
         take: the room entries are withheld, not sent.
         """
         for entry in carol_feed():
-            self.node.rx_entry(entry.to_wire(), None)
+            self.node.feed.rx_entry(entry.to_wire(), None)
         self.network.settle()
         self.frames()
         self.old.dataReceived(encode({"type": "summary", "after": None, "final": True,
