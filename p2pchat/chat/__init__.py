@@ -8,7 +8,16 @@ face needs to check input and print output safely.
 
 from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.canonical import nfc
-from p2pchat.chat.messages import AmbiguousPeer, IChatListener, Message, Peer, UnknownPeer
+from p2pchat.chat.messages import (
+    AmbiguousPeer,
+    IChatListener,
+    Message,
+    Peer,
+    RoomInfo,
+    RoomMember,
+    UnknownPeer,
+)
+from p2pchat.chat.rooms import LOBBY, RoomNameError, Rooms, normalise_room
 from p2pchat.chat.service import ChatService, LocalAuthor
 from p2pchat.config import PeerAddress
 from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
@@ -20,7 +29,8 @@ from p2pchat.throttle import ReadThrottle
 
 __all__ = [
     "AddressError", "AmbiguousPeer", "ChatService", "IChatListener", "InvalidEntry",
-    "LocalAuthor", "MAX_TEXT_BYTES", "Message", "Peer", "PeerAddress", "ReadThrottle",
-    "SearchRefused", "TokenBucket", "UnknownPeer", "nfc", "parse_peer_address", "printable",
-    "short_id", "validate_name",
+    "LOBBY", "LocalAuthor", "MAX_TEXT_BYTES", "Message", "Peer", "PeerAddress", "ReadThrottle",
+    "RoomInfo", "RoomMember", "RoomNameError", "Rooms", "SearchRefused", "TokenBucket",
+    "UnknownPeer", "nfc", "normalise_room", "parse_peer_address", "printable", "short_id",
+    "validate_name",
 ]

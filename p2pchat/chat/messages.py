@@ -32,12 +32,18 @@ class Message:
     @ivar text: the plain text (decrypted, for a direct message).
     @ivar direct: whether it is a direct message.
     @ivar recipient: for a direct message, the recipient's id.
+    @ivar room: the room it belongs to (C{#lobby} for a message without
+        one), C{None} for a direct message.
+    @ivar event: C{"message"}, or what a room entry says: C{"join"},
+        C{"part"} or C{"topic"} (then C{text} is the new topic).
     """
 
     entry: Entry
     text: str
     direct: bool
     recipient: Optional[str] = None
+    room: Optional[str] = None
+    event: str = "message"
 
 
 @dataclass(frozen=True)
@@ -80,3 +86,39 @@ class IChatListener(Interface):
         """
         A problem the node ran into (not caused by this face).
         """
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    """
+    One room as C{/rooms} lists it.
+
+    @ivar name: its name (C{#lobby}, or C{#} and lower-case letters,
+        digits, C{-}, C{_}, C{.}: safe to print).
+    @ivar members: how many members it has.
+    @ivar messages: how many messages it holds.
+    @ivar topic: its topic, C{""} for none (peer-supplied: escape it).
+    @ivar mine: whether the local author is in it.
+    """
+
+    name: str
+    members: int
+    messages: int
+    topic: str
+    mine: bool
+
+
+@dataclass(frozen=True)
+class RoomMember:
+    """
+    One member of a room as C{/names} lists it.
+
+    @ivar name: its name (peer-supplied: escape it).
+    @ivar node_id: its id.
+    @ivar state: C{alive}, C{suspect}, C{dead} or C{left} from membership,
+        C{unknown} for an author membership has not heard of.
+    """
+
+    name: str
+    node_id: str
+    state: str

@@ -1,267 +1,149 @@
 # -*- test-case-name: tests.unit.test_chat_rooms -*-
 """
-Rooms in the chat layer: who is in which room and each room's topic
-(L{RoomDirectory}, sans-IO, from the room entries), and L{Rooms}, the one
-place every face calls for rooms: join, part, list, topic, names,
-post-to-room, history, search, unread counts, the persisted current room,
-and a stream of L{RoomEvent}s.
+Rooms for one local author: the part of the chat API every face calls for
+rooms (L{ChatService.rooms<p2pchat.chat.service.ChatService>}).
 
-The log holds the facts (room entries in each author's feed, see
-L{p2pchat.log.rooms}); this module only reads them: a member of a room is
-an author whose last C{room.join} or C{room.part} for it, in display order
-(Lamport time, author, seq), is a join; a room's topic is its last
-C{room.topic} in display order.  So every node holding the same entries
-shows the same members and topics, whatever order the entries came in.
-#lobby (L{LOBBY}) has no room entries: every member of the network is in
-it.
+  - acting: L{Rooms.join}, L{Rooms.part}, L{Rooms.set_topic}, L{Rooms.post};
+  - reading: L{Rooms.list}, L{Rooms.names}, L{Rooms.topic},
+    L{Rooms.history}, L{Rooms.search}, L{Rooms.unread};
+  - local state, kept in the store: L{Rooms.current}, L{Rooms.mark_read};
+  - the stream: the chat service's listeners get every message and room
+    event (join, part, topic) of the rooms the author is in, as
+    L{Message}s with their C{room} and C{event} (L{Rooms.visible} decides).
+
+Room names are taken as people type them (C{#Rust}) and normalised
+(L{normalise_room}); a bad name raises L{RoomNameError}.  The facts are
+room entries in each author's feed; L{RoomDirectory} reads them.
 """
 
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
+from p2pchat.chat.messages import Message, RoomInfo, RoomMember
+from p2pchat.chat.room_directory import RoomDirectory
 from p2pchat.log.entry import Entry, InvalidEntry
-from p2pchat.log.rooms import JOIN, LOBBY, PART, TOPIC, entry_room
-from p2pchat.log.store import Store
+from p2pchat.log.feed import Feed
+from p2pchat.log.rooms import JOIN, LOBBY, PART, TOPIC, RoomNameError, normalise_room
+
+__all__ = ["LOBBY", "RoomNameError", "Rooms", "normalise_room"]
 
 # The local setting that holds the current room.
 CURRENT_ROOM = "current_room"
 
-Key = Tuple[int, str, int]
-
-
-def display_key(entry: Entry) -> Key:
-    """
-    @return: the display order of C{entry}: Lamport time, author, seq.
-    """
-    return (entry.lamport, entry.author, entry.seq)
-
-
-@dataclass(frozen=True)
-class RoomEvent:
-    """
-    Something that happened in a room, as the faces show it.
-
-    @ivar kind: C{"message"}, C{"join"}, C{"part"} or C{"topic"}.
-    @ivar room: the room, L{LOBBY} for a message without a room.
-    @ivar entry: the entry it comes from.
-    @ivar text: the message's text or the new topic (C{""} otherwise).
-    """
-
-    kind: str
-    room: str
-    entry: Entry
-    text: str = ""
-
-    @property
-    def author(self) -> str:
-        return self.entry.author
-
-
-@dataclass(frozen=True)
-class RoomInfo:
-    """
-    One line of the room list.
-
-    @ivar members: how many members it has.
-    @ivar messages: how many messages it holds.
-    @ivar topic: its topic, C{""} for none.
-    @ivar mine: whether the local user is in it.
-    """
-
-    name: str
-    members: int
-    messages: int
-    topic: str
-    mine: bool
-
-
-class RoomDirectory:
-    """
-    Who is in which room, and each room's topic, from the room entries
-    given to L{apply} in any order.  Sans-IO.
-    """
-
-    def __init__(self):
-        # (room, author) -> (display key, joined?)
-        self._presence: Dict[Tuple[str, str], Tuple[Key, bool]] = {}
-        # room -> (display key, topic entry)
-        self._topics: Dict[str, Tuple[Key, Entry]] = {}
-        self._rooms: Dict[str, None] = {}
-
-    def apply(self, entry: Entry) -> Optional[RoomEvent]:
-        """
-        Take one stored entry into account.
-
-        @return: the event it is (a message, join, part or topic; C{None}
-            for a C{dm} or C{cert}), whether or not it is the latest word.
-        """
-        room = entry_room(entry.kind, entry.body)
-        if room is None:
-            return None
-        self._rooms[room] = None
-        key = display_key(entry)
-        if entry.kind == "chat":
-            return RoomEvent("message", room, entry, entry.body["text"])
-        if entry.kind == TOPIC:
-            known = self._topics.get(room)
-            if known is None or known[0] < key:
-                self._topics[room] = (key, entry)
-            return RoomEvent("topic", room, entry, entry.body["topic"])
-        known = self._presence.get((room, entry.author))
-        if known is None or known[0] < key:
-            self._presence[(room, entry.author)] = (key, entry.kind == JOIN)
-        return RoomEvent("join" if entry.kind == JOIN else "part", room, entry)
-
-    def rooms(self) -> List[str]:
-        """
-        @return: every room named by an entry applied, sorted.
-        """
-        return sorted(self._rooms)
-
-    def members(self, room: str) -> List[str]:
-        """
-        @return: the authors in C{room} (not #lobby), sorted.
-        """
-        return sorted(
-            author for (name, author), (_, joined) in self._presence.items()
-            if name == room and joined
-        )
-
-    def is_member(self, room: str, author: str) -> bool:
-        known = self._presence.get((room, author))
-        return known is not None and known[1]
-
-    def rooms_of(self, author: str) -> List[str]:
-        """
-        @return: the rooms C{author} is in (not #lobby), sorted.
-        """
-        return sorted(
-            room for (room, who), (_, joined) in self._presence.items()
-            if who == author and joined
-        )
-
-    def topic(self, room: str) -> Optional[Entry]:
-        """
-        @return: the C{room.topic} entry that sets C{room}'s topic now, or
-            C{None}.
-        """
-        known = self._topics.get(room)
-        return None if known is None else known[1]
-
 
 class Rooms:
     """
-    The rooms of one local user: what the faces call (through the chat
-    API) and the stream of room events they show.
+    The rooms of a L{p2pchat.chat.service.ChatService}'s local author.
 
     @ivar directory: the L{RoomDirectory} of every room entry stored.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        node_id: str,
-        author: Callable[[str, dict], Entry],
-        name: Callable[[], str],
-    ):
+    def __init__(self, chat, feed: Feed):
         """
-        @param author: authors, signs and queues an entry of a kind and
-            body in the local feed (L{p2pchat.chat.node.ChatNode}'s).
-        @param name: the local user's display name now.
+        @param chat: the L{p2pchat.chat.service.ChatService} these rooms
+            belong to (its author, names, block list, messages).
+        @param feed: the node's feed: writes entries, reads the store.
         """
-        self._store = store
-        self._node_id = node_id
-        self._author = author
-        self._name = name
-        self._listeners: List[Callable[[RoomEvent], None]] = []
+        self._chat = chat
+        self._feed = feed
+        self._store = feed.store
         self.directory = RoomDirectory()
-
-    def load(self) -> None:
-        """
-        Read every room entry stored (at start: cheap, through their own
-        index).
-        """
         for entry in self._store.room_events():
             self.directory.apply(entry)
 
-    # -- the stream of events ----------------------------------------------
+    def _write(self, kind: str, body: dict) -> Entry:
+        # Known at once (before the commit at the next reactor turn), so
+        # that a line typed right after /join goes to the room.
+        entry = self._feed.author(self._chat.author.identity, kind, body)
+        self.directory.apply(entry)
+        return entry
 
-    def subscribe(self, listener: Callable[[RoomEvent], None]) -> Callable[[], None]:
+    def entry_stored(self, entry: Entry) -> None:
         """
-        Call C{listener} with every L{RoomEvent} of a newly stored entry.
+        A new entry was committed: take it into account.
+        """
+        self.directory.apply(entry)
 
-        @return: a function that unsubscribes it.
+    def visible(self, message: Message) -> bool:
         """
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-    def entry_stored(self, entry: Entry) -> Optional[RoomEvent]:
+        @return: whether the author's faces show C{message} as it arrives:
+            direct messages and #lobby always, a room's messages and
+            events while the author is in it (and the author's own part).
         """
-        A new entry was committed to the store: update the directory and
-        tell the listeners.
-
-        @return: its event, or C{None}.
-        """
-        event = self.directory.apply(entry)
-        if event is not None:
-            for listener in list(self._listeners):
-                listener(event)
-        return event
+        room = message.room
+        if room is None or room == LOBBY:
+            return True
+        return (
+            self.directory.is_member(room, self._chat.node_id)
+            or message.entry.author == self._chat.node_id
+        )
 
     # -- acting --------------------------------------------------------------
 
     def joined(self) -> List[str]:
         """
-        @return: the rooms the local user is in, #lobby first.
+        @return: the rooms the author is in, #lobby first.
         """
-        return [LOBBY] + self.directory.rooms_of(self._node_id)
+        return [LOBBY] + self.directory.rooms_of(self._chat.node_id)
 
     def join(self, room: str) -> Optional[Entry]:
         """
-        Join (or create) C{room}, a name in its wire form.
+        Join (or create) C{room}.
 
-        @return: the C{room.join} entry, or C{None} if already in it (or
-            it is #lobby, which every member is in).
+        @param room: a room name as typed.
+        @return: the C{room.join} entry, or C{None} if the author is in
+            it already (always in #lobby).
+        @raise RoomNameError: for a bad name.
         """
-        if room == LOBBY or self.directory.is_member(room, self._node_id):
+        room = normalise_room(room)
+        if room == LOBBY or self.directory.is_member(room, self._chat.node_id):
             return None
-        return self._author(JOIN, {"name": self._name(), "room": room})
+        return self._write(JOIN, {"name": self._chat.name, "room": room})
 
     def part(self, room: str) -> Entry:
         """
-        Leave C{room}.
+        Leave C{room}; its history stays stored.
 
-        @raise InvalidEntry: for #lobby, or a room the user is not in.
+        @raise InvalidEntry: for #lobby, or a room the author is not in.
+        @raise RoomNameError: for a bad name.
         """
+        room = normalise_room(room)
         if room == LOBBY:
             raise InvalidEntry("#lobby cannot be left: every member is in it")
-        if not self.directory.is_member(room, self._node_id):
+        if not self.directory.is_member(room, self._chat.node_id):
             raise InvalidEntry(f"you are not in {room}")
-        return self._author(PART, {"name": self._name(), "room": room})
+        return self._write(PART, {"name": self._chat.name, "room": room})
 
     def set_topic(self, room: str, topic: str) -> Entry:
         """
-        Set C{room}'s topic (C{""} clears it).
+        Set C{room}'s topic (C{""} clears it); the last in display order
+        wins.
 
         @raise InvalidEntry: for #lobby, which has no topic, or a topic
-            that is too long.
+            over 390 bytes.
+        @raise RoomNameError: for a bad name.
         """
+        room = normalise_room(room)
         if room == LOBBY:
             raise InvalidEntry("#lobby has no topic")
-        return self._author(TOPIC, {"name": self._name(), "room": room, "topic": topic})
+        return self._write(TOPIC, {"name": self._chat.name, "room": room, "topic": topic})
 
     def post(self, room: str, text: str) -> Entry:
         """
-        Send C{text} to C{room} (#lobby: a plain chat entry).
+        Send C{text} to C{room} (to #lobby: a plain chat entry, which
+        nodes of protocol 2 see too).
 
-        @raise InvalidEntry: if the text is empty or too long.
+        @raise InvalidEntry: if the text is empty or too long, or the
+            author is not in C{room}.
+        @raise RoomNameError: for a bad name.
         """
+        room = normalise_room(room)
+        if room == LOBBY:
+            return self._chat.post(text)
+        if not self.directory.is_member(room, self._chat.node_id):
+            raise InvalidEntry(f"you are not in {room}; /join it first")
         if not text:
             raise InvalidEntry("message is empty")
-        body = {"name": self._name(), "text": text}
-        if room != LOBBY:
-            body["room"] = room
-        return self._author("chat", body)
+        return self._write("chat", {"name": self._chat.name, "room": room, "text": text})
 
     # -- reading -------------------------------------------------------------
 
@@ -269,68 +151,91 @@ class Rooms:
         """
         @return: C{room}'s topic, C{""} for none.
         """
-        entry = self.directory.topic(room)
+        entry = self.directory.topic(normalise_room(room))
         return "" if entry is None else entry.body["topic"]
 
-    def list(self, lobby_members: int) -> List[RoomInfo]:
+    def list(self) -> List[RoomInfo]:
         """
-        @param lobby_members: how many members #lobby has (the network's).
-        @return: every room known (with an entry or a message), #lobby
-            first, then by name.
+        @return: every room known on the network (named by a room entry
+            or holding a message), #lobby first, then by name.
         """
-        counts = self._store.room_message_counts()
+        counts = self._feed.read(self._store.room_message_counts)
         mine = set(self.joined())
-        names = sorted(set(self.directory.rooms()) | set(counts) | {LOBBY})
-        names.remove(LOBBY)
+        others = sorted((set(self.directory.rooms()) | set(counts)) - {LOBBY})
         return [
-            RoomInfo(
-                room,
-                lobby_members if room == LOBBY else len(self.directory.members(room)),
-                counts.get(room, 0),
-                self.topic(room),
-                room in mine,
-            )
-            for room in [LOBBY] + names
+            RoomInfo(room, len(self._members(room)), counts.get(room, 0), self.topic(room),
+                     room in mine)
+            for room in [LOBBY] + others
         ]
 
-    def members(self, room: str) -> List[str]:
-        """
-        @return: the authors in C{room} (not #lobby), sorted.
-        """
+    def _members(self, room: str) -> List[str]:
+        if room == LOBBY:
+            ids = {peer.node_id for peer in self._chat.peers() if peer.state != "left"}
+            return sorted(ids | {self._chat.node_id})
         return self.directory.members(room)
 
-    def history(self, room: str, limit: int, blocked) -> List[Entry]:
+    def names(self, room: str) -> List[RoomMember]:
         """
-        @return: the last C{limit} entries of C{room} other than #lobby
-            (messages and room entries), leaving out the C{blocked}.
+        @return: the members of C{room} with their state from membership
+            (every member of the network that has not left, for #lobby),
+            sorted by name then id.
+        @raise RoomNameError: for a bad name.
         """
-        return self._store.room_history(room, limit, blocked)
+        room = normalise_room(room)
+        states: Dict[str, str] = {peer.node_id: peer.state for peer in self._chat.peers()}
+        states[self._chat.node_id] = "alive"
+        members = []
+        for node_id in self._members(room):
+            name = self._chat.name if node_id == self._chat.node_id else (
+                self._chat.name_of(node_id) or "?"
+            )
+            members.append(RoomMember(name, node_id, states.get(node_id, "unknown")))
+        return sorted(members, key=lambda m: (m.name, m.node_id))
 
-    def search(self, room: str, text: str, limit: int = 50) -> List[Entry]:
+    def history(self, room: str, limit: int) -> List[Message]:
         """
-        @return: the newest messages of C{room} other than #lobby with
-            every word of C{text}.
-        @raise p2pchat.log.store.SearchRefused: too broad.
+        @return: the last C{limit} messages and room events of C{room}
+            (for #lobby: L{ChatService.history}, with the author's direct
+            messages), oldest first.
+        @raise RoomNameError: for a bad name.
         """
-        return self._store.room_search(room, text, limit)
+        room = normalise_room(room)
+        if room == LOBBY:
+            return self._chat.history(limit)
+        entries = self._feed.read(self._store.room_history, room, limit, self._chat.blocked())
+        return [m for m in map(self._chat.message, entries) if m is not None]
+
+    def search(self, room: str, text: str, limit: int = 50) -> List[Message]:
+        """
+        @return: the newest messages of C{room} containing every word of
+            C{text}, oldest first.
+        @raise p2pchat.log.store.SearchRefused: for a search too costly.
+        @raise RoomNameError: for a bad name.
+        """
+        room = normalise_room(room)
+        if room == LOBBY:
+            return self._chat.search(text, limit)
+        found = self._feed.read(self._store.room_search, room, text, limit)
+        return [m for m in map(self._chat.message, found) if m is not None]
 
     def unread(self) -> Dict[str, int]:
         """
-        @return: for each room the user is in, the messages stored since
-            it was last read.
+        @return: for each room the author is in, how many messages were
+            stored since it was last read (at most 9999).
         """
-        return {room: self._store.unread(room) for room in self.joined()}
+        return {room: self._feed.read(self._store.unread, room) for room in self.joined()}
 
     def mark_read(self, room: str) -> None:
         """
-        The user has seen everything of C{room} up to now.
+        The author has seen C{room} up to now.
         """
-        self._store.mark_read(room)
+        self._store.mark_read(normalise_room(room))
 
     def current(self) -> str:
         """
-        @return: the current room last chosen (kept in the store), #lobby
-            at first or when the user is no longer in it.
+        @return: the current room last chosen (kept in the store, so new
+            consoles and restarts start there), #lobby at first or when
+            the author is no longer in it.
         """
         room = self._store.setting(CURRENT_ROOM)
         if room is None or room not in self.joined():
@@ -339,8 +244,6 @@ class Rooms:
 
     def set_current(self, room: str) -> None:
         """
-        Remember C{room} as the current room (for new consoles and after a
-        restart).
+        Remember C{room} as the current room.
         """
-        self._store.set_setting(CURRENT_ROOM, room)
-
+        self._store.set_setting(CURRENT_ROOM, normalise_room(room))

@@ -19,10 +19,12 @@ import p2pchat
 from p2pchat.chat.direct import CryptoError, open_box, seal
 from p2pchat.chat.messages import Message, Peer, UnknownPeer
 from p2pchat.chat.names import Names
+from p2pchat.chat.rooms import Rooms
 from p2pchat.config import PeerAddress
 from p2pchat.log.entry import Entry, InvalidEntry
 from p2pchat.log.feed import Feed, IFeedListener
 from p2pchat.log.identity import Identity, short_id
+from p2pchat.log.rooms import LOBBY, ROOM_KINDS
 from p2pchat.mesh.links import Links
 from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.safe import printable
@@ -78,6 +80,9 @@ class ChatService:
         self._connect = connect
         self._listeners: List[object] = []
         self._blocked = set(feed.store.blocked())
+        #: The author's rooms (L{Rooms}): join, part, list, topic, names,
+        #: post, history, search, unread, the current room.
+        self.rooms = Rooms(self, feed)
 
     @property
     def node_id(self) -> str:
@@ -217,13 +222,16 @@ class ChatService:
     def message(self, entry: Entry) -> Optional[Message]:
         """
         @return: how the author sees C{entry}, or C{None} if it is blocked,
-            a certificate, a room entry, or a direct message for someone else (or one
+            a certificate, or a direct message for someone else (or one
             that does not open).
         """
-        if entry.author in self._blocked or entry.kind not in ("chat", "dm"):
+        if entry.author in self._blocked or entry.kind == "cert":
             return None
         if entry.kind == "chat":
-            return Message(entry, entry.body["text"], direct=False)
+            return Message(entry, entry.body["text"], False, room=entry.body.get("room", LOBBY))
+        if entry.kind in ROOM_KINDS:
+            return Message(entry, entry.body.get("topic", ""), False, room=entry.body["room"],
+                           event=entry.kind[len("room."):])
         try:
             opened = open_box(self.author.identity, entry)
         except (CryptoError, ValueError):
@@ -306,8 +314,9 @@ class ChatService:
     def committed(self, entry: Entry, source, live: bool) -> None:
         if entry.author != self.node_id:
             self.names.heard(entry)
+        self.rooms.entry_stored(entry)
         message = self.message(entry)
-        if message is not None:
+        if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):
                 listener.message(message)
 
