@@ -7,7 +7,6 @@ L{ConsoleProtocol} runs commands against a L{p2pchat.chat.ChatService} and
 prints messages as they arrive; it imports only the chat API.
 """
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -24,7 +23,7 @@ from p2pchat.chat import (
     Message,
     PeerAddress,
     ReadThrottle,
-    SearchRefused,
+    RoomNameError,
     TokenBucket,
     UnknownPeer,
     nfc,
@@ -34,26 +33,27 @@ from p2pchat.chat import (
     validate_name,
 )
 from p2pchat.faces.lines import strip_leading_controls, without_line_ending
+from p2pchat.faces.room_console import (  # noqa: F401 (limits tests read here)
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
+    ROOM_HELP,
+    RoomCommandError,
+    RoomCommands,
+    parse_room_words,
+)
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
-DEFAULT_HISTORY = 20
-MAX_HISTORY = 1000
-# ASCII digits only: str.isdigit() and int() also accept other scripts'
-# digits and superscripts, some of which int() then refuses.  Leading zeros
-# are skipped and at most 9 digits kept, so int() never sees a huge number.
-_NUMBER = re.compile(r"0*([0-9]{1,9})")
 
 HELP = """\
 Commands:
-  TEXT              send TEXT to everyone
+  TEXT              send TEXT to the current room (#lobby: everyone)
   /msg NAME TEXT    send TEXT to one peer only (NAME may be a short id)
   /peers            list known peers
   /connect HOST:PORT  open a link to a peer
-  /history [N]      show the last N messages (default 20)
-  /search TEXT      show messages containing every word of TEXT
+%s
   /status           show this node's id, name, port, messages, peers, digest
   /block NAME       stop showing NAME's messages here (still relayed)
   /unblock NAME     show NAME's messages again
@@ -63,7 +63,7 @@ Commands:
   /nick NAME        change your display name
   /help             show this help
   /quit             close this console (the node keeps running)
-Lines starting with // send a message that starts with /."""
+Lines starting with // send a message that starts with /.""" % ROOM_HELP
 
 
 class CommandError(ValueError):
@@ -128,17 +128,12 @@ def parse_command(line: str) -> Command:
             return Command("connect", (parse_peer_address(rest),))
         except AddressError as e:
             raise CommandError(f"/connect: {e}; try /help") from None
-    if word == "history":
-        if not rest:
-            return Command("history", (DEFAULT_HISTORY,))
-        number = _NUMBER.fullmatch(rest)
-        if number is None or not 1 <= int(number.group(1)) <= MAX_HISTORY:
-            raise CommandError(f"/history takes a number 1-{MAX_HISTORY}; try /help")
-        return Command("history", (int(number.group(1)),))
-    if word == "search":
-        if not rest:
-            raise _usage("/search", "a TEXT")
-        return Command("search", (rest,))
+    try:
+        parsed = parse_room_words(word, rest)
+    except RoomCommandError as e:
+        raise CommandError(str(e)) from None
+    if parsed is not None:
+        return Command(*parsed)
     if word == "nick":
         rest = nfc(rest)
         if not validate_name(rest):
@@ -156,7 +151,7 @@ def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str
     return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
 
 
-class ConsoleProtocol(LineReceiver):
+class ConsoleProtocol(RoomCommands, LineReceiver):
     """
     One console session: a TCP client or the terminal.
     """
@@ -187,9 +182,11 @@ class ConsoleProtocol(LineReceiver):
             f"p2pchat: you are {self._chat.name} ({short_id(self._chat.node_id)}); "
             "type /help for commands"
         )
+        self.attach_rooms()
 
     def connectionLost(self, reason=None) -> None:
         self._chat.unsubscribe(self)
+        self.detach_rooms()
         self._reading.cancel()
 
     def say(self, text: str) -> None:
@@ -226,7 +223,7 @@ class ConsoleProtocol(LineReceiver):
         text = printable(message.text)
         name = self._chat.display_name(entry)
         if not message.direct:
-            return f"[{stamp}] <{name}> {text}"
+            return self.format_room(message, stamp, name, text)
         if entry.author == self._chat.node_id and message.recipient != self._chat.node_id:
             to = self._chat.name_of(message.recipient) or short_id(message.recipient)
             return f"[{stamp}] *{name}* (to {to}) {text}"
@@ -306,14 +303,11 @@ class ConsoleProtocol(LineReceiver):
             return
         try:
             getattr(self, "do_" + command.name)(*command.args)
-        except (UnknownPeer, AmbiguousPeer, InvalidEntry) as e:
+        except (UnknownPeer, AmbiguousPeer, InvalidEntry, RoomNameError) as e:
             self.say(f"error: {e}")
         except Exception:
             self.log.failure("console command {line!r} failed", line=text[:80])
             self.say("error: internal error; see the node's log")
-
-    def do_say(self, text: str) -> None:
-        self._chat.post(text)
 
     def do_msg(self, target: str, text: str) -> None:
         self._chat.direct(target, text)
@@ -343,23 +337,6 @@ class ConsoleProtocol(LineReceiver):
             self.say(f"connecting to {address}")
         else:
             self.say(f"already keeping a link to {address}")
-
-    def do_history(self, limit: int) -> None:
-        messages = self._chat.history(limit)
-        if not messages:
-            self.say("no messages yet")
-        for message in messages:
-            self.say(self.format(message))
-
-    def do_search(self, text: str) -> None:
-        try:
-            messages = self._chat.search(text)
-        except SearchRefused as e:
-            self.say(f"error: {e}")
-            return
-        for message in messages:
-            self.say(self.format(message))
-        self.say(f"{len(messages)} matching message(s)")
 
     def do_status(self) -> None:
         for key, value in self._chat.status().items():

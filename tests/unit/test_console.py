@@ -50,9 +50,22 @@ class ParseCommandTests(SynchronousTestCase):
             "/peers": Command("peers"),
             "/connect 127.0.0.1:9090": Command("connect", (PeerAddress("127.0.0.1", 9090),)),
             "/connect [::1]:9090": Command("connect", (PeerAddress("::1", 9090),)),
-            "/history": Command("history", (20,)),
-            "/history 5": Command("history", (5,)),
-            "/search needle hay": Command("search", ("needle hay",)),
+            "/history": Command("history", (None, 20)),
+            "/history 5": Command("history", (None, 5)),
+            "/history #Rust 5": Command("history", ("#rust", 5)),
+            "/search needle hay": Command("search", (None, "needle hay")),
+            "/search #rust needle": Command("search", ("#rust", "needle")),
+            "/join #Rust": Command("join", ("#rust",)),
+            "/part": Command("part", (None,)),
+            "/part #rust": Command("part", ("#rust",)),
+            "/rooms": Command("rooms"),
+            "/topic": Command("topic", (None, "")),
+            "/topic #rust about rust": Command("topic", ("#rust", "about rust")),
+            "/topic about the lobby": Command("topic", (None, "about the lobby")),
+            "/names": Command("names", (None,)),
+            "/names #rust": Command("names", ("#rust",)),
+            "/switch #rust": Command("switch", ("#rust",)),
+            "/room #rust": Command("switch", ("#rust",)),
             "/status": Command("status"),
             "/nick zed": Command("nick", ("zed",)),
             "/help": Command("help"),
@@ -77,6 +90,12 @@ class ParseCommandTests(SynchronousTestCase):
             "/history abc": "/history takes",
             "/history 0": "/history takes",
             "/search": "/search needs",
+            "/search #rust": "/search needs",
+            "/join": "/join needs",
+            "/join rust": "# followed by 1-50 letters",
+            "/switch #a #b": "/switch needs",
+            "/part #a b": "/part takes",
+            "/history #no! 3": "# followed by 1-50 letters",
             "/nick": "/nick needs",
             "/nick two words": "/nick needs",
         }
@@ -92,13 +111,13 @@ class ParseCommandTests(SynchronousTestCase):
         numbers too long for int() are refused with L{CommandError}, never
         another exception.
         """
-        self.assertEqual(parse_command("/history 1"), Command("history", (1,)))
-        self.assertEqual(parse_command("/history 0007"), Command("history", (7,)))
+        self.assertEqual(parse_command("/history 1"), Command("history", (None, 1)))
+        self.assertEqual(parse_command("/history 0007"), Command("history", (None, 7)))
         self.assertEqual(
-            parse_command(f"/history {MAX_HISTORY}"), Command("history", (MAX_HISTORY,))
+            parse_command(f"/history {MAX_HISTORY}"), Command("history", (None, MAX_HISTORY))
         )
         self.assertEqual(
-            parse_command("/history " + "0" * 5000 + "12"), Command("history", (12,))
+            parse_command("/history " + "0" * 5000 + "12"), Command("history", (None, 12))
         )
         for argument in [
             "\N{SUPERSCRIPT TWO}",
@@ -140,18 +159,25 @@ class ParseCommandTests(SynchronousTestCase):
         try:
             command = parse_command("/history " + argument)
         except CommandError as e:
-            self.assertEqual(
-                str(e), f"/history takes a number 1-{MAX_HISTORY}; try /help"
-            )
+            if argument.strip().startswith("#"):  # /history #ROOM [N]
+                self.assertIn("try /help", str(e))
+            else:
+                self.assertEqual(
+                    str(e), f"/history takes a number 1-{MAX_HISTORY}; try /help"
+                )
             return
         self.assertEqual(command.name, "history")
         number = argument.strip()
+        if number.startswith("#"):
+            room, _, number = number.partition(" ")
+            self.assertEqual(command.args[0], room.lower())
+            number = number.strip()
         if number:
             self.assertRegex(number, r"\A[0-9]+\Z")
-            self.assertEqual(command.args, (int(number.lstrip("0")),))
+            self.assertEqual(command.args[1:], (int(number.lstrip("0")),))
         else:
-            self.assertEqual(command.args, (DEFAULT_HISTORY,))
-        self.assertTrue(1 <= command.args[0] <= MAX_HISTORY)
+            self.assertEqual(command.args[1:], (DEFAULT_HISTORY,))
+        self.assertTrue(1 <= command.args[1] <= MAX_HISTORY)
 
     def test_empty_message_refused(self):
         """
