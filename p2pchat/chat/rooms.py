@@ -18,11 +18,14 @@ room entries in each author's feed; L{RoomDirectory} reads them.
 
 from typing import Dict, List, Optional
 
+from twisted.logger import Logger
+
 from p2pchat.chat.messages import Message, RoomInfo, RoomMember
 from p2pchat.chat.room_directory import RoomDirectory
 from p2pchat.log.entry import Entry, InvalidEntry
 from p2pchat.log.feed import Feed
 from p2pchat.log.rooms import JOIN, LOBBY, PART, TOPIC, RoomNameError, normalise_room
+from p2pchat.log.store import StoreError
 
 __all__ = ["LOBBY", "RoomNameError", "Rooms", "normalise_room"]
 
@@ -36,6 +39,8 @@ class Rooms:
 
     @ivar directory: the L{RoomDirectory} of every room entry stored.
     """
+
+    log = Logger()
 
     def __init__(self, chat, feed: Feed):
         """
@@ -227,9 +232,13 @@ class Rooms:
 
     def mark_read(self, room: str) -> None:
         """
-        The author has seen C{room} up to now.
+        The author has seen C{room} up to now.  (Not when the store is
+        closed: a console that ends while the node stops loses nothing.)
         """
-        self._store.mark_read(normalise_room(room))
+        try:
+            self._store.mark_read(normalise_room(room))
+        except StoreError as e:
+            self.log.info("read position of {room} not kept: {error}", room=room, error=str(e))
 
     def current(self) -> str:
         """
