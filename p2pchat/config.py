@@ -40,6 +40,7 @@ class NodeConfig:
     @ivar metrics: a server endpoint string for Prometheus metrics, or
         C{None}.
     @ivar log_format: C{text} or C{json}.
+    @ivar rooms: rooms to join at start, besides #lobby (C{--room}).
     """
 
     name: str
@@ -60,6 +61,7 @@ class NodeConfig:
     manhole_passwd: Optional[str] = None
     metrics: Optional[str] = None
     log_format: str = "text"
+    rooms: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

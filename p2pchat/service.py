@@ -314,6 +314,8 @@ class NodeService(MultiService):
                 raise StartupError(f"cannot start the manhole: {e}") from None
             manhole.setServiceParent(self)
         self.node.start()
+        for room in config.rooms:  # --room: join at start (nothing if already in)
+            self.node.chat.rooms.join(room)
         self.node.on_change = self._changed
         if config.stdio:
             from twisted.internet import stdio

@@ -27,6 +27,7 @@ from p2pchat.addresses import (
 from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
 from p2pchat.log.entry import validate_name
+from p2pchat.log.rooms import RoomNameError, normalise_room
 from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.trust.ca import is_dns_safe_name
 
@@ -368,12 +369,22 @@ class Options(usage.Options):
         self._getuser = getuser
         self._user_data_dir = user_data_dir
         self.peers: List[PeerAddress] = []
+        self.rooms: List[str] = []
 
     def opt_peer(self, peer: str) -> None:
         """Connect to the peer at HOST:PORT (IPv6: [ADDR]:PORT); repeatable."""
         address = parse_peer(peer)
         if address not in self.peers:
             self.peers.append(address)
+
+    def opt_room(self, room: str) -> None:
+        """Also join #ROOM at start (every node is in #lobby); repeatable."""
+        try:
+            room = normalise_room(room)
+        except RoomNameError as e:
+            raise usage.UsageError(f"--room: {e}") from None
+        if room not in self.rooms:
+            self.rooms.append(room)
 
     def postOptions(self) -> None:
         """
@@ -388,6 +399,7 @@ class Options(usage.Options):
             port=port,
             listen=listen,
             peers=tuple(self.peers),
+            rooms=tuple(self.rooms),
             data_dir=self._data_dir(name),
             console=self._console(port),
             stdio=self._stdio(),

@@ -1,7 +1,7 @@
 """
 Rooms with real processes (issue 13's acceptance): three nodes; alice and
 bob join #a, carol joins #b; each room's messages show only on its
-members' consoles; bob, offline for a while, comes back and /history #a
+members' consoles (carol joins with --room); bob, offline for a while, comes back and /history #a
 shows what he missed; /rooms and /names agree on every node once they
 converge; a restart keeps the joined rooms and the current room.
 
@@ -59,7 +59,8 @@ class RoomProcessTests(NodeTestMixin, SynchronousTestCase):
     def test_three_nodes_two_rooms(self):
         alice = self.start("alice")
         bob = self.start("bob", "--peer", alice.peer_address)
-        carol = self.start("carol", "--peer", alice.peer_address, "--peer", bob.peer_address)
+        carol = self.start("carol", "--peer", alice.peer_address, "--peer", bob.peer_address,
+                           "--room", "#B")
         for node in (bob, carol):
             node.wait_for_log(rb"link up with alice")
         consoles = {name: self.console(node)
@@ -67,7 +68,7 @@ class RoomProcessTests(NodeTestMixin, SynchronousTestCase):
         a, b, c = consoles["alice"], consoles["bob"], consoles["carol"]
         a.command("/join #a", rb"lines you type now go to #a")
         b.command("/join #A", rb"lines you type now go to #a")
-        c.command("/join #b", rb"lines you type now go to #b")
+        c.command("/switch #b", rb"lines you type now go to #b")  # joined by --room
         a.wait_for(STAMP + rb"\*\*\* bob joined #a\r\n")
 
         a.send("hello room a")

@@ -815,3 +815,27 @@ class EndpointStringTests(SynchronousTestCase):
         self.assertRaises(TypeError, check_arguments, "tcp", ["9090"], {"colour": "red"})
         self.assertRaises(TypeError, check_arguments, "unix", [], {})
         self.assertTrue({"systemd", "tcp6"} <= plugin_prefixes())
+
+
+class RoomOptionTests(SynchronousTestCase):
+    """
+    C{--room} names rooms to join at start, besides #lobby.
+    """
+
+    def test_rooms(self) -> None:
+        """
+        Repeatable, in the order given, lowered, each once; none by default.
+        """
+        self.assertEqual(parse().rooms, ())
+        self.assertEqual(
+            parse("--room", "#Rust", "--room", "#go", "--room", "#rust").rooms,
+            ("#rust", "#go"),
+        )
+
+    def test_bad_room(self) -> None:
+        """
+        A bad room name is refused, naming the option and the rule.
+        """
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--room", "rust")
+        self.assertIn("--room: a room name is # followed by 1-50 letters", str(caught.exception))
