@@ -13,7 +13,13 @@ rooms (L{ChatService.rooms<p2pchat.chat.service.ChatService>}).
 
 Room names are taken as people type them (C{#Rust}) and normalised
 (L{normalise_room}); a bad name raises L{RoomNameError}.  The facts are
-room entries in each author's feed; L{RoomDirectory} reads them.
+room entries in each author's feed: a member of a room is an author whose
+last C{room.join} or C{room.part} for it, in display order (Lamport time,
+author, seq), is a join, and a room's topic is its last C{room.topic} in
+display order, so every node holding the same entries shows the same
+members and topics.  The store keeps both as entries are stored
+(L{p2pchat.log.store.rooms}); nothing about other authors' rooms is held
+in memory, however many rooms a network has.
 """
 
 from typing import Dict, List, Optional
@@ -21,7 +27,6 @@ from typing import Dict, List, Optional
 from twisted.logger import Logger
 
 from p2pchat.chat.messages import Message, RoomInfo, RoomMember
-from p2pchat.chat.room_directory import RoomDirectory
 from p2pchat.log.entry import Entry, InvalidEntry
 from p2pchat.log.feed import Feed
 from p2pchat.log.rooms import JOIN, LOBBY, PART, TOPIC, RoomNameError, normalise_room
@@ -31,13 +36,13 @@ __all__ = ["LOBBY", "RoomNameError", "Rooms", "normalise_room"]
 
 # The local setting that holds the current room.
 CURRENT_ROOM = "current_room"
+# Rooms.list lists at most this many rooms (and all of the author's).
+MAX_LISTED_ROOMS = 500
 
 
 class Rooms:
     """
     The rooms of a L{p2pchat.chat.service.ChatService}'s local author.
-
-    @ivar directory: the L{RoomDirectory} of every room entry stored.
     """
 
     log = Logger()
@@ -51,22 +56,14 @@ class Rooms:
         self._chat = chat
         self._feed = feed
         self._store = feed.store
-        self.directory = RoomDirectory()
-        for entry in self._store.room_events():
-            self.directory.apply(entry)
 
     def _write(self, kind: str, body: dict) -> Entry:
-        # Known at once (before the commit at the next reactor turn), so
-        # that a line typed right after /join goes to the room.
-        entry = self._feed.author(self._chat.author.identity, kind, body)
-        self.directory.apply(entry)
-        return entry
+        return self._feed.author(self._chat.author.identity, kind, body)
 
-    def entry_stored(self, entry: Entry) -> None:
-        """
-        A new entry was committed: take it into account.
-        """
-        self.directory.apply(entry)
+    def _is_mine(self, room: str) -> bool:
+        # What is queued is committed first: a line typed right after
+        # /join goes to the room.
+        return self._feed.read(self._store.room_is_member, room, self._chat.node_id)
 
     def visible(self, message: Message) -> bool:
         """
@@ -75,12 +72,10 @@ class Rooms:
             events while the author is in it (and the author's own part).
         """
         room = message.room
-        if room is None or room == LOBBY:
+        if room is None or room == LOBBY or message.entry.author == self._chat.node_id:
             return True
-        return (
-            self.directory.is_member(room, self._chat.node_id)
-            or message.entry.author == self._chat.node_id
-        )
+        # Called as entries are committed: the store is up to date.
+        return self._store.room_is_member(room, self._chat.node_id)
 
     # -- acting --------------------------------------------------------------
 
@@ -88,7 +83,7 @@ class Rooms:
         """
         @return: the rooms the author is in, #lobby first.
         """
-        return [LOBBY] + self.directory.rooms_of(self._chat.node_id)
+        return [LOBBY] + self._feed.read(self._store.rooms_of, self._chat.node_id)
 
     def join(self, room: str) -> Optional[Entry]:
         """
@@ -100,7 +95,7 @@ class Rooms:
         @raise RoomNameError: for a bad name.
         """
         room = normalise_room(room)
-        if room == LOBBY or self.directory.is_member(room, self._chat.node_id):
+        if room == LOBBY or self._is_mine(room):
             return None
         return self._write(JOIN, {"name": self._chat.name, "room": room})
 
@@ -114,7 +109,7 @@ class Rooms:
         room = normalise_room(room)
         if room == LOBBY:
             raise InvalidEntry("#lobby cannot be left: every member is in it")
-        if not self.directory.is_member(room, self._chat.node_id):
+        if not self._is_mine(room):
             raise InvalidEntry(f"you are not in {room}")
         return self._write(PART, {"name": self._chat.name, "room": room})
 
@@ -144,7 +139,7 @@ class Rooms:
         room = normalise_room(room)
         if room == LOBBY:
             return self._chat.post(text)
-        if not self.directory.is_member(room, self._chat.node_id):
+        if not self._is_mine(room):
             raise InvalidEntry(f"you are not in {room}; /join it first")
         if not text:
             raise InvalidEntry("message is empty")
@@ -156,28 +151,32 @@ class Rooms:
         """
         @return: C{room}'s topic, C{""} for none.
         """
-        entry = self.directory.topic(normalise_room(room))
+        entry = self._feed.read(self._store.room_topic, normalise_room(room))
         return "" if entry is None else entry.body["topic"]
 
     def list(self) -> List[RoomInfo]:
         """
-        @return: every room known on the network (named by a room entry
-            or holding a message), #lobby first, then by name.
+        @return: #lobby first, then by name the author's rooms and the
+            other rooms known on the network with the most messages (rooms
+            that only have members or a topic after those), at most
+            L{MAX_LISTED_ROOMS} of those.
         """
-        counts = self._feed.read(self._store.room_message_counts)
-        mine = set(self.joined())
-        others = sorted((set(self.directory.rooms()) | set(counts)) - {LOBBY})
+        mine = self.joined()
+        others = [room for room in self._feed.read(self._store.busiest_rooms, MAX_LISTED_ROOMS)
+                  if room not in mine]
+        counts = self._store.room_message_counts_of
+        listed = sorted(mine[1:] + others)
         return [
-            RoomInfo(room, len(self._members(room)), counts.get(room, 0), self.topic(room),
+            RoomInfo(room, len(self._members(room)), counts(room), self.topic(room),
                      room in mine)
-            for room in [LOBBY] + others
+            for room in [LOBBY] + listed
         ]
 
     def _members(self, room: str) -> List[str]:
         if room == LOBBY:
             ids = {peer.node_id for peer in self._chat.peers() if peer.state != "left"}
             return sorted(ids | {self._chat.node_id})
-        return self.directory.members(room)
+        return self._store.room_members(room)
 
     def names(self, room: str) -> List[RoomMember]:
         """

@@ -314,7 +314,6 @@ class ChatService:
     def committed(self, entry: Entry, source, live: bool) -> None:
         if entry.author != self.node_id:
             self.names.heard(entry)
-        self.rooms.entry_stored(entry)
         message = self.message(entry)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):

@@ -57,8 +57,8 @@ class ConsoleRoomTests(SynchronousTestCase):
         otherwise; joins are shown as *** NAME joined #ROOM.
         """
         self.type(self.a, "/join #Rust")
-        self.assertLines(self.a_out, "lines you type now go to #rust",
-                         STAMP + r"\*\*\* alice joined #rust")
+        self.assertLines(self.a_out, STAMP + r"\*\*\* alice joined #rust",
+                         "lines you type now go to #rust")
         self.type(self.b, "/join #rust")
         self.assertLines(self.a_out, STAMP + r"\*\*\* bob joined #rust")
         self.lines(self.b_out)
@@ -90,8 +90,8 @@ class ConsoleRoomTests(SynchronousTestCase):
         self.type(self.a, "/join #a", "/topic borrow checker")
         self.lines(self.a_out)
         self.type(self.b, "/join #a")
-        self.assertLines(self.b_out, "lines you type now go to #a",
-                         "topic of #a: borrow checker", STAMP + r"\*\*\* bob joined #a")
+        self.assertLines(self.b_out, STAMP + r"\*\*\* bob joined #a",
+                         "lines you type now go to #a", "topic of #a: borrow checker")
         self.type(self.b, "/names")
         lines = self.lines(self.b_out)
         self.assertEqual(lines[0], "#a: 2 member(s)")

@@ -5,6 +5,8 @@ room entries, message counts, read positions and settings, and the
 upgrade of a version-2 store in place.
 """
 
+import random
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.entry import create_entry
@@ -130,17 +132,54 @@ class RoomStoreTests(StoreTestsMixin, SynchronousTestCase):
         store._rooms._clock = lambda: 0.0
         self.assertEqual(store.room_search("#big", "common word", limit=3), entries[-3:])
 
-    def test_events_and_counts(self):
+    def test_members_topics_counts(self):
         """
-        Every join, part and topic in display order, and the messages
-        each room holds.
+        Members are the authors whose last word is a join; the topic is
+        the last set; message counts per room, #lobby too.
         """
-        self.assertEqual(
-            self.store.room_events(), [self.a[0], self.a[1], self.a[3], self.b[0]]
-        )
-        self.assertEqual(
-            self.store.room_message_counts(), {"#lobby": 3, "#a": 2, "#b": 1}
-        )
+        self.assertEqual(self.store.room_members("#a"), sorted([ALICE.node_id, BOB.node_id]))
+        self.assertEqual(self.store.room_members("#b"), [ALICE.node_id])
+        self.assertTrue(self.store.room_is_member("#a", BOB.node_id))
+        self.assertFalse(self.store.room_is_member("#c", BOB.node_id))
+        self.assertEqual(self.store.rooms_of(ALICE.node_id), ["#a", "#b"])
+        self.assertEqual(self.store.room_topic("#a"), self.a[3])
+        self.assertIsNone(self.store.room_topic("#b"))
+        counts = {room: self.store.room_message_counts_of(room)
+                  for room in ("#lobby", "#a", "#b", "#c")}
+        self.assertEqual(counts, {"#lobby": 3, "#a": 2, "#b": 1, "#c": 0})
+        self.assertEqual(self.store.busiest_rooms(5), ["#a", "#b"])
+        self.assertEqual(self.store.busiest_rooms(1), ["#a"])
+
+    def test_any_order(self):
+        """
+        Stored in any order and batching, the same room entries give the
+        same members and topics: the last word in display order wins.
+        """
+        alice, bob = Feed(ALICE, "alice", lamport=100), Feed(BOB, "bob", lamport=101)
+        entries = [
+            alice.add("room.join", room="#x"),
+            bob.add("room.join", room="#x"),
+            alice.add("room.topic", room="#x", topic="first"),
+            bob.add("room.topic", room="#x", topic="second"),
+            alice.add("room.part", room="#x"),
+            bob.add("room.join", room="#y"),
+            bob.add("room.part", room="#y"),
+            bob.add("room.join", room="#y"),
+        ]
+        chooser = random.Random(5)
+        for _ in range(10):
+            shuffled = list(entries)
+            chooser.shuffle(shuffled)
+            store = self.open_store()
+            cut = chooser.randrange(len(shuffled))
+            store.add_entries(shuffled[:cut])
+            for entry in shuffled[cut:]:
+                store.add_entries([entry])
+            self.assertEqual(store.room_members("#x"), [BOB.node_id])
+            self.assertEqual(store.room_members("#y"), [BOB.node_id])
+            self.assertEqual(store.room_topic("#x").body["topic"], "second")
+            self.assertEqual(store.rooms_of(ALICE.node_id), [])
+            store.close()
 
     def test_room_history_by_index(self):
         """
@@ -212,9 +251,10 @@ class UpgradeTests(StoreTestsMixin, SynchronousTestCase):
         lobby = [alice.say("hello"), alice.say("rust later")]
         store.add_entries(lobby)
         db = sql(store)
-        for name in ("entries_room", "entries_lobby", "entries_room_events"):
+        for name in ("entries_room", "entries_lobby", "room_members_author"):
             db.execute(f"DROP INDEX {name}")
-        for name in ("room_fts", "room_counts", "room_reads", "settings"):
+        for name in ("room_fts", "room_counts", "room_members", "room_topics", "room_reads",
+                     "settings"):
             db.execute(f"DROP TABLE {name}")
         db.execute("ALTER TABLE entries DROP COLUMN room")
         db.execute(
@@ -230,9 +270,10 @@ class UpgradeTests(StoreTestsMixin, SynchronousTestCase):
         self.assertTrue({"entries_room", "entries_lobby", "room_fts"} <= indexes)
         self.assertEqual(again.history(10, ALICE.node_id), lobby)
         self.assertEqual(again.search("rust"), lobby[1:])
-        self.assertEqual(again.room_message_counts(), {"#lobby": 2})
+        self.assertEqual(again.room_message_counts_of("#lobby"), 2)
         in_room = [alice.add("room.join", room="#a"), alice.say("rust now", "#a")]
         again.add_entries(in_room)
         self.assertEqual(again.room_history("#a", 10), in_room)
         self.assertEqual(again.room_search("#a", "rust"), in_room[1:])
+        self.assertEqual(again.room_members("#a"), [ALICE.node_id])
         self.assertEqual(again.history(10, ALICE.node_id), lobby)

@@ -24,7 +24,7 @@ what it is given, so no room can depend on another's privates.
 """
 
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from p2pchat.log.entry import Entry
 from p2pchat.log.store.blocks import BlockList
@@ -208,17 +208,42 @@ class Store:
         """
         return self._rooms.search(room, text, limit)
 
-    def room_events(self) -> List[Entry]:
+    def room_is_member(self, room: str, author: str) -> bool:
         """
-        @return: every join, part and topic: see L{RoomIndex.events}.
+        @return: whether C{author} is in C{room}: see L{RoomIndex.is_member}.
         """
-        return self._rooms.events()
+        return self._rooms.is_member(room, author)
 
-    def room_message_counts(self) -> Dict[str, int]:
+    def room_members(self, room: str) -> List[str]:
         """
-        @return: messages per room: see L{RoomIndex.message_counts}.
+        @return: the authors in C{room}: see L{RoomIndex.members}.
         """
-        return self._rooms.message_counts()
+        return self._rooms.members(room)
+
+    def rooms_of(self, author: str) -> List[str]:
+        """
+        @return: the rooms C{author} is in: see L{RoomIndex.rooms_of}.
+        """
+        return self._rooms.rooms_of(author)
+
+    def room_topic(self, room: str) -> Optional[Entry]:
+        """
+        @return: the entry that sets C{room}'s topic: see L{RoomIndex.topic}.
+        """
+        return self._rooms.topic(room)
+
+    def busiest_rooms(self, limit: int) -> List[str]:
+        """
+        @return: at most C{limit} rooms: see L{RoomIndex.busiest}.
+        """
+        return self._rooms.busiest(limit)
+
+    def room_message_counts_of(self, room: str) -> int:
+        """
+        @return: how many messages C{room} holds (#lobby too): see
+            L{RoomIndex.message_counts_of}.
+        """
+        return self._rooms.message_counts_of(room)
 
     def unread(self, room: str) -> int:
         """

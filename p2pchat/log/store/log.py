@@ -37,6 +37,7 @@ from p2pchat.log.store.schema import (
     StoreError,
     chunks,
     count_messages,
+    index_room_entries,
     index_room_messages,
     room_token,
     row_to_entry,
@@ -233,6 +234,7 @@ class EntryLog:
         rows = []
         texts = []
         room_texts = []
+        room_entries = []
         parties = []
         for rowid, entry in enumerate(added, last_rowid + 1):
             room = entry.body.get("room")
@@ -256,6 +258,8 @@ class EntryLog:
                     texts.append((rowid, entry.body["text"]))
                 else:
                     room_texts.append((rowid, entry.body["text"], room_token(room), room))
+            elif room is not None:
+                room_entries.append((rowid, entry))
             elif entry.kind == "dm":
                 for party in {entry.author, entry.body["to"]}:
                     parties.append((party, entry.lamport, entry.author, entry.seq, rowid))
@@ -269,6 +273,8 @@ class EntryLog:
             count_messages(db, {LOBBY: len(texts)})
         if room_texts:
             index_room_messages(db, room_texts)
+        if room_entries:
+            index_room_entries(db, room_entries)
         if parties:
             db.executemany(
                 "INSERT INTO dm_parties (party, lamport, author, seq, entry) "

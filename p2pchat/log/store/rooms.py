@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.test_store_rooms -*-
 """
-Reading the store by room: one room's history and search, the rooms
-with messages, every room entry (joins, parts, topics), and the local
-user's read positions and current room (local state, not part of the log,
+Reading the store by room: one room's history and search, its members
+and topic (derived tables kept as room entries are stored, see
+L{p2pchat.log.store.schema.index_room_entries}), the rooms with most
+messages, and the local user's read positions and current room (local state, not part of the log,
 kept in the store's file like the block list).
 
 Each read walks one room's rows only (the C{entries_room} index, and the
@@ -13,7 +14,7 @@ by L{p2pchat.log.store.search}, since its messages have no room column.
 
 import math
 import sqlite3
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from p2pchat.log.entry import Entry
 from p2pchat.log.rooms import LOBBY
@@ -77,26 +78,67 @@ class RoomIndex:
         rows.reverse()
         return [row_to_entry(row) for row in rows]
 
-    def events(self) -> List[Entry]:
+    def is_member(self, room: str, author: str) -> bool:
         """
-        @return: every room entry (C{room.join}, C{room.part},
-            C{room.topic}) in display order, oldest first, through their
-            own index (cheap however many messages there are).
+        @return: whether C{author}'s last word on C{room} is a join.
         """
         rows = self._database.query(
-            f"SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_room_events "
-            "WHERE room IS NOT NULL AND kind != 'chat'"
+            "SELECT joined FROM room_members WHERE room = ? AND author = ?", (room, author)
         )
-        entries = [row_to_entry(row) for row in rows]
-        entries.sort(key=lambda e: (e.lamport, e.author, e.seq))
-        return entries
+        return bool(rows and rows[0][0])
 
-    def message_counts(self) -> Dict[str, int]:
+    def members(self, room: str) -> List[str]:
         """
-        @return: how many messages each room holds (#lobby too), for the
-            rooms that hold any.
+        @return: the authors in C{room}, sorted.
         """
-        return dict(self._database.query("SELECT room, messages FROM room_counts"))
+        rows = self._database.query(
+            "SELECT author FROM room_members WHERE room = ? AND joined = 1 ORDER BY author",
+            (room,),
+        )
+        return [row[0] for row in rows]
+
+    def rooms_of(self, author: str) -> List[str]:
+        """
+        @return: the rooms C{author} is in, sorted.
+        """
+        rows = self._database.query(
+            "SELECT room FROM room_members INDEXED BY room_members_author "
+            "WHERE author = ? AND joined = 1 ORDER BY room",
+            (author,),
+        )
+        return [row[0] for row in rows]
+
+    def topic(self, room: str) -> Optional[Entry]:
+        """
+        @return: the C{room.topic} entry that sets C{room}'s topic, or
+            C{None}.
+        """
+        rows = self._database.query(
+            f"SELECT {ENTRY_COLUMNS} FROM entries WHERE rowid = "
+            "(SELECT entry FROM room_topics WHERE room = ?)",
+            (room,),
+        )
+        return row_to_entry(rows[0]) if rows else None
+
+    def busiest(self, limit: int) -> List[str]:
+        """
+        @return: at most C{limit} rooms other than #lobby: those with the
+            most messages, then (if fewer) rooms that only have members or
+            a topic, by name.
+        """
+        rooms = [row[0] for row in self._database.query(
+            "SELECT room FROM room_counts WHERE room != ? ORDER BY messages DESC, room LIMIT ?",
+            (LOBBY, limit),
+        )]
+        if len(rooms) < limit:
+            known = set(rooms)
+            for (room,) in self._database.query(
+                "SELECT room FROM room_members UNION SELECT room FROM room_topics "
+                "ORDER BY room LIMIT ?", (limit,)
+            ):
+                if room not in known and len(rooms) < limit:
+                    rooms.append(room)
+        return rooms
 
     def search(self, room: str, text: str, limit: int = 50) -> List[Entry]:
         """

@@ -41,15 +41,20 @@ place when opened: one column added, two indexes built)::
               index entries_lobby(lamport, author, seq)
                   WHERE kind = 'chat' AND room IS NULL: #lobby's history
                   (replaces entries_chat, which also held room messages)
-              index entries_room_events(room, lamport, author, seq)
-                  WHERE room IS NOT NULL AND kind != 'chat': joins,
-                  parts and topics
     chat_fts  now the text of #lobby messages only
     room_fts  FTS5, contentless, columns text and room: the text of every
               room message, and its room as one token (L{room_token}),
               rowid = entries.rowid
     room_counts room TEXT PRIMARY KEY, messages: messages per room,
               #lobby too (a derived cache, like feeds)
+    room_members room, author, joined, lamport, seq, PRIMARY KEY (room,
+              author), WITHOUT ROWID; index room_members_author(author,
+              room): each author's last word on each room (a C{room.join}
+              or C{room.part}; the last in display order wins, whatever
+              order they arrive in), kept by L{index_room_entries}
+    room_topics room PRIMARY KEY, lamport, author, seq, entry (=
+              entries.rowid), WITHOUT ROWID: each room's topic entry, the
+              last C{room.topic} in display order
     room_reads room TEXT PRIMARY KEY, seen: the local user's read
               position in each room, an entries rowid (not part of the log)
     settings  key TEXT PRIMARY KEY, value: local preferences (the current
@@ -161,10 +166,6 @@ _ROOM_SCHEMA = [
     CREATE INDEX IF NOT EXISTS entries_lobby
         ON entries (lamport, author, seq) WHERE kind = 'chat' AND room IS NULL
     """,
-    """
-    CREATE INDEX IF NOT EXISTS entries_room_events
-        ON entries (room, lamport, author, seq) WHERE room IS NOT NULL AND kind != 'chat'
-    """,
     "DROP INDEX IF EXISTS entries_chat",
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS room_fts
@@ -180,6 +181,26 @@ _ROOM_SCHEMA = [
     """
     INSERT OR IGNORE INTO room_counts (room, messages)
         SELECT '#lobby', count(*) FROM entries WHERE kind = 'chat' AND room IS NULL
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS room_members (
+        room TEXT NOT NULL,
+        author TEXT NOT NULL,
+        joined INTEGER NOT NULL,
+        lamport INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (room, author)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS room_members_author ON room_members (author, room)",
+    """
+    CREATE TABLE IF NOT EXISTS room_topics (
+        room TEXT PRIMARY KEY,
+        lamport INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        entry INTEGER NOT NULL
+    ) WITHOUT ROWID
     """,
     """
     CREATE TABLE IF NOT EXISTS room_reads (
@@ -357,6 +378,41 @@ def index_room_messages(db: sqlite3.Connection, messages: List[tuple]) -> None:
     for message in messages:
         counts[message[3]] = counts.get(message[3], 0) + 1
     count_messages(db, counts)
+
+
+def index_room_entries(db: sqlite3.Connection, added: List[tuple]) -> None:
+    """
+    Keep C{room_members} and C{room_topics} for room entries being
+    stored: an entry replaces what is known only if it comes later in
+    display order (Lamport time, author, seq), so the outcome does not
+    depend on the order entries arrive in.
+
+    @param added: C{(rowid, entry)} for each C{room.join}, C{room.part}
+        and C{room.topic} entry.
+    """
+    members = [
+        (e.body["room"], e.author, int(e.kind == "room.join"), e.lamport, e.seq)
+        for _, e in added if e.kind != "room.topic"
+    ]
+    db.executemany(
+        "INSERT INTO room_members (room, author, joined, lamport, seq) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (room, author) DO UPDATE SET joined = excluded.joined, "
+        "lamport = excluded.lamport, seq = excluded.seq "
+        "WHERE (excluded.lamport, excluded.seq) > (room_members.lamport, room_members.seq)",
+        members,
+    )
+    topics = [
+        (e.body["room"], e.lamport, e.author, e.seq, rowid)
+        for rowid, e in added if e.kind == "room.topic"
+    ]
+    db.executemany(
+        "INSERT INTO room_topics (room, lamport, author, seq, entry) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (room) DO UPDATE SET lamport = excluded.lamport, "
+        "author = excluded.author, seq = excluded.seq, entry = excluded.entry "
+        "WHERE (excluded.lamport, excluded.author, excluded.seq) > "
+        "(room_topics.lamport, room_topics.author, room_topics.seq)",
+        topics,
+    )
 
 
 def count_messages(db: sqlite3.Connection, counts: Dict[str, int]) -> None:
