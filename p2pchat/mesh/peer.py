@@ -34,7 +34,7 @@ from p2pchat.mesh import wire
 from p2pchat.mesh.handshakes import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, PendingSlots
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable
-from p2pchat.trust import tls
+from p2pchat.trust import binding, tls
 
 # Per link: live entries (pushed as they are posted) and sync entries
 # (streamed to catch a node up) have separate budgets, so catch-up stays
@@ -234,9 +234,9 @@ class PeerProtocol(LineReceiver):
     def _send_hello(self) -> None:
         self._spoke = True
         hello = self._handler.local_hello()
-        material = tls.binding_material(self.transport)
+        material = binding.binding_material(self.transport)
         if material is not None:
-            hello[tls.BINDING_FIELD] = self._handler.sign_binding(material)
+            hello[binding.BINDING_FIELD] = self._handler.sign_binding(material)
         self.send_frame(hello)
 
     def _handshake_timed_out(self) -> None:
@@ -375,7 +375,7 @@ class PeerProtocol(LineReceiver):
         self.remote_name = frame["name"]
         self.remote_address = frame["addr"]
         self.remote_links = frame.get("links", 0)
-        refusal = tls.check_hello(self.transport, frame)
+        refusal = binding.check_hello(self.transport, frame)
         if refusal is not None:
             self.close(refusal)
             return

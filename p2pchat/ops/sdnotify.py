@@ -208,13 +208,6 @@ class Notifier:
             return self.send(STOPPING=1)
         return self.send(STOPPING=1, STATUS=_one_line(status))
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """
-        Ask for C{seconds} more before the start (or stop) times out
-        (C{EXTEND_TIMEOUT_USEC=}).
-        """
-        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
-
     def watchdog(self) -> bool:
         """
         Say the service is alive (C{WATCHDOG=1}).

@@ -328,7 +328,7 @@ class MetricsTests(SynchronousTestCase):
         metrics = Metrics()
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 0)
         metrics.set_peer_states({"alive": 2, "suspect": 1})
-        metrics.count_peer_states(["dead", "alive", "dead"])
+        metrics.set_peer_states({"dead": 2, "alive": 1})
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 1)
         self.assertEqual(sample(metrics, "p2pchat_peers", state="dead"), 2)
         self.assertEqual(sample(metrics, "p2pchat_peers", state="suspect"), 0)

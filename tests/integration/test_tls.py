@@ -1,6 +1,7 @@
 """
-Tests for L{p2pchat.trust.tls}: mutual TLS between nodes of one network CA, the
-name check against the hello, and the hello's channel binding.
+Tests for L{p2pchat.trust.tls} and L{p2pchat.trust.binding}: mutual TLS
+between nodes of one network CA, the name check against the hello, and the
+hello's channel binding.
 
 The connection tests run real TLS over loopback sockets on 127.0.0.1 with
 trial's reactor: what they prove is what OpenSSL does on the wire.
@@ -22,17 +23,19 @@ from zope.interface import implementer
 
 from p2pchat.config import TLSFiles
 from p2pchat.log.identity import Identity
-from p2pchat.trust.ca import init_ca, issue_node
-from p2pchat.trust.tls import (
+from p2pchat.trust.binding import (
     EXPORTER_LENGTH,
-    PeerTLS,
-    TLSConfigError,
     binding_material,
     check_hello,
     check_peer_name,
     hello_binding,
     sign_binding,
     verify_binding,
+)
+from p2pchat.trust.ca import init_ca, issue_node
+from p2pchat.trust.tls import (
+    PeerTLS,
+    TLSConfigError,
     wrap_client_endpoint,
     wrap_server_endpoint,
 )
