@@ -26,6 +26,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, eventFromJSON, formatEvent
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+import p2pchat
 from p2pchat.ops import logs
 from p2pchat.ops.metrics import Metrics, metrics_resource, metrics_site
 from p2pchat.ops.sdnotify import Notifier, NotifyError, socket_address
@@ -927,8 +928,8 @@ class WiredNodeTests(SynchronousTestCase):
     """
 
 
-    def start(self, *args, env=None):
-        data_dir = os.path.abspath(self.mktemp())
+    def start(self, *args, env=None, data_dir=None):
+        data_dir = data_dir or os.path.abspath(self.mktemp())
         process = OutputProcess(
             twistd_command() + [
                 "-n", "--pidfile=", "p2pchat", "--name", "ops", "--data-dir", data_dir,
@@ -961,6 +962,27 @@ class WiredNodeTests(SynchronousTestCase):
         # the check, not how fast.
         self.assertEqual(process.stop(), 0)
 
+    def test_second_node_on_one_data_dir(self):
+        """
+        A second node started on the data dir of a running one exits 1
+        with one line naming the dir and the running node's pid; the
+        first keeps running.
+        """
+        data_dir = os.path.abspath(self.mktemp())
+        first = self.start(data_dir=data_dir)
+        first.wait_for(rb"started: peers on")
+        second = self.start(data_dir=data_dir)
+        second.wait_for(rb"cannot start: .* another --data-dir")
+        self.assertEqual(second.process.wait(DEADLINE_S), 1)
+        self.assertIn(
+            f"p2pchat cannot start: data dir {data_dir} is in use by another p2pchat "
+            f"node (pid {first.process.pid}); stop that node or give this one another "
+            "--data-dir",
+            second.output.decode(),
+        )
+        self.assertIsNone(first.process.poll())
+        self.assertEqual(first.stop(), 0)
+
     def test_wrong_notify_socket(self):
         """
         A C{$NOTIFY_SOCKET} that is not a socket stops the start with one
@@ -985,7 +1007,11 @@ class WiredNodeTests(SynchronousTestCase):
         process.wait_for(rb"started: peers on")
         self.assertEqual(process.stop(), 0)
         messages = [formatEvent(e) for e in json_lines(process.output)]
-        self.assertTrue(any(m.startswith("p2pchat node ops") for m in messages), messages)
+        self.assertTrue(
+            any(m.startswith(f"p2pchat {p2pchat.__version__} (protocol 2) node ops (")
+                for m in messages),
+            messages,
+        )
 
     def test_metrics_endpoint(self):
         """

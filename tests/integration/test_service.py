@@ -13,11 +13,13 @@ from twisted.logger import globalLogPublisher
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import service as service_module
+from p2pchat import startup
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.log.identity import KEY_FILE_NAME
 from p2pchat.ops import activation
 from p2pchat.service import STORE_FILE_NAME, NodeService
+from p2pchat.startup import LOCK_FILE_NAME
+from tests.integration.test_tls import make_network
 
 
 def config(data_dir, **overrides):
@@ -152,6 +154,123 @@ class NodeServiceTests(SynchronousTestCase):
         self.assertTrue(any("chmod 700" in e["log_format"] for e in warnings))
 
 
+class ServiceTreeTests(SynchronousTestCase):
+    """
+    The node is a tree of child services that twistd starts in order and
+    stops in the reverse one; the data dir is locked while it runs.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.data_dir = os.path.join(os.path.abspath(self.mktemp()), "node")
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def critical(self):
+        return [e["reason"] for e in self.events if e.get("log_level").name == "critical"]
+
+    def test_children_in_start_order(self):
+        """
+        Data dir, store, node, then the peer and console listeners; the
+        --peer dialers are children of the node, so they stop after it
+        said goodbye.
+        """
+        peer = PeerAddress("127.0.0.1", 9999)
+        service = NodeService(config(self.data_dir, peers=(peer,)), reactor=self.reactor)
+        kinds = [type(child).__name__ for child in service]
+        self.assertEqual(
+            kinds, ["DataDirService", "StoreService", "NodeHolder", "ListenerService",
+                    "ListenerService"],
+        )
+        self.assertEqual([child.what for child in list(service)[3:]], ["peers", "consoles"])
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([type(c).__name__ for c in service.holder], ["ClientService"])
+        self.assertTrue(all(child.running for child in service))
+
+    def test_stop_stops_every_child_newest_first(self):
+        """
+        Stopping stops the listeners before the node and the node before
+        the store and the data dir.
+        """
+        service = NodeService(config(self.data_dir), reactor=self.reactor)
+        service.startService()
+        stopped = []
+        for child in service:
+            original = child.stopService
+
+            def record(child=child, original=original):
+                stopped.append(type(child).__name__)
+                return original()
+
+            child.stopService = record
+        self.successResultOf(service.stopService())
+        self.assertEqual(
+            stopped, ["ListenerService", "ListenerService", "NodeHolder", "StoreService",
+                      "DataDirService"],
+        )
+        self.assertFalse(any(child.running for child in service))
+
+    def test_second_node_on_one_data_dir_refused(self):
+        """
+        A second node on a data dir another node holds refuses to start
+        with exit status 1 and one line naming the dir and the holder's
+        pid; once the first stops, the dir is free again.
+        """
+        first = NodeService(config(self.data_dir), reactor=self.reactor)
+        first.startService()
+        second = NodeService(config(self.data_dir, listen=None, console=None),
+                             reactor=MemoryReactorClock())
+        error = self.assertRaises(SystemExit, second.startService)
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            self.critical(),
+            [f"data dir {self.data_dir} is in use by another p2pchat node (pid {os.getpid()}); "
+             "stop that node or give this one another --data-dir"],
+        )
+        self.assertFalse(any(child.running for child in second))
+        self.successResultOf(first.stopService())
+        again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
+        again.startService()
+        self.addCleanup(again.stopService)
+        self.assertIsNotNone(again.node)
+
+    def test_failed_start_unlocks_and_closes(self):
+        """
+        A start that fails after the data dir was locked and the store
+        opened (here the peer endpoint) closes the store and unlocks the
+        dir: the next start succeeds.
+        """
+        bad = config(self.data_dir, listen="ssl:9090:privateKey=/nonexistent/key.pem")
+        service = NodeService(bad, reactor=self.reactor)
+        self.assertRaises(SystemExit, service.startService)
+        self.assertIsNone(service.store)
+        with open(os.path.join(self.data_dir, LOCK_FILE_NAME)) as f:
+            self.assertEqual(f.read(), "")
+        again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
+        again.startService()
+        self.addCleanup(again.stopService)
+
+    def test_name_not_in_certificate_refused(self):
+        """
+        With TLS, a --name the certificate does not name stops the start
+        with one line naming both: peers would refuse every link.
+        """
+        network = make_network(os.path.abspath(self.mktemp()), "bob")
+        service = NodeService(
+            config(self.data_dir, name="mallory", tls=network["bob"]), reactor=self.reactor
+        )
+        self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(
+            self.critical(),
+            [f"--name mallory is not a name in the TLS certificate {network['bob'].cert} "
+             "(it names bob): peers would refuse every link; give --name as in the "
+             "certificate"],
+        )
+        self.assertEqual(self.reactor.tcpServers, [])
+
+
 class SocketActivationTests(SynchronousTestCase):
     """
     L{p2pchat.ops.activation}: C{systemd:} endpoints under any activator.
@@ -284,7 +403,7 @@ class SocketActivationTests(SynchronousTestCase):
         The node's peer listener adopts an unnamed inherited socket.
         """
         self.patch(os, "environ", self.environ())
-        endpoint = service_module._server_endpoint(
+        endpoint = startup.server_endpoint(
             self.reactor, "systemd:domain=INET:index=0", "peers"
         )
         self.assertEqual(endpoint.fileno, 3)
