@@ -8,6 +8,7 @@ memory-deny-write-execute (what C{MemoryDenyWriteExecute=yes} enforces).
 
 import io
 import json
+import math
 import os
 import re
 import select
@@ -22,8 +23,10 @@ import time
 from prometheus_client import REGISTRY
 from twisted.application import service
 from twisted.internet import defer, endpoints
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, eventFromJSON, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 import p2pchat
@@ -552,9 +555,9 @@ def environment(**extra):
 
 def json_lines(output):
     """
-    @return: every line of C{output} parsed as a twisted.logger JSON event.
+    @return: every line of C{output} parsed as a JSON log record.
     """
-    return [eventFromJSON(line) for line in output.decode("utf-8").splitlines()]
+    return [json.loads(line) for line in output.decode("utf-8").splitlines()]
 
 
 TAC = """
@@ -583,21 +586,60 @@ class LogFormatTests(SynchronousTestCase):
     L{p2pchat.ops.logs} writes text or JSON lines.
     """
 
-    def test_json_observer_writes_one_event_per_line(self):
+    def test_json_observer_writes_one_record_per_line(self):
         """
-        The JSON observer writes each event as one JSON line (no record
-        separator) that twisted.logger reads back.
+        The JSON observer writes each event as one JSON object per line (no
+        record separator): ISO time, the level's name, the rendered
+        message, the namespace and the event's own fields, without
+        Twisted's bookkeeping.
         """
         stream = io.StringIO()
         log = Logger(observer=logs.observer_for("json", stream), namespace="p2pchat.chat.node")
         log.info("link up with {peer}", peer="alice (ab12cd34)")
-        log.warn("second")
+        log.warn("second {n}", n=2)
         lines = stream.getvalue().splitlines()
         self.assertEqual(len(lines), 2)
-        event = eventFromJSON(lines[0])
-        self.assertEqual(formatEvent(event), "link up with alice (ab12cd34)")
-        self.assertEqual(event["log_namespace"], "p2pchat.chat.node")
-        self.assertEqual(json.loads(lines[1])["log_level"]["name"], "warn")
+        record = json.loads(lines[0])
+        self.assertEqual(
+            sorted(record), ["level", "message", "namespace", "peer", "time"]
+        )
+        self.assertEqual(record["level"], "info")
+        self.assertEqual(record["message"], "link up with alice (ab12cd34)")
+        self.assertEqual(record["namespace"], "p2pchat.chat.node")
+        self.assertEqual(record["peer"], "alice (ab12cd34)")
+        self.assertRegex(record["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$")
+        second = json.loads(lines[1])
+        self.assertEqual((second["level"], second["message"], second["n"]), ("warn", "second 2", 2))
+
+    def test_json_record_fields_are_json_safe(self):
+        """
+        Fields JSON cannot hold become strings; a failure becomes a
+        C{traceback}; a field named like a record key does not replace it;
+        peer text with control characters stays on one escaped line.
+        """
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            failure = Failure()
+        event = {
+            "log_format": "{who} sent {data!r}", "log_level": LogLevel.error,
+            "log_namespace": "p2pchat.mesh.peer", "log_time": 0.0, "log_failure": failure,
+            "log_logger": object(), "who": "eve\x1b[2J\n", "data": b"\xff",
+            "address": IPv4Address("TCP", "127.0.0.1", 9090), "nan": math.nan,
+            "time": "not the time", "message": ("legacy",),
+        }
+        line = logs.json_line(event)
+        self.assertEqual(line.count("\n"), 1)
+        record = json.loads(line)
+        self.assertEqual(record["time"], "1970-01-01T00:00:00+00:00")
+        self.assertEqual(record["level"], "error")
+        self.assertEqual(record["who"], "eve\x1b[2J\n")
+        self.assertEqual(record["data"], "\ufffd")
+        self.assertEqual(record["address"], str(IPv4Address("TCP", "127.0.0.1", 9090)))
+        self.assertEqual(record["nan"], "nan")
+        self.assertIn("ZeroDivisionError", record["traceback"])
+        self.assertNotIn("log_logger", record)
+        self.assertNotIn("log_format", record)
 
     def test_text_observer_writes_timestamped_lines(self):
         """
@@ -628,7 +670,7 @@ class LogFormatTests(SynchronousTestCase):
         self.assertTrue(logs.use_log_format(application, "json", stream))
         observer = application.getComponent(ILogObserver)
         Logger(observer=observer).info("x")
-        self.assertEqual(formatEvent(json.loads(stream.getvalue())), "x")
+        self.assertEqual(json.loads(stream.getvalue())["message"], "x")
         self.assertFalse(logs.use_log_format(application, "json", io.StringIO()))
         self.assertIs(application.getComponent(ILogObserver), observer)
         self.assertFalse(logs.use_log_format(service.MultiService(), "json"))
@@ -655,7 +697,7 @@ class LogFormatTests(SynchronousTestCase):
             client.sendall(b"GET / HTTP/1.0\r\n\r\n")
             self.assertTrue(read_line(client).startswith(b"HTTP/1.0 200"))
         self.assertIn(process.stop(), (0, -signal.SIGTERM))
-        messages = [formatEvent(e) for e in json_lines(process.output)]
+        messages = [record["message"] for record in json_lines(process.output)]
         self.assertTrue(messages[0].startswith("twistd "), messages[0])
         self.assertIn("Received SIGTERM, shutting down.", messages)
 
@@ -676,7 +718,7 @@ class LogFormatTests(SynchronousTestCase):
         )
         process.wait_for(rb"said hello")
         self.assertIn(process.stop(), (0, -signal.SIGTERM))
-        messages = [formatEvent(e) for e in json_lines(process.output)]
+        messages = [record["message"] for record in json_lines(process.output)]
         self.assertEqual(messages[0], "Loading chatty.tac...")
         self.assertTrue(any(m.startswith("twistd ") for m in messages), messages)
         self.assertIn("peer alice (ab12cd34) said hello", messages)
@@ -1006,7 +1048,7 @@ class WiredNodeTests(SynchronousTestCase):
         process = self.start("--log-format", "json")
         process.wait_for(rb"started: peers on")
         self.assertEqual(process.stop(), 0)
-        messages = [formatEvent(e) for e in json_lines(process.output)]
+        messages = [record["message"] for record in json_lines(process.output)]
         self.assertTrue(
             any(m.startswith(f"p2pchat {p2pchat.__version__} (protocol 2) node ops (")
                 for m in messages),
