@@ -34,7 +34,7 @@ from p2pchat.mesh import wire
 from p2pchat.mesh.handshakes import MAX_PENDING_HANDSHAKES, MAX_PENDING_PER_ADDRESS, PendingSlots
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable
-from p2pchat.trust import binding, tls
+from p2pchat.trust import binding, refusals, tls
 
 # Per link: live entries (pushed as they are posted) and sync entries
 # (streamed to catch a node up) have separate budgets, so catch-up stays
@@ -196,6 +196,12 @@ class PeerProtocol(LineReceiver):
     # Framing and handshake
 
     def dataReceived(self, data: bytes) -> None:
+        if not self.bytes_in and refusals.looks_like_tls(data) and (
+            tls.tls_connection(self.transport) is None
+        ):
+            self.bytes_in += len(data)
+            self.close(refusals.PLAIN_MEETS_TLS)
+            return
         self.bytes_in += len(data)
         self._last_rx = self._clock.seconds()
         super().dataReceived(data)
@@ -241,7 +247,10 @@ class PeerProtocol(LineReceiver):
 
     def _handshake_timed_out(self) -> None:
         self._timeout_call = None
-        self.close(f"no hello within {self._handshake_timeout_s:g} s")
+        tls_link = tls.tls_connection(self.transport) is not None
+        heard = self._spoke if tls_link and not self.outbound else self.bytes_in > 0
+        hint = refusals.silence_hint(tls_link, self.outbound, heard)
+        self.close(f"no hello within {self._handshake_timeout_s:g} s{hint}")
 
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
@@ -639,8 +648,8 @@ def _tls_reason(failure: Failure) -> str:
     """
     errors = getattr(failure.value, "args", [None])[0]
     if isinstance(errors, list) and errors and isinstance(errors[0], tuple):
-        return "; ".join(str(error[-1]) for error in errors)
-    return failure.getErrorMessage()
+        return refusals.explain_tls_failure("; ".join(str(error[-1]) for error in errors))
+    return refusals.explain_tls_failure(failure.getErrorMessage())
 
 
 class LinkHandle(Protocol):

@@ -78,3 +78,19 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         self.assertNotIn(b"let me in", alice_console.received)
         self.assertNotIn(b"let me in", bob_console.received)
         self.assertEqual(alice_console.status()["digest"], bob_console.status()["digest"])
+
+    def test_plain_and_tls_nodes_say_why_they_cannot_link(self):
+        """
+        A plain node and a TLS node never link, and each side's log says
+        that one side speaks TLS, whichever dials: not only that no hello
+        came.
+        """
+        timeout = ("--handshake-timeout", "2")
+        alice = self.start_member("alice", self.network, None, *timeout)
+        plain = self.start("plain", "--peer", alice.peer_address, *timeout)
+        plain.wait_for_log(rb"the peer sent nothing: a TLS node waits for the dialler's TLS")
+        alice.wait_for_log(rb"the peer never started TLS: a node without --tls-\* dialling in")
+        mark = len(plain.output)
+        bob = self.start_member("bob", self.network, None, "--peer", plain.peer_address, *timeout)
+        plain.wait_for_log(rb"the peer speaks TLS and this node does not", mark)
+        bob.wait_for_log(rb"refused TLS link with .*: the peer does not speak TLS")
