@@ -287,6 +287,8 @@ class NodeService(MultiService):
 
     def _running(self) -> None:
         config, node = self.config, self.node
+        peers = self.peers.port if self.peers else None
+        consoles = self.consoles.port if self.consoles else None
         self._handle_signal(signal.SIGTERM, self._on_terminate)
         # Kept until the reactor has stopped: a second SIGTERM while the
         # node stops must not be recorded as the exit signal either.
@@ -300,8 +302,8 @@ class NodeService(MultiService):
             protocol=PROTOCOL_VERSION,
             name=config.name,
             id=short_id(node.identity.node_id),
-            listen=node.advertised_address or "none",
-            console=describe_port(self.consoles.port if self.consoles else None),
+            listen=node.advertised_address or describe_port(peers),
+            console=describe_port(consoles),
             count=self.store.count(),
             path=config.data_dir,
         )

@@ -4,18 +4,21 @@ on a L{MemoryReactorClock} (no real sockets).
 """
 
 import os
+import signal
 import socket
 import stat
 
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
+import p2pchat
 from p2pchat import startup
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.log.identity import KEY_FILE_NAME
+from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.ops import activation
 from p2pchat.service import STORE_FILE_NAME, NodeService
 from p2pchat.startup import LOCK_FILE_NAME
@@ -251,6 +254,29 @@ class ServiceTreeTests(SynchronousTestCase):
         again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
         again.startService()
         self.addCleanup(again.stopService)
+
+    def test_start_line_names_versions_and_no_reprs(self):
+        """
+        Once the reactor runs, the start line names the p2pchat and protocol
+        versions and where the node listens, a UNIX socket by its path.
+        """
+        socket_dir = os.path.abspath(self.mktemp())
+        os.makedirs(socket_dir)
+        settings = config(self.data_dir, listen=f"unix:{socket_dir}/peers.sock", port=None,
+                          console=f"unix:{socket_dir}/console.sock")
+        service = NodeService(settings, reactor=self.reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(service._restore_signal, signal.SIGTERM)
+        self.reactor.run()
+        lines = [formatEvent(e) for e in self.events if "started" in (e.get("log_format") or "")]
+        node_id = service.node.identity.node_id[:8]
+        self.assertEqual(
+            lines,
+            [f"p2pchat {p2pchat.__version__} (protocol {PROTOCOL_VERSION}) node alice "
+             f"({node_id}) started: peers on {socket_dir}/peers.sock, console on "
+             f"{socket_dir}/console.sock, 0 messages in {self.data_dir}"],
+        )
 
     def test_name_not_in_certificate_refused(self):
         """
