@@ -106,8 +106,14 @@ class _OnStart(MultiService):
         self._build = build
 
     def startService(self) -> None:
-        self._build().setServiceParent(self)
-        super().startService()
+        """
+        @raise StartupError: if the service cannot be built or started.
+        """
+        try:
+            self._build().setServiceParent(self)
+            super().startService()
+        except ValueError as e:
+            raise StartupError(str(e)) from None
 
 
 class _StdioConsole(Service):

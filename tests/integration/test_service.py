@@ -9,6 +9,7 @@ import socket
 import stat
 
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.systemd import ListenFDs
@@ -277,6 +278,30 @@ class ServiceTreeTests(SynchronousTestCase):
              f"({node_id}) started: peers on {socket_dir}/peers.sock, console on "
              f"{socket_dir}/console.sock, 0 messages in {self.data_dir}"],
         )
+
+    def test_manhole_that_cannot_listen_refused(self):
+        """
+        A manhole whose port cannot be had stops the start with one line
+        and exit status 1, and what started before it is stopped again.
+        """
+
+        class BusyPorts(MemoryReactorClock):
+            def listenTCP(self, port, factory, backlog=50, interface=""):
+                if port == 9092:
+                    raise CannotListenError(interface, port, OSError("address in use"))
+                return super().listenTCP(port, factory, backlog, interface)
+
+        passwd = os.path.abspath(self.mktemp())
+        with open(passwd, "w") as f:
+            f.write("op:pw\n")
+        settings = config(self.data_dir, manhole="tcp:9092:interface=127.0.0.1",
+                          manhole_passwd=passwd)
+        service = NodeService(settings, reactor=BusyPorts())
+        error = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(error.code, 1)
+        [reason] = self.critical()
+        self.assertTrue(reason.startswith("manhole: cannot listen on tcp:9092"), reason)
+        self.assertFalse(any(child.running for child in service))
 
     def test_name_not_in_certificate_refused(self):
         """
