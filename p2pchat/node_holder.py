@@ -40,7 +40,7 @@ class _SeedHandle(LinkHandle):
     """
 
     def link_lost(self, link: PeerProtocol) -> None:
-        self.factory.holder._seed_lost(self.factory.address, link)
+        self.factory.holder.seed_lost(self.factory.address, link)
 
 
 class _SeedFactory(Factory):
@@ -165,7 +165,7 @@ class NodeHolder(MultiService):
         service.setServiceParent(self)
         return True
 
-    def _seed_lost(self, address: PeerAddress, link: PeerProtocol) -> None:
+    def seed_lost(self, address: PeerAddress, link: PeerProtocol) -> None:
         """
         The link kept to a --peer or /connect address closed.  If the peer
         refused it, back off further.  If this node has other links, the

@@ -6,6 +6,7 @@ node under C{systemd-socket-activate} and under the kernel's
 memory-deny-write-execute (what C{MemoryDenyWriteExecute=yes} enforces).
 """
 
+import configparser
 import io
 import json
 import math
@@ -800,6 +801,41 @@ class SystemdUnitTests(SynchronousTestCase):
         ]:
             self.assertIn((key, value), settings)
         self.assertIn("p2pchat.socket", keys["After"].split())
+
+    def test_documentation_is_installed(self):
+        """
+        Both units' C{Documentation=} names a file that C{pip install} puts
+        under the prefix C{ExecStart} runs from (setup.cfg's
+        C{data_files}), and that file is in the checkout.
+        """
+        config = configparser.ConfigParser()
+        config.read(os.path.join(REPO_ROOT, "setup.cfg"))
+        installed = {
+            f"{directory}/{os.path.basename(path)}": path
+            for directory, paths in config.items("options.data_files")
+            for path in paths.split()
+        }
+        prefix = UNIT_TWISTD[: -len("/bin/twistd")]
+        for unit in ("p2pchat.service", "p2pchat.socket"):
+            documentation = dict(unit_settings(read_unit(unit)))["Documentation"]
+            self.assertTrue(documentation.startswith(f"file://{prefix}/"), documentation)
+            relative = documentation[len(f"file://{prefix}/"):]
+            self.assertIn(relative, installed)
+            self.assertTrue(os.path.isfile(os.path.join(REPO_ROOT, installed[relative])))
+
+    def test_env_example_advertises_a_host(self):
+        """
+        The example settings tell peers where to reach the node: a server
+        node left on the default 127.0.0.1 would be unreachable.
+        """
+        example = [line for line in read_unit("p2pchat.service").splitlines()
+                   if "P2PCHAT_OPTIONS=" in line]
+        self.assertTrue(example)
+        self.assertTrue(all("--advertise-host" in line for line in example), example)
+        with open(os.path.join(REPO_ROOT, "docs", "operations.md")) as f:
+            docs = [line for line in f if "P2PCHAT_OPTIONS=" in line]
+        self.assertTrue(docs)
+        self.assertTrue(all("--advertise-host" in line for line in docs), docs)
 
     def test_socket_settings(self):
         """
