@@ -106,18 +106,6 @@ def verify_binding(node_id: str, material: bytes, signature_hex: object) -> bool
     return verify_signature(node_id, _binding_message(material), signature)
 
 
-def hello_binding(transport: Any, identity: Identity) -> Optional[str]:
-    """
-    @return: the C{bind} value to put in this node's hello on C{transport},
-        or L{None} on a plain transport (send no C{bind} field then).
-    @raise ValueError: if the TLS handshake has not finished yet.
-    """
-    material = binding_material(transport)
-    if material is None:
-        return None
-    return sign_binding(identity, material)
-
-
 def check_hello(transport: Any, hello: Dict[str, Any]) -> Optional[str]:
     """
     Everything a TLS node checks in a peer's hello: the claimed name is in
