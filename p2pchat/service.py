@@ -6,9 +6,12 @@ Its constructor only remembers the configuration and lays out the tree;
 twistd starts the children in this order and stops them in the reverse
 one, each waiting for the one before:
 
+  0. the line to systemd (L{p2pchat.ops.sdnotify.NotifierService}), when
+     run under C{$NOTIFY_SOCKET}: C{STOPPING=1} is sent as the stop
+     begins, the watchdog runs until the end;
   1. the data directory (L{p2pchat.startup.DataDirService}: created
      private, locked against a second node);
-  2. the store (opened; closed last but one);
+  2. the store (opened; closed once the node has stopped);
   3. the node (L{NodeHolder}: identity, TLS files, the L{ChatNode}); its
      children are the reconnecting L{ClientService} dialers of the
      C{--peer} and C{/connect} addresses, stopped after the node said
@@ -39,7 +42,7 @@ from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.node_holder import NodeHolder
 from p2pchat.ops.logs import use_log_format
 from p2pchat.ops.metrics import Metrics, metrics_site
-from p2pchat.ops.sdnotify import Notifier, NotifyError
+from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError
 from p2pchat.startup import (
     DataDirService,
     ListenerService,
@@ -147,11 +150,12 @@ class NodeService(MultiService):
         self.config = config
         self._reactor = reactor
         self.metrics = Metrics()
-        self.notifier: Optional[Notifier] = None
         self.ready = False
         self._ready_call = None
         self._status_call = None
         self._previous_handlers: Dict[int, object] = {}
+        self._systemd = NotifierService(os.environ, lambda: self.reactor)
+        self._systemd.setServiceParent(self)
         DataDirService(config.data_dir).setServiceParent(self)
         self._store = StoreService(os.path.join(config.data_dir, STORE_FILE_NAME))
         self._store.setServiceParent(self)
@@ -195,6 +199,14 @@ class NodeService(MultiService):
         return self.holder.node
 
     @property
+    def notifier(self) -> Optional[Notifier]:
+        """
+        The line to systemd while running under C{$NOTIFY_SOCKET}, else
+        L{None}.
+        """
+        return self._systemd.notifier
+
+    @property
     def store(self) -> Optional[Store]:
         """
         The open store while the node runs, else L{None}.
@@ -211,9 +223,6 @@ class NodeService(MultiService):
 
     def startService(self) -> None:
         try:
-            self.notifier = Notifier.from_environ(os.environ, self.reactor)
-            if self.notifier is not None:
-                self.notifier.start_watchdog(os.environ)
             super().startService()
         except (StartupError, NotifyError) as e:
             # One clear line, then exit 1: a traceback would add nothing.
@@ -237,9 +246,6 @@ class NodeService(MultiService):
         for child in reversed(list(self)):
             if child.running:
                 child.stopService()
-        if self.notifier is not None:
-            self.notifier.stop_watchdog()
-            self.notifier.close()
 
     def _peer_listener(self):
         node, config = self.node, self.config
@@ -302,8 +308,8 @@ class NodeService(MultiService):
             "after", "shutdown", self._restore_signal, signal.SIGTERM
         )
         self.log.info(
-            "p2pchat {version} (protocol {protocol}) node {name} ({id}) started: "
-            "peers on {listen}, console on {console}, {count} messages in {path}",
+            "p2pchat node {name} ({id}) started: peers on {listen}, console on "
+            "{console}, {count} messages in {path}; p2pchat {version}, protocol {protocol}",
             version=p2pchat.__version__,
             protocol=PROTOCOL_VERSION,
             name=config.name,
@@ -416,7 +422,6 @@ class NodeService(MultiService):
         """
         if self.notifier is not None:
             self.notifier.stopping()
-            self.notifier.stop_watchdog()
         self._restore_signal(signal.SIGHUP)
         for call in (self._ready_call, self._status_call):
             if call is not None and call.active():
@@ -426,6 +431,4 @@ class NodeService(MultiService):
         for child in reversed(list(self)):
             if child.running:
                 yield defer.maybeDeferred(child.stopService)
-        if self.notifier is not None:
-            self.notifier.close()
         self.log.info("p2pchat node stopped")

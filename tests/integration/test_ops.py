@@ -33,7 +33,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 import p2pchat
 from p2pchat.ops import logs
 from p2pchat.ops.metrics import Metrics, metrics_resource, metrics_site
-from p2pchat.ops.sdnotify import Notifier, NotifyError, socket_address
+from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError, socket_address
 from tests.processes import DEADLINE_S, REPO_ROOT, ConsoleClient, twistd_command
 
 UNITS_DIR = os.path.join(REPO_ROOT, "contrib", "systemd")
@@ -225,6 +225,48 @@ class NotifierTests(SynchronousTestCase):
         # A blocking send would hang on the full queue instead of failing:
         # getting False back is the proof (no wall-clock bound).
         self.assertIn(False, results)
+
+
+class NotifierServiceTests(SynchronousTestCase):
+    """
+    L{NotifierService}: the notifier as a child service of the node.
+    """
+
+    def test_no_socket_no_notifier(self):
+        """
+        Outside systemd the service starts and stops with no notifier.
+        """
+        service = NotifierService({}, Clock)
+        service.startService()
+        self.assertIsNone(service.notifier)
+        service.stopService()
+        self.assertFalse(service.running)
+
+    def test_watchdog_until_stopped(self):
+        """
+        Under C{$NOTIFY_SOCKET} with C{$WATCHDOG_USEC}, starting sends
+        C{WATCHDOG=1} and keeps sending it every half interval until the
+        service stops; then the timer is gone and the notifier closed.
+        """
+        clock = Clock()
+        sock, value = receiver(self, os.path.join(short_temp_dir(self), "notify"))
+        environ = {"NOTIFY_SOCKET": value, "WATCHDOG_USEC": "2000000"}
+        service = NotifierService(environ, lambda: clock)
+        service.startService()
+        clock.advance(1.0)
+        self.assertEqual(received(sock), ["WATCHDOG=1", "WATCHDOG=1"])
+        service.stopService()
+        self.assertIsNone(service.notifier)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_wrong_socket_refuses_start(self):
+        """
+        A C{$NOTIFY_SOCKET} nobody listens on stops the start.
+        """
+        missing = os.path.join(short_temp_dir(self), "missing")
+        service = NotifierService({"NOTIFY_SOCKET": missing}, Clock)
+        self.assertRaises(NotifyError, service.startService)
+        self.assertFalse(service.running)
 
 
 class WrongNotifySocketTests(SynchronousTestCase):
@@ -1086,7 +1128,8 @@ class WiredNodeTests(SynchronousTestCase):
         self.assertEqual(process.stop(), 0)
         messages = [record["message"] for record in json_lines(process.output)]
         self.assertTrue(
-            any(m.startswith(f"p2pchat {p2pchat.__version__} (protocol 2) node ops (")
+            any(m.startswith("p2pchat node ops (")
+                and m.endswith(f"; p2pchat {p2pchat.__version__}, protocol 2")
                 for m in messages),
             messages,
         )

@@ -184,10 +184,10 @@ class ServiceTreeTests(SynchronousTestCase):
         service = NodeService(config(self.data_dir, peers=(peer,)), reactor=self.reactor)
         kinds = [type(child).__name__ for child in service]
         self.assertEqual(
-            kinds, ["DataDirService", "StoreService", "NodeHolder", "ListenerService",
-                    "ListenerService"],
+            kinds, ["NotifierService", "DataDirService", "StoreService", "NodeHolder",
+                    "ListenerService", "ListenerService"],
         )
-        self.assertEqual([child.what for child in list(service)[3:]], ["peers", "consoles"])
+        self.assertEqual([child.what for child in list(service)[4:]], ["peers", "consoles"])
         service.startService()
         self.addCleanup(service.stopService)
         self.assertEqual([type(c).__name__ for c in service.holder], ["ClientService"])
@@ -212,7 +212,7 @@ class ServiceTreeTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(
             stopped, ["ListenerService", "ListenerService", "NodeHolder", "StoreService",
-                      "DataDirService"],
+                      "DataDirService", "NotifierService"],
         )
         self.assertFalse(any(child.running for child in service))
 
@@ -274,9 +274,9 @@ class ServiceTreeTests(SynchronousTestCase):
         node_id = service.node.identity.node_id[:8]
         self.assertEqual(
             lines,
-            [f"p2pchat {p2pchat.__version__} (protocol {PROTOCOL_VERSION}) node alice "
-             f"({node_id}) started: peers on {socket_dir}/peers.sock, console on "
-             f"{socket_dir}/console.sock, 0 messages in {self.data_dir}"],
+            [f"p2pchat node alice ({node_id}) started: peers on {socket_dir}/peers.sock, "
+             f"console on {socket_dir}/console.sock, 0 messages in {self.data_dir}; "
+             f"p2pchat {p2pchat.__version__}, protocol {PROTOCOL_VERSION}"],
         )
 
     def test_manhole_that_cannot_listen_refused(self):
