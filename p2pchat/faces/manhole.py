@@ -16,14 +16,13 @@ the service starts.
 """
 
 import hmac
-import ipaddress
 import os
 import stat
 from typing import Any, Callable, Dict, List, Optional
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
 from twisted.conch import manhole, manhole_ssh
 from twisted.conch.checkers import (
     IAuthorizedKeysDB,
@@ -37,50 +36,12 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
-
-from p2pchat import endpoint_strings
 
 HOST_KEY_FILE_NAME = "manhole_host_key"
 
 log = Logger()
-
-
-def listens_beyond_loopback(description: str) -> bool:
-    """
-    Tell whether a server endpoint string may accept connections from other
-    machines.
-
-    C{tcp}, C{tcp6} and C{ssl} endpoints are local only with an
-    C{interface} that is a loopback address (or C{localhost}); C{unix}
-    endpoints are local; anything else (C{systemd:} sockets, plugins) is
-    assumed reachable, since this cannot tell.
-
-    Use it to warn when the manhole or the line console is bound off
-    loopback.
-    """
-    try:
-        args, kwargs = endpoint_strings.parse(description)
-    except Exception:
-        return True
-    if not args:
-        return True
-    endpoint_type = args[0]
-    if endpoint_type == "unix":
-        return False
-    if endpoint_type not in ("tcp", "tcp6", "ssl"):
-        return True
-    interface = kwargs.get("interface")
-    if interface is None and endpoint_type in ("tcp", "tcp6") and len(args) > 2:
-        interface = args[2]
-    if not interface:
-        return True
-    if interface.lower() == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(interface.strip("[]")).is_loopback
-    except ValueError:
-        return True
 
 
 @implementer(IAuthorizedKeysDB)
@@ -282,39 +243,71 @@ class ManholeFactory(manhole_ssh.ConchFactory):
         self.privateKeys = {key.sshType(): key}
 
 
-class ManholeService(StreamServerEndpointService):
+class ManholeService(Service):
     """
     Listens for manhole SSH connections once started.
+
+    Like L{twisted.application.internet.StreamServerEndpointService}, but
+    a failure to listen raises from C{privilegedStartService} (that class
+    only does so through its private C{_raiseSynchronously}).
 
     @ivar portal: the portal that checks credentials and hands out REPLs.
     @ivar description: the server endpoint string.
     @ivar host_key_dir: where the host key is kept.
+    @ivar port: the listening port while running, else L{None}.
     """
 
     def __init__(self, description: str, factory: ManholeFactory, host_key_dir: str, reactor):
-        super().__init__(None, factory)
+        self.endpoint = None
+        self.factory = factory
         self.description = description
         self.host_key_dir = host_key_dir
         self.portal = factory.portal
+        self.port = None
         self._reactor = reactor
-        # Make a failure to listen raise from startService, not just log.
-        self._raiseSynchronously = True
+        # Set by whoever builds the service: whether the endpoint may
+        # accept connections from other machines (then a warning is logged).
+        self.exposed = False
 
     def privilegedStartService(self) -> None:
+        """
+        Load (or create) the host key and listen.
+
+        @raise ValueError: if the host key is unusable or the endpoint
+            cannot listen.
+        """
         if self.endpoint is None:
             self.factory.set_host_key(load_or_create_host_key(self.host_key_dir))
             reactor = self._reactor
             if reactor is None:
                 from twisted.internet import reactor
             self.endpoint = endpoints.serverFromString(reactor, self.description)
-            if listens_beyond_loopback(self.description):
+            if self.exposed:
                 log.warn(
                     "manhole listens on {endpoint}, beyond the loopback interface: "
                     "anyone who reaches it with the credentials gets a Python shell "
                     "inside this node",
                     endpoint=self.description,
                 )
+        if self.port is None:
+            outcome: List[Any] = []
+            self.endpoint.listen(self.factory).addBoth(outcome.append)
+            if not outcome or isinstance(outcome[0], Failure):
+                reason = outcome[0].getErrorMessage() if outcome else "not at once"
+                raise ValueError(f"manhole: cannot listen on {self.description}: {reason}")
+            self.port = outcome[0]
         super().privilegedStartService()
+
+    def startService(self) -> None:
+        self.privilegedStartService()
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
 
 
 def manhole_service(

@@ -26,7 +26,7 @@ from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.mesh.wire import FrameError
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable
-from p2pchat.trust import tls
+from p2pchat.trust import binding, tls
 
 MAX_LINKS = 64
 PENALTY_S = 60.0
@@ -141,14 +141,14 @@ class Links:
         return wire.hello(self._identity.node_id, membership.name, membership.address, len(self))
 
     def sign_binding(self, material: bytes) -> str:
-        return tls.sign_binding(self._identity, material)
+        return binding.sign_binding(self._identity, material)
 
     def link_misbehaved(self, link: PeerProtocol) -> None:
         """
         Refuse the peer's id for L{PENALTY_S}, doubling at each repeat up
         to L{MAX_PENALTY_S}: a peer that keeps sending invalid input is
         backed off, not re-admitted at once.  Only on TLS links, where the
-        hello's id is proven (see L{p2pchat.trust.tls.check_hello}): on plain
+        hello's id is proven (see L{p2pchat.trust.binding.check_hello}): on plain
         TCP an id is a claim, and penalising it would let anyone get
         another node refused.
         """

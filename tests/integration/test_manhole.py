@@ -17,13 +17,14 @@ from twisted.cred.credentials import SSHPrivateKey, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactor
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from p2pchat.endpoint_strings import listens_beyond_loopback
 from p2pchat.faces import manhole as manhole_module
 from p2pchat.faces.manhole import (
     HOST_KEY_FILE_NAME,
     PasswordFileChecker,
-    listens_beyond_loopback,
     load_or_create_host_key,
     manhole_service,
 )
@@ -254,6 +255,24 @@ class HostKeyTests(ManholeTestCase):
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, interface), (0, "127.0.0.1"))
         self.assertIs(factory, service.factory)
+
+    def test_exposed_manhole_warns_on_start(self):
+        """
+        A manhole its builder marks as exposed (listening beyond loopback)
+        logs one warning when it starts; an unexposed one logs none.
+        """
+        passwd = self.write("passwd", b"op:pw\n")
+        for exposed, expected in ((False, 0), (True, 1)):
+            events = []
+            self.patch(manhole_module, "log", Logger(observer=events.append))
+            service = manhole_service(
+                ENDPOINT, {}, passwd_file=passwd, host_key_dir=self.directory,
+                reactor=MemoryReactor(),
+            )
+            service.exposed = exposed
+            service.startService()
+            warnings = [e for e in events if "beyond the loopback" in e["log_format"]]
+            self.assertEqual(len(warnings), expected)
 
     def test_factories_do_not_share_keys(self):
         """
