@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 import p2pchat
+from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.ops import logs
 from p2pchat.ops.metrics import Metrics, metrics_resource, metrics_site
 from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError, socket_address
@@ -1129,7 +1130,7 @@ class WiredNodeTests(SynchronousTestCase):
         messages = [record["message"] for record in json_lines(process.output)]
         self.assertTrue(
             any(m.startswith("p2pchat node ops (")
-                and m.endswith(f"; p2pchat {p2pchat.__version__}, protocol 2")
+                and m.endswith(f"; p2pchat {p2pchat.__version__}, protocol {PROTOCOL_VERSION}")
                 for m in messages),
             messages,
         )
