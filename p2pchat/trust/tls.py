@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_tls -*-
+# -*- test-case-name: tests.unit.test_tls_checks,tests.integration.test_tls -*-
 """
 Mutual TLS for peer links, and the binding of a node's Ed25519 identity to
 its TLS session.

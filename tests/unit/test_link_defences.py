@@ -22,7 +22,7 @@ from p2pchat.mesh.peer import (
     PeerProtocol,
 )
 from p2pchat.trust.tls import PeerTLS
-from tests.integration.test_tls import make_network
+from tests.tls_network import make_network
 from tests.unit.test_peer import BOB_HELLO, PeerTestCase, RecordingHandler, encode
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\nfake: line"
