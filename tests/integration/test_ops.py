@@ -490,7 +490,7 @@ class LogFormatTests(SynchronousTestCase):
         stream = io.StringIO()
         Logger(observer=logs.observer_for("text", stream), namespace="p2pchat.chat.node").info("hi")
         self.assertRegex(stream.getvalue(), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* "
-                                            r"\[p2pchat\.node#info\] hi\n$")
+                                            r"\[p2pchat\.chat\.node#info\] hi\n$")
 
     def test_unknown_format(self):
         """
