@@ -26,6 +26,7 @@ from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.manhole import listens_beyond_loopback, manhole_service
 from p2pchat.faces.telnet import TelnetConsoleFactory
+from p2pchat.faces.terminal import log_beside_screen, stdio_console
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.log.store import Store
 from p2pchat.log.verifier import threaded_verifier
@@ -179,6 +180,7 @@ class NodeService(MultiService):
         self._ready_call = None
         self._status_call = None
         self._previous_hup = None
+        self._terminal = None
         self._outbound: Dict[PeerAddress, ClientService] = {}
         self._refusals: Dict[PeerAddress, int] = {}
 
@@ -199,6 +201,7 @@ class NodeService(MultiService):
         Attach to C{parent} (twistd's application), choosing the log format
         there: twistd attaches the service before it starts logging.
         """
+        log_beside_screen(parent, self.config.log_format, self.config.screen_log)
         use_log_format(parent, self.config.log_format)
         return super().setServiceParent(parent)
 
@@ -316,9 +319,8 @@ class NodeService(MultiService):
         self.node.start()
         self.node.on_change = self._changed
         if config.stdio:
-            from twisted.internet import stdio
-
-            stdio.StandardIO(ConsoleProtocol(self.node), reactor=reactor)
+            self._terminal = stdio_console(
+                self.node, reactor, config.screen, lambda: ConsoleProtocol(self.node))
         for address in config.peers:
             self.connect(address)
         # Log "started" and signal readiness only once the reactor runs:
@@ -382,8 +384,13 @@ class NodeService(MultiService):
     def _on_hangup(self) -> None:
         """
         SIGHUP: commit what is queued and keep running.  The configuration
-        is not reloaded: it comes from the command line.
+        is not reloaded: it comes from the command line.  With the chat
+        screen on a terminal, SIGHUP means the terminal closed: stop.
         """
+        if self._terminal is not None:
+            self.log.info("SIGHUP: the terminal closed; stopping")
+            self._terminal.end_node()
+            return
         if self.node is not None:
             self.node.flush()
         self.log.info("SIGHUP: queued entries committed; configuration is not reloaded")

@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.unit.test_terminal -*-
+"""
+Putting the chat screen on the terminal C{twistd -n p2pchat} runs in.
+
+L{screen_choice} decides (from the command line) whether the screen is
+drawn and where the log goes meanwhile; L{log_beside_screen} points
+twistd's log there; L{TerminalConsole} switches the terminal to
+character-at-a-time input, runs a L{p2pchat.faces.screen.ChatScreen} on standard input/output
+through C{twisted.conch.insults}, follows the window size, and gives the
+terminal back as it found it when the node stops.
+
+When the screen is not drawn, standard input/output that is a console
+gets the plain line console, byte for byte as before.
+"""
+
+import atexit
+import os
+import signal
+import termios
+import threading
+from typing import Callable, Optional, Tuple
+
+from twisted.internet.error import ReactorNotRunning
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+
+from p2pchat.ops.logs import observer_for
+
+LOG_FILE_NAME = "p2pchat.log"
+
+
+def screen_choice(
+    stdio: bool, stdin, stdout, twistd_options, data_dir: str
+) -> Tuple[bool, Optional[str]]:
+    """
+    Whether to draw the chat screen, and where the log goes meanwhile.
+
+    The screen is drawn when the console is on standard input/output, both
+    are terminals, and C{twistd} runs in the foreground (C{-n}) without
+    C{--logfile -} or C{--logger}, which put the log on the terminal.  The
+    log then goes to C{--logfile}, syslog, or else C{p2pchat.log} in the
+    data directory (twistd's default, standard output, would draw over the
+    screen).
+
+    @param stdin: standard input (anything with C{isatty}).
+    @param stdout: standard output.
+    @param twistd_options: twistd's own options (C{Options.parent}), or
+        C{None} when not run by twistd: then no screen.
+    @return: C{(draw the screen, log file to use or None for twistd's)}.
+    """
+    if not stdio or twistd_options is None or not (_tty(stdin) and _tty(stdout)):
+        return False, None
+    if not twistd_options.get("nodaemon") or twistd_options.get("logger"):
+        return False, None
+    logfile = twistd_options.get("logfile")
+    if logfile == "-":
+        return False, None
+    if logfile or twistd_options.get("syslog"):
+        return True, None
+    return True, os.path.join(data_dir, LOG_FILE_NAME)
+
+
+def _tty(stream) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def log_beside_screen(application, log_format: str, path: Optional[str]) -> bool:
+    """
+    Make twistd log to C{path} (in C{log_format}) instead of the terminal,
+    if a path is given and twistd has no observer yet (see
+    L{p2pchat.ops.logs}: twistd reads the application's C{ILogObserver}
+    component when it starts logging, after the service is attached).
+
+    @return: whether the log goes to C{path}.
+    """
+    get_component = getattr(application, "getComponent", None)
+    if path is None or get_component is None or get_component(ILogObserver, None) is not None:
+        return False
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    stream = open(path, "a", encoding="utf-8", buffering=1)
+    application.setComponent(ILogObserver, observer_for(log_format, stream))
+    return True
+
+
+class TerminalConsole:
+    """
+    The chat screen on this process's terminal (standard input/output).
+
+    @ivar screen: the L{p2pchat.faces.screen.ChatScreen}, once started.
+    """
+
+    def __init__(self, node, reactor, fd_in: int = 0, fd_out: int = 1):
+        self._node = node
+        self._reactor = reactor
+        self._fd_in, self._fd_out = fd_in, fd_out
+        self._saved_mode = None
+        self._previous_winch = None
+        self._io = None
+        self.screen = None
+
+    def start(self) -> None:
+        """
+        Switch the terminal to character-at-a-time input without echo
+        (Ctrl-C still interrupts), draw the screen and show warnings of
+        the log on it.
+        """
+        from twisted.conch.insults.insults import ServerProtocol
+        from twisted.internet import stdio
+
+        from p2pchat.faces.screen import ChatScreen
+
+        self._saved_mode = termios.tcgetattr(self._fd_in)
+        mode = termios.tcgetattr(self._fd_in)
+        mode[3] &= ~(termios.ECHO | termios.ICANON)
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self._fd_in, termios.TCSANOW, mode)
+        self._reactor.addSystemEventTrigger("after", "shutdown", self.stop)
+        atexit.register(self.stop)
+        terminal = ServerProtocol(ChatScreen, self._node, self._reactor, self.end_node)
+        self._io = stdio.StandardIO(
+            terminal, stdin=self._fd_in, stdout=self._fd_out, reactor=self._reactor
+        )
+        self.screen = terminal.terminalProtocol
+        self._resized()
+        if threading.current_thread() is threading.main_thread():
+            self._previous_winch = signal.signal(signal.SIGWINCH, self._on_winch)
+        globalLogPublisher.addObserver(self._observe)
+
+    def _on_winch(self, signum, frame) -> None:
+        self._reactor.callFromThread(self._resized)
+
+    def _resized(self) -> None:
+        try:
+            size = os.get_terminal_size(self._fd_out)
+        except OSError:
+            return
+        if self.screen is not None and size.columns and size.lines:
+            self.screen.terminalSize(size.columns, size.lines)
+
+    def _observe(self, event) -> None:
+        """
+        A log event: show a warning (or worse) on the screen's dim line.
+        """
+        level = event.get("log_level")
+        if level is None or level < LogLevel.warn or self.screen is None:
+            return
+        text = formatEvent(event)
+        if threading.current_thread() is threading.main_thread():
+            self.screen.warning(text)
+        else:
+            self._reactor.callFromThread(self._warn, text)
+
+    def _warn(self, text: str) -> None:
+        if self.screen is not None:
+            self.screen.warning(text)
+
+    def end_node(self) -> None:
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    def stop(self) -> None:
+        """
+        Give the terminal back: normal scrolling, the cursor below the
+        screen, echo and line editing on again.
+        """
+        globalLogPublisher.removeObserver(self._observe)
+        if self._previous_winch is not None:
+            signal.signal(signal.SIGWINCH, self._previous_winch)
+            self._previous_winch = None
+        if self.screen is not None:
+            # Written directly: the reactor no longer writes what StandardIO
+            # holds.  Whole-screen scrolling again, the cursor on the last
+            # row, one line down.
+            try:
+                os.write(self._fd_out, b"\x1b[r\x1b[%d;1H\r\n" % (self.screen.height,))
+            except OSError:
+                pass  # the terminal is gone
+            self.screen = None
+        if self._saved_mode is not None:
+            try:
+                termios.tcsetattr(self._fd_in, termios.TCSADRAIN, self._saved_mode)
+            except termios.error:
+                pass  # the terminal is gone
+            self._saved_mode = None
+
+
+def stdio_console(node, reactor, screen: bool, line_console: Callable[[], object]):
+    """
+    Attach the console on standard input/output: the chat screen, or the
+    plain line console (C{line_console()} builds its protocol).
+
+    @return: the L{TerminalConsole}, or C{None} for the line console.
+    """
+    if screen:
+        console = TerminalConsole(node, reactor)
+        console.start()
+        return console
+    from twisted.internet import stdio
+
+    stdio.StandardIO(line_console(), reactor=reactor)
+    return None

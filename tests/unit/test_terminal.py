@@ -1,0 +1,86 @@
+"""
+Tests for L{p2pchat.faces.terminal}: when the chat screen is drawn and
+where the log goes meanwhile.
+"""
+
+import io
+import os
+
+from twisted.application.service import Application
+from twisted.logger import ILogObserver, Logger
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat.faces.terminal import LOG_FILE_NAME, log_beside_screen, screen_choice
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self):
+        return self._tty
+
+
+TTY, PIPE = _Stream(True), _Stream(False)
+
+
+class ScreenChoiceTests(SynchronousTestCase):
+    """
+    L{screen_choice}: the screen needs a terminal on both ends, twistd in
+    the foreground, and a log that does not go to the terminal.
+    """
+
+    def choose(self, stdio=True, stdin=TTY, stdout=TTY, **twistd):
+        options = {"nodaemon": True, "logfile": None, "logger": None, "syslog": False}
+        options.update(twistd)
+        return screen_choice(stdio, stdin, stdout, options, "/data")
+
+    def test_foreground_terminal_logs_to_the_data_dir(self):
+        self.assertEqual(self.choose(), (True, os.path.join("/data", LOG_FILE_NAME)))
+
+    def test_given_log_destination_is_kept(self):
+        self.assertEqual(self.choose(logfile="/var/log/p2pchat.log"), (True, None))
+        self.assertEqual(self.choose(syslog=True), (True, None))
+
+    def test_plain_console(self):
+        """
+        A pipe on either end, no console, a daemon, or a log the user put
+        on standard output: the plain line console (or none), as before.
+        """
+        plain = (False, None)
+        self.assertEqual(self.choose(stdin=PIPE), plain)
+        self.assertEqual(self.choose(stdout=PIPE), plain)
+        self.assertEqual(self.choose(stdio=False), plain)
+        self.assertEqual(self.choose(nodaemon=False), plain)
+        self.assertEqual(self.choose(logfile="-"), plain)
+        self.assertEqual(self.choose(logger=object()), plain)
+        self.assertEqual(screen_choice(True, TTY, TTY, None, "/data"), plain)
+
+
+class LogBesideScreenTests(SynchronousTestCase):
+    """
+    L{log_beside_screen} gives twistd's application a file observer.
+    """
+
+    def test_sets_a_file_observer(self):
+        path = os.path.join(self.mktemp(), "p2pchat.log")
+        application = Application("test")
+        self.assertTrue(log_beside_screen(application, "text", path))
+        observer = application.getComponent(ILogObserver)
+        Logger(namespace="test", observer=observer).warn("written {what}", what="here")
+        with open(path, encoding="utf-8") as log:
+            self.assertIn("[test#warn] written here", log.read())
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+
+    def test_keeps_a_chosen_observer(self):
+        application = Application("test")
+        chosen = [].append
+        application.setComponent(ILogObserver, chosen)
+        self.assertFalse(log_beside_screen(application, "text", self.mktemp()))
+        self.assertIs(application.getComponent(ILogObserver), chosen)
+
+    def test_no_path_changes_nothing(self):
+        application = Application("test")
+        self.assertFalse(log_beside_screen(application, "text", None))
+        self.assertIsNone(application.getComponent(ILogObserver, None))
