@@ -16,12 +16,20 @@ gets the plain line console, byte for byte as before.
 import atexit
 import os
 import signal
+import sys
 import termios
 import threading
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Set, Tuple
 
 from twisted.internet.error import ReactorNotRunning
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import (
+    ILogObserver,
+    LogLevel,
+    formatEvent,
+    globalLogPublisher,
+    textFileLogObserver,
+)
+from zope.interface import implementer
 
 from p2pchat.ops.logs import observer_for
 
@@ -72,15 +80,30 @@ def log_beside_screen(application, log_format: str, path: Optional[str]) -> bool
     if a path is given and twistd has no observer yet (see
     L{p2pchat.ops.logs}: twistd reads the application's C{ILogObserver}
     component when it starts logging, after the service is attached).
+    Until the screen is drawn, errors also go to the terminal, so a node
+    that cannot start says why where it was started.
 
-    @return: whether the log goes to C{path}.
+    @return: whether the log goes to C{path}; not if it cannot be opened
+        (then twistd logs to the terminal and says why the node stopped).
     """
     get_component = getattr(application, "getComponent", None)
     if path is None or get_component is None or get_component(ILogObserver, None) is not None:
         return False
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    stream = open(path, "a", encoding="utf-8", buffering=1)
-    application.setComponent(ILogObserver, observer_for(log_format, stream))
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        stream = open(path, "a", encoding="utf-8", buffering=1)
+    except OSError:
+        return False
+    to_file = observer_for(log_format, stream)
+    terminal = textFileLogObserver(sys.stderr)
+
+    @implementer(ILogObserver)
+    def observer(event) -> None:
+        to_file(event)
+        if not TerminalConsole.drawn and event.get("log_level", LogLevel.info) >= LogLevel.error:
+            terminal(event)
+
+    application.setComponent(ILogObserver, observer)
     return True
 
 
@@ -89,7 +112,10 @@ class TerminalConsole:
     The chat screen on this process's terminal (standard input/output).
 
     @ivar screen: the L{p2pchat.faces.screen.ChatScreen}, once started.
+    @cvar drawn: the consoles whose screen is on the terminal now.
     """
+
+    drawn: Set["TerminalConsole"] = set()
 
     def __init__(self, node, reactor, fd_in: int = 0, fd_out: int = 1):
         self._node = node
@@ -127,6 +153,7 @@ class TerminalConsole:
         if threading.current_thread() is threading.main_thread():
             self._previous_winch = signal.signal(signal.SIGWINCH, self._on_winch)
         globalLogPublisher.addObserver(self._observe)
+        TerminalConsole.drawn.add(self)
 
     def _on_winch(self, signum, frame) -> None:
         self._reactor.callFromThread(self._resized)
@@ -168,6 +195,7 @@ class TerminalConsole:
         screen, echo and line editing on again.
         """
         globalLogPublisher.removeObserver(self._observe)
+        TerminalConsole.drawn.discard(self)
         if self._previous_winch is not None:
             signal.signal(signal.SIGWINCH, self._previous_winch)
             self._previous_winch = None

@@ -5,12 +5,18 @@ where the log goes meanwhile.
 
 import io
 import os
+import sys
 
 from twisted.application.service import Application
 from twisted.logger import ILogObserver, Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.faces.terminal import LOG_FILE_NAME, log_beside_screen, screen_choice
+from p2pchat.faces.terminal import (
+    LOG_FILE_NAME,
+    TerminalConsole,
+    log_beside_screen,
+    screen_choice,
+)
 
 
 class _Stream(io.StringIO):
@@ -72,6 +78,36 @@ class LogBesideScreenTests(SynchronousTestCase):
         with open(path, encoding="utf-8") as log:
             self.assertIn("[test#warn] written here", log.read())
         self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
+
+    def test_errors_reach_the_terminal_until_the_screen_is_drawn(self):
+        """
+        A node that cannot start says so on the terminal it was started
+        from; once the screen is drawn, errors go to the log file only.
+        """
+        terminal = io.StringIO()
+        self.patch(sys, "stderr", terminal)
+        path = os.path.join(self.mktemp(), "p2pchat.log")
+        application = Application("test")
+        log_beside_screen(application, "text", path)
+        log = Logger(namespace="test", observer=application.getComponent(ILogObserver))
+        log.info("started fine")
+        log.critical("p2pchat cannot start: {why}", why="no disk")
+        self.assertNotIn("started fine", terminal.getvalue())
+        self.assertIn("[test#critical] p2pchat cannot start: no disk", terminal.getvalue())
+        drawn = object()
+        TerminalConsole.drawn.add(drawn)
+        self.addCleanup(TerminalConsole.drawn.discard, drawn)
+        log.error("while the screen is up")
+        self.assertNotIn("while the screen is up", terminal.getvalue())
+        with open(path, encoding="utf-8") as written:
+            self.assertIn("while the screen is up", written.read())
+
+    def test_unusable_path_leaves_the_log_to_twistd(self):
+        blocker = self.mktemp()
+        open(blocker, "w").close()
+        application = Application("test")
+        self.assertFalse(log_beside_screen(application, "text", os.path.join(blocker, "x", "log")))
+        self.assertIsNone(application.getComponent(ILogObserver, None))
 
     def test_keeps_a_chosen_observer(self):
         application = Application("test")
