@@ -7,13 +7,14 @@ at once; shown one by one they would scroll the conversation away.
 L{CatchUpGate} passes messages through as they come while they come at a
 human pace, and when more than L{BURST_MESSAGES} arrive within
 L{BURST_WINDOW_S} it counts them instead, until none has come for
-L{QUIET_S}; then it hands over one summary line
-(C{*** 5,000 new messages — /history to read}).  The user's own messages
-are always shown.
+L{QUIET_S}; then it hands over one summary line per room
+(C{*** 5,000 new messages — /history to read}; C{... in #rust ...} for a
+message with a C{room}, once the chat API gives messages one).  The
+user's own messages are always shown.
 """
 
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Callable, Deque, Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -22,12 +23,14 @@ BURST_WINDOW_S = 1.0
 QUIET_S = 1.0
 
 
-def summary(count: int) -> str:
+def summary(count: int, room: Optional[str] = None) -> str:
     """
-    @return: the line that stands for C{count} messages not shown.
+    @return: the line that stands for C{count} messages (of C{room}, if
+        known) not shown.
     """
     noun = "message" if count == 1 else "messages"
-    return f"*** {count:,} new {noun} \N{EM DASH} /history to read"
+    where = f" in {room}" if room else ""
+    return f"*** {count:,} new {noun}{where} \N{EM DASH} /history to read"
 
 
 class CatchUpGate:
@@ -59,6 +62,7 @@ class CatchUpGate:
         self._window_s = window_s
         self._quiet_s = quiet_s
         self._pending: List[object] = []
+        self._counts: Dict[Optional[str], int] = {}
         self._shown: Deque[float] = deque()
         self._turn = None
         self._quiet = None
@@ -87,6 +91,9 @@ class CatchUpGate:
                 self._show(message)
             return
         self.counting = (self.counting or 0) + len(pending)
+        for message in pending:
+            room = getattr(message, "room", None)
+            self._counts[room] = self._counts.get(room, 0) + 1
         if self._quiet is not None and self._quiet.active():
             self._quiet.reset(self._quiet_s)
         else:
@@ -94,10 +101,10 @@ class CatchUpGate:
 
     def _settled(self) -> None:
         self._quiet = None
-        count, self.counting = self.counting, None
+        counts, self._counts, self.counting = self._counts, {}, None
         self._shown.clear()
-        if count:
-            self._summarise(summary(count))
+        for room, count in counts.items():
+            self._summarise(summary(count, room))
 
     def stop(self) -> None:
         """
@@ -108,3 +115,4 @@ class CatchUpGate:
                 call.cancel()
         self._turn = self._quiet = None
         self._pending = []
+        self._counts = {}

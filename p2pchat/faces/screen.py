@@ -96,8 +96,8 @@ class ChatScreen(TerminalProtocol):
     """
     The chat screen on one terminal.
 
-    @ivar room: what the status bar names first; the node's name until
-        the chat API offers rooms.
+    @ivar room: what the status bar names first; if unset, the C{room}
+        of the chat API's status, else (until rooms land) its C{name}.
     """
 
     def __init__(self, node, clock, on_end: Callable[[], None]):
@@ -270,7 +270,7 @@ class ChatScreen(TerminalProtocol):
         @return: the status bar: room, peers alive, links, catch-up.
         """
         status = self._node.status()
-        room = self.room or str(status.get("name", ""))
+        room = self.room or str(status.get("room") or status.get("name", ""))
         parts = [
             f" {printable(room)}",
             f"{status.get('peers', 0)} peers alive",

@@ -177,6 +177,28 @@ class CatchUpGateTests(SynchronousTestCase):
         self.assertEqual([m for _, m in self.calls], [0, 1, 2, 3])
         self.assertEqual(self.gate.counting, 2)
 
+    def test_one_summary_per_room(self):
+        """
+        Messages that name their room are summarised per room, in the
+        order the rooms first came.
+        """
+
+        class InRoom:
+            def __init__(self, room):
+                self.room = room
+
+        for room in ("#rust", None, "#rust", "#go", None, None):
+            self.gate.arrived(InRoom(room))
+        self.clock.advance(0)
+        self.clock.advance(2)
+        self.assertEqual(
+            [line for _, line in self.calls],
+            [summary(2, "#rust"), summary(3), summary(1, "#go")],
+        )
+        self.assertEqual(
+            summary(2, "#rust"), "*** 2 new messages in #rust \N{EM DASH} /history to read"
+        )
+
     def test_own_messages_always_shown_at_once(self):
         for number in range(6):
             self.gate.arrived(number)
