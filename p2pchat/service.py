@@ -12,6 +12,7 @@ import os
 import signal
 import stat
 import threading
+from functools import partial
 from typing import Dict, List, Optional
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -35,7 +36,7 @@ from p2pchat.mesh.factory import PeerFactory
 from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.ops import activation
-from p2pchat.ops.logs import use_log_format
+from p2pchat.ops.logs import observer_for, use_log_format
 from p2pchat.ops.metrics import Metrics, metrics_site
 from p2pchat.ops.sdnotify import Notifier, NotifyError
 from p2pchat.trust.attest import Attestations, attestation_body
@@ -201,7 +202,8 @@ class NodeService(MultiService):
         Attach to C{parent} (twistd's application), choosing the log format
         there: twistd attaches the service before it starts logging.
         """
-        log_beside_screen(parent, self.config.log_format, self.config.screen_log)
+        log_beside_screen(
+            parent, partial(observer_for, self.config.log_format), self.config.screen_log)
         use_log_format(parent, self.config.log_format)
         return super().setServiceParent(parent)
 

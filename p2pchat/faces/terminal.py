@@ -19,7 +19,7 @@ import signal
 import sys
 import termios
 import threading
-from typing import Callable, Optional, Set, Tuple
+from typing import IO, Any, Callable, Optional, Set, Tuple
 
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import (
@@ -30,8 +30,6 @@ from twisted.logger import (
     textFileLogObserver,
 )
 from zope.interface import implementer
-
-from p2pchat.ops.logs import observer_for
 
 LOG_FILE_NAME = "p2pchat.log"
 
@@ -74,9 +72,12 @@ def _tty(stream) -> bool:
         return False
 
 
-def log_beside_screen(application, log_format: str, path: Optional[str]) -> bool:
+def log_beside_screen(
+    application, observer_for: Callable[[IO[Any]], ILogObserver], path: Optional[str]
+) -> bool:
     """
-    Make twistd log to C{path} (in C{log_format}) instead of the terminal,
+    Make twistd log to C{path} (through C{observer_for(stream)}, which
+    writes the node's log format) instead of the terminal,
     if a path is given and twistd has no observer yet (see
     L{p2pchat.ops.logs}: twistd reads the application's C{ILogObserver}
     component when it starts logging, after the service is attached).
@@ -94,7 +95,7 @@ def log_beside_screen(application, log_format: str, path: Optional[str]) -> bool
         stream = open(path, "a", encoding="utf-8", buffering=1)
     except OSError:
         return False
-    to_file = observer_for(log_format, stream)
+    to_file = observer_for(stream)
     terminal = textFileLogObserver(sys.stderr)
 
     @implementer(ILogObserver)

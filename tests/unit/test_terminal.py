@@ -8,7 +8,7 @@ import os
 import sys
 
 from twisted.application.service import Application
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import ILogObserver, Logger, textFileLogObserver
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.faces.terminal import (
@@ -72,7 +72,7 @@ class LogBesideScreenTests(SynchronousTestCase):
     def test_sets_a_file_observer(self):
         path = os.path.join(self.mktemp(), "p2pchat.log")
         application = Application("test")
-        self.assertTrue(log_beside_screen(application, "text", path))
+        self.assertTrue(log_beside_screen(application, textFileLogObserver, path))
         observer = application.getComponent(ILogObserver)
         Logger(namespace="test", observer=observer).warn("written {what}", what="here")
         with open(path, encoding="utf-8") as log:
@@ -88,7 +88,7 @@ class LogBesideScreenTests(SynchronousTestCase):
         self.patch(sys, "stderr", terminal)
         path = os.path.join(self.mktemp(), "p2pchat.log")
         application = Application("test")
-        log_beside_screen(application, "text", path)
+        log_beside_screen(application, textFileLogObserver, path)
         log = Logger(namespace="test", observer=application.getComponent(ILogObserver))
         log.info("started fine")
         log.critical("p2pchat cannot start: {why}", why="no disk")
@@ -106,17 +106,18 @@ class LogBesideScreenTests(SynchronousTestCase):
         blocker = self.mktemp()
         open(blocker, "w").close()
         application = Application("test")
-        self.assertFalse(log_beside_screen(application, "text", os.path.join(blocker, "x", "log")))
+        path = os.path.join(blocker, "x", "log")
+        self.assertFalse(log_beside_screen(application, textFileLogObserver, path))
         self.assertIsNone(application.getComponent(ILogObserver, None))
 
     def test_keeps_a_chosen_observer(self):
         application = Application("test")
         chosen = [].append
         application.setComponent(ILogObserver, chosen)
-        self.assertFalse(log_beside_screen(application, "text", self.mktemp()))
+        self.assertFalse(log_beside_screen(application, textFileLogObserver, self.mktemp()))
         self.assertIs(application.getComponent(ILogObserver), chosen)
 
     def test_no_path_changes_nothing(self):
         application = Application("test")
-        self.assertFalse(log_beside_screen(application, "text", None))
+        self.assertFalse(log_beside_screen(application, textFileLogObserver, None))
         self.assertIsNone(application.getComponent(ILogObserver, None))
