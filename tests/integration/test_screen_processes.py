@@ -168,6 +168,18 @@ class ScreenProcessTests(NodeTestMixin, SynchronousTestCase):
         mode = termios.tcgetattr(alice.master)
         self.assertEqual(mode[3] & (termios.ECHO | termios.ICANON), termios.ECHO | termios.ICANON)
 
+    def test_ctrl_c_stops_the_node(self):
+        """
+        Ctrl-C (SIGINT from the terminal: the screen keeps signals on)
+        stops the node as anywhere else, and the terminal is given back.
+        """
+        alice = self.screen("--name", "alice")
+        alice.type(b"\x03")
+        alice.process.wait(DEADLINE_S)
+        self.assertIn("p2pchat node stopped", alice.log())
+        mode = termios.tcgetattr(alice.master)
+        self.assertEqual(mode[3] & (termios.ECHO | termios.ICANON), termios.ECHO | termios.ICANON)
+
     def test_pipes_keep_the_line_console(self):
         """
         With standard input/output on pipes (C{--stdio}) the console is
