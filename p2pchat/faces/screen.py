@@ -41,6 +41,10 @@ MIN_WIDTH, MIN_HEIGHT = 20, 4
 # SGR attributes (insults takes them as strings).
 NORMAL, DIM, REVERSE = "0", "2", "7"
 QUIT_QUESTION = "*** /quit stops this node: press y to stop it, any other key to stay"
+SCREEN_HELP = (
+    "On this screen /quit and Ctrl-D stop the node (/quit asks first); "
+    "Up/Down recall lines sent before"
+)
 CTRL_C, CTRL_D, CTRL_L = b"\x03", b"\x04", b"\x0c"
 _CONTROL_KEYS = {
     b"\x01": "home", b"\x02": "left", b"\x05": "end", b"\x06": "right",
@@ -349,14 +353,16 @@ class ChatScreen(TerminalProtocol):
         if not line.strip():
             return
         try:
-            quitting = parse_command(line).name == "quit"
+            command = parse_command(line).name
         except CommandError:
-            quitting = False
-        if quitting:
+            command = None
+        if command == "quit":
             self._confirming = True
             self.print_line(QUIT_QUESTION)
             return
         self._feed(line)
+        if command == "help":
+            self.print_line(SCREEN_HELP)
 
     def _feed(self, line: str) -> None:
         if self._console is not None:

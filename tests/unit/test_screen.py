@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat.faces.catchup import CatchUpGate, summary
 from p2pchat.faces.console import format_clock
 from p2pchat.faces.editor import LineEditor, fit, text_width, wrap
-from p2pchat.faces.screen import QUIT_QUESTION, ChatScreen
+from p2pchat.faces.screen import QUIT_QUESTION, SCREEN_HELP, ChatScreen
 from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
 from tests.nodes import Network
@@ -321,6 +321,11 @@ class ScreenTests(SynchronousTestCase):
         self.type(b"\x15\x04")
         self.assertEqual(self.ended, [True])
         self.assertEqual(self.scrollback()[-1], "bye")
+
+    def test_help_says_what_quit_does_here(self):
+        self.type(b"/help\r")
+        self.assertTrue(any(line.lstrip().startswith("/quit") for line in self.scrollback()))
+        self.assertEqual(self.scrollback()[-1], SCREEN_HELP)
 
     def test_quit_asks_first(self):
         self.type(b"/quit\r")
