@@ -19,7 +19,7 @@ import signal
 import sys
 import termios
 import threading
-from typing import IO, Any, Callable, Optional, Set, Tuple
+from typing import IO, Any, Callable, Dict, Optional, Set, Tuple
 
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import (
@@ -123,7 +123,7 @@ class TerminalConsole:
         self._reactor = reactor
         self._fd_in, self._fd_out = fd_in, fd_out
         self._saved_mode = None
-        self._previous_winch = None
+        self._previous: Dict[int, object] = {}
         self._io = None
         self.screen = None
 
@@ -139,10 +139,7 @@ class TerminalConsole:
         from p2pchat.faces.screen import ChatScreen
 
         self._saved_mode = termios.tcgetattr(self._fd_in)
-        mode = termios.tcgetattr(self._fd_in)
-        mode[3] &= ~(termios.ECHO | termios.ICANON)
-        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
-        termios.tcsetattr(self._fd_in, termios.TCSANOW, mode)
+        self._character_mode()
         self._reactor.addSystemEventTrigger("after", "shutdown", self.stop)
         atexit.register(self.stop)
         terminal = ServerProtocol(ChatScreen, self._node, self._reactor, self.end_node)
@@ -152,9 +149,56 @@ class TerminalConsole:
         self.screen = terminal.terminalProtocol
         self._resized()
         if threading.current_thread() is threading.main_thread():
-            self._previous_winch = signal.signal(signal.SIGWINCH, self._on_winch)
+            for signum, handler in (
+                (signal.SIGWINCH, self._on_winch),
+                (signal.SIGTSTP, self._on_suspend),
+                (signal.SIGCONT, self._on_continue),
+            ):
+                self._previous[signum] = signal.signal(signum, handler)
         globalLogPublisher.addObserver(self._observe)
         TerminalConsole.drawn.add(self)
+
+    def _character_mode(self) -> None:
+        mode = termios.tcgetattr(self._fd_in)
+        mode[3] &= ~(termios.ECHO | termios.ICANON)
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self._fd_in, termios.TCSANOW, mode)
+
+    def _give_back(self) -> None:
+        """
+        The terminal as it was: whole-screen scrolling, the cursor on the
+        last row and one line down, echo and line editing on.  Written
+        directly: the reactor may not write what StandardIO holds anymore.
+        """
+        try:
+            if self.screen is not None:
+                os.write(self._fd_out, b"\x1b[r\x1b[%d;1H\r\n" % (self.screen.height,))
+            if self._saved_mode is not None:
+                termios.tcsetattr(self._fd_in, termios.TCSADRAIN, self._saved_mode)
+        except (OSError, termios.error):
+            pass  # the terminal is gone
+
+    def _on_suspend(self, signum, frame) -> None:
+        """
+        Ctrl-Z: give the terminal back, then stop as SIGTSTP would.
+        """
+        self._give_back()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _on_continue(self, signum, frame) -> None:
+        self._reactor.callFromThread(self._continued)
+
+    def _continued(self) -> None:
+        """
+        Back in the foreground (C{fg}): take the terminal again, redraw.
+        """
+        if self.screen is None:
+            return
+        try:
+            self._character_mode()
+        except termios.error:
+            return
+        self._resized()
 
     def _on_winch(self, signum, frame) -> None:
         self._reactor.callFromThread(self._resized)
@@ -197,24 +241,12 @@ class TerminalConsole:
         """
         globalLogPublisher.removeObserver(self._observe)
         TerminalConsole.drawn.discard(self)
-        if self._previous_winch is not None:
-            signal.signal(signal.SIGWINCH, self._previous_winch)
-            self._previous_winch = None
-        if self.screen is not None:
-            # Written directly: the reactor no longer writes what StandardIO
-            # holds.  Whole-screen scrolling again, the cursor on the last
-            # row, one line down.
-            try:
-                os.write(self._fd_out, b"\x1b[r\x1b[%d;1H\r\n" % (self.screen.height,))
-            except OSError:
-                pass  # the terminal is gone
-            self.screen = None
-        if self._saved_mode is not None:
-            try:
-                termios.tcsetattr(self._fd_in, termios.TCSADRAIN, self._saved_mode)
-            except termios.error:
-                pass  # the terminal is gone
-            self._saved_mode = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+        self._give_back()
+        self.screen = None
+        self._saved_mode = None
 
 
 def stdio_console(node, reactor, screen: bool, line_console: Callable[[], object]):

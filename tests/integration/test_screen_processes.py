@@ -8,6 +8,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -179,6 +180,26 @@ class ScreenProcessTests(NodeTestMixin, SynchronousTestCase):
         self.assertIn("p2pchat node stopped", alice.log())
         mode = termios.tcgetattr(alice.master)
         self.assertEqual(mode[3] & (termios.ECHO | termios.ICANON), termios.ECHO | termios.ICANON)
+
+    def test_suspend_and_continue(self):
+        """
+        SIGTSTP (Ctrl-Z from a shell) gives the terminal back before the
+        node stops; SIGCONT (C{fg}) takes it again and redraws the screen.
+        """
+        alice = self.screen("--name", "alice")
+        pid = alice.process.pid
+        os.kill(pid, signal.SIGTSTP)
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        self.assertTrue(os.WIFSTOPPED(status))
+        both = termios.ECHO | termios.ICANON
+        self.assertEqual(termios.tcgetattr(alice.master)[3] & both, both)
+        start = len(alice.shown)
+        os.kill(pid, signal.SIGCONT)
+        alice.wait_for(rb"\x1b\[2J.*> ", start)
+        self.assertEqual(termios.tcgetattr(alice.master)[3] & both, 0)
+        start = alice.type(b"\x04")
+        alice.wait_for(rb"bye", start)
+        self.assertEqual(alice.process.wait(DEADLINE_S), 0)
 
     def test_pipes_keep_the_line_console(self):
         """
