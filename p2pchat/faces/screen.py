@@ -150,10 +150,17 @@ class ChatScreen(TerminalProtocol):
         if self._console is not None:
             self._console.connectionLost(reason)
             self._console = None
+        self.stop_updates()
+        self.end()
+
+    def stop_updates(self) -> None:
+        """
+        Stop refreshing the status bar and sorting messages (the node is
+        stopping: its status may no longer be read).
+        """
         if self._status_loop is not None and self._status_loop.running:
             self._status_loop.stop()
         self.gate.stop()
-        self.end()
 
     def end(self) -> None:
         """

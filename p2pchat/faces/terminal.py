@@ -147,6 +147,7 @@ class TerminalConsole:
             terminal, stdin=self._fd_in, stdout=self._fd_out, reactor=self._reactor
         )
         self.screen = terminal.terminalProtocol
+        self._reactor.addSystemEventTrigger("before", "shutdown", self.screen.stop_updates)
         self._resized()
         if threading.current_thread() is threading.main_thread():
             for signum, handler in (

@@ -342,6 +342,14 @@ class ScreenTests(SynchronousTestCase):
         self.net.settle()
         self.assertEqual(self.net.clock.getDelayedCalls(), [])
 
+    def test_stop_updates(self):
+        """
+        When the node stops, the status bar is no longer refreshed.
+        """
+        self.assertEqual(len(self.net.clock.getDelayedCalls()), 1)
+        self.screen.stop_updates()
+        self.assertEqual(self.net.clock.getDelayedCalls(), [])
+
     def test_catch_up_is_one_line(self):
         """
         Messages arriving in a burst (a catch-up) are one summary line;
