@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_addresses -*-
 """
 Peer addresses, C{HOST:PORT}: one pure parser shared by the command line
-(L{p2pchat.tap.parse_peer}, the console's C{/connect}) and the wire (the
+(L{p2pchat.options_checks.parse_peer}, the console's C{/connect}) and the wire (the
 C{addr} of a hello and of a membership gossip row, L{p2pchat.mesh.wire.valid_address}).
 
 HOST is an IPv4 address, a bracketed IPv6 address (C{[::1]:9090}) or a

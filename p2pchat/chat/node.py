@@ -45,7 +45,7 @@ from p2pchat.ops.metrics import Metrics
 from p2pchat.ops.stall import StallMonitor
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import LogLimiter, printable
-from p2pchat.trust import tls
+from p2pchat.trust import binding, tls
 from p2pchat.trust.attest import Attestations
 
 MAX_BATCH_ENTRIES = 1000
@@ -293,14 +293,14 @@ class ChatNode:
         return wire.hello(self.node_id, self.name, self.advertised_address, len(self.links))
 
     def sign_binding(self, material: bytes) -> str:
-        return tls.sign_binding(self.identity, material)
+        return binding.sign_binding(self.identity, material)
 
     def link_misbehaved(self, link: PeerProtocol) -> None:
         """
         Refuse the peer's id for L{PENALTY_S}, doubling at each repeat up
         to L{MAX_PENALTY_S}: a peer that keeps sending invalid input is
         backed off, not re-admitted at once.  Only on TLS links, where the
-        hello's id is proven (see L{p2pchat.trust.tls.check_hello}): on plain
+        hello's id is proven (see L{p2pchat.trust.binding.check_hello}): on plain
         TCP an id is a claim, and penalising it would let anyone get
         another node refused.
         """

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
 from twisted.conch import manhole, manhole_ssh
 from twisted.conch.checkers import (
     IAuthorizedKeysDB,
@@ -37,6 +37,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from p2pchat import endpoint_strings
@@ -282,25 +283,36 @@ class ManholeFactory(manhole_ssh.ConchFactory):
         self.privateKeys = {key.sshType(): key}
 
 
-class ManholeService(StreamServerEndpointService):
+class ManholeService(Service):
     """
     Listens for manhole SSH connections once started.
+
+    Like L{twisted.application.internet.StreamServerEndpointService}, but
+    a failure to listen raises from C{privilegedStartService} (that class
+    only does so through its private C{_raiseSynchronously}).
 
     @ivar portal: the portal that checks credentials and hands out REPLs.
     @ivar description: the server endpoint string.
     @ivar host_key_dir: where the host key is kept.
+    @ivar port: the listening port while running, else L{None}.
     """
 
     def __init__(self, description: str, factory: ManholeFactory, host_key_dir: str, reactor):
-        super().__init__(None, factory)
+        self.endpoint = None
+        self.factory = factory
         self.description = description
         self.host_key_dir = host_key_dir
         self.portal = factory.portal
+        self.port = None
         self._reactor = reactor
-        # Make a failure to listen raise from startService, not just log.
-        self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
+        """
+        Load (or create) the host key and listen.
+
+        @raise ValueError: if the host key is unusable or the endpoint
+            cannot listen.
+        """
         if self.endpoint is None:
             self.factory.set_host_key(load_or_create_host_key(self.host_key_dir))
             reactor = self._reactor
@@ -314,7 +326,25 @@ class ManholeService(StreamServerEndpointService):
                     "inside this node",
                     endpoint=self.description,
                 )
+        if self.port is None:
+            outcome: List[Any] = []
+            self.endpoint.listen(self.factory).addBoth(outcome.append)
+            if not outcome or isinstance(outcome[0], Failure):
+                reason = outcome[0].getErrorMessage() if outcome else "not at once"
+                raise ValueError(f"manhole: cannot listen on {self.description}: {reason}")
+            self.port = outcome[0]
         super().privilegedStartService()
+
+    def startService(self) -> None:
+        self.privilegedStartService()
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
 
 
 def manhole_service(

@@ -9,8 +9,9 @@ character-at-a-time input, runs a L{p2pchat.faces.screen.ChatScreen} on standard
 through C{twisted.conch.insults}, follows the window size, and gives the
 terminal back as it found it when the node stops.
 
-When the screen is not drawn, standard input/output that is a console
-gets the plain line console, byte for byte as before.
+L{StdioConsoleService} is the node's service for the console on standard
+input/output: the screen, or (not drawn) the plain line console, byte for
+byte as before.
 """
 
 import atexit
@@ -21,6 +22,7 @@ import termios
 import threading
 from typing import IO, Any, Callable, Dict, Optional, Set, Tuple
 
+from twisted.application.service import Service
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import (
     ILogObserver,
@@ -147,7 +149,7 @@ class TerminalConsole:
             terminal, stdin=self._fd_in, stdout=self._fd_out, reactor=self._reactor
         )
         self.screen = terminal.terminalProtocol
-        self._reactor.addSystemEventTrigger("before", "shutdown", self.screen.stop_updates)
+        self._reactor.addSystemEventTrigger("before", "shutdown", self.stop_updates)
         self._resized()
         if threading.current_thread() is threading.main_thread():
             for signum, handler in (
@@ -201,6 +203,13 @@ class TerminalConsole:
             return
         self._resized()
 
+    def stop_updates(self) -> None:
+        """
+        The node is stopping: the screen stops reading its status.
+        """
+        if self.screen is not None:
+            self.screen.stop_updates()
+
     def _on_winch(self, signum, frame) -> None:
         self._reactor.callFromThread(self._resized)
 
@@ -250,18 +259,38 @@ class TerminalConsole:
         self._saved_mode = None
 
 
-def stdio_console(node, reactor, screen: bool, line_console: Callable[[], object]):
+class StdioConsoleService(Service):
     """
-    Attach the console on standard input/output: the chat screen, or the
-    plain line console (C{line_console()} builds its protocol).
+    The console on standard input/output, started last and stopped first
+    among the node's services: the chat screen (a L{TerminalConsole}) when
+    the node's configuration says so, else the plain line console.
 
-    @return: the L{TerminalConsole}, or C{None} for the line console.
+    @ivar terminal: the L{TerminalConsole}, once started, or C{None}.
     """
-    if screen:
-        console = TerminalConsole(node, reactor)
-        console.start()
-        return console
-    from twisted.internet import stdio
 
-    stdio.StandardIO(line_console(), reactor=reactor)
-    return None
+    def __init__(self, node_service, line_console: Callable[[object], object]):
+        """
+        @param node_service: has the C{node} (once started), the C{reactor}
+            and the C{config}.
+        @param line_console: builds the line console's protocol for a node.
+        """
+        self._node_service = node_service
+        self._line_console = line_console
+        self.terminal: Optional[TerminalConsole] = None
+
+    def startService(self) -> None:
+        owner = self._node_service
+        node, reactor = owner.node, owner.reactor
+        if owner.config.screen:
+            self.terminal = TerminalConsole(node, reactor)
+            self.terminal.start()
+        else:
+            from twisted.internet import stdio
+
+            stdio.StandardIO(self._line_console(node), reactor=reactor)
+        super().startService()
+
+    def stopService(self):
+        if self.terminal is not None:
+            self.terminal.stop_updates()
+        return super().stopService()

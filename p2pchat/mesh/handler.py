@@ -5,12 +5,9 @@ What a peer link reports to: the interface between the link
 link-level logic, which decides everything.
 """
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
 from zope.interface import Interface
-
-if TYPE_CHECKING:
-    from p2pchat.mesh.peer import PeerProtocol
 
 
 class IPeerHandler(Interface):
@@ -23,19 +20,19 @@ class IPeerHandler(Interface):
         @return: the hello frame to send on a new link.
         """
 
-    def link_up(link: "PeerProtocol") -> Optional[str]:
+    def link_up(link) -> Optional[str]:
         """
         A link finished its handshake; C{link.remote_*} are set.
 
         @return: C{None} to accept it, or a reason to refuse it.
         """
 
-    def link_down(link: "PeerProtocol") -> None:
+    def link_down(link) -> None:
         """
         An accepted link closed.
         """
 
-    def rx_frame(link: "PeerProtocol", frame: Dict[str, Any]) -> None:
+    def rx_frame(link, frame: Dict[str, Any]) -> None:
         """
         A valid frame other than hello, error, ping, pong or bye arrived on
         an accepted link.
@@ -47,7 +44,7 @@ class IPeerHandler(Interface):
         for the C{bind} field of the hello on a TLS link.
         """
 
-    def link_misbehaved(link: "PeerProtocol") -> None:
+    def link_misbehaved(link) -> None:
         """
         An accepted link is being closed because its peer sent invalid
         input.

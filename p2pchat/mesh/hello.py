@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from p2pchat.mesh import wire
-from p2pchat.trust import tls
+from p2pchat.trust import binding, refusals
 
 
 class HandshakeFailed(Exception):
@@ -30,9 +30,9 @@ def signed_hello(handler, transport) -> Dict[str, Any]:
         signed in its C{bind} field on a TLS link.
     """
     hello = handler.local_hello()
-    material = tls.binding_material(transport)
+    material = binding.binding_material(transport)
     if material is not None:
-        hello[tls.BINDING_FIELD] = handler.sign_binding(material)
+        hello[binding.BINDING_FIELD] = handler.sign_binding(material)
     return hello
 
 
@@ -56,8 +56,8 @@ def tls_failure_reason(failure: Failure) -> str:
     """
     errors = getattr(failure.value, "args", [None])[0]
     if isinstance(errors, list) and errors and isinstance(errors[0], tuple):
-        return "; ".join(str(error[-1]) for error in errors)
-    return failure.getErrorMessage()
+        return refusals.explain_tls_failure("; ".join(str(error[-1]) for error in errors))
+    return refusals.explain_tls_failure(failure.getErrorMessage())
 
 
 class HandshakeOutcome:

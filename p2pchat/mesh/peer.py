@@ -18,7 +18,7 @@ link holds one of at most 64 pending-handshake slots per factory
 8 MiB per factory; every close is forced after L{CLOSE_DEADLINE_S}.
 """
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred
@@ -46,10 +46,11 @@ from p2pchat.mesh.hello import (
     version_refusal,
 )
 from p2pchat.mesh.keepalive import KeepAlive
+from p2pchat.mesh.lost import LostCallbacks
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
 from p2pchat.throttle import ReadThrottle
-from p2pchat.trust import tls
+from p2pchat.trust import binding, refusals, tls
 
 CLOSE_DEADLINE_S = 10.0
 
@@ -96,7 +97,7 @@ class PeerProtocol(LineReceiver):
         self.remote_name: Optional[str] = None
         self.remote_address: Optional[str] = None
         self._outcome = HandshakeOutcome()
-        self._lost_callbacks: List[Callable[[Failure], None]] = []
+        self._lost = LostCallbacks(self.describe)
         self._spoke = False
         self._peer_spoke = False
         self.bytes_in = 0
@@ -137,12 +138,18 @@ class PeerProtocol(LineReceiver):
     # Framing and handshake
 
     def dataReceived(self, data: bytes) -> None:
+        first = not self.bytes_in
         self.bytes_in += len(data)
+        if first and refusals.plain_meets_tls(self.transport, data):
+            self.close(refusals.PLAIN_MEETS_TLS)
+            return
         self._keepalive.heard()
         super().dataReceived(data)
 
     def connectionMade(self) -> None:
-        self._outcome.start_deadline(self._clock, self._handshake_timeout_s, self.close)
+        self._outcome.start_deadline(
+            self._clock, self._handshake_timeout_s, self._handshake_timed_out
+        )
         if not self.outbound and tls.tls_connection(self.transport) is None:
             self._send_hello()
 
@@ -157,6 +164,11 @@ class PeerProtocol(LineReceiver):
     def _send_hello(self) -> None:
         self._spoke = True
         self.send_frame(signed_hello(self._handler, self.transport))
+
+    def _handshake_timed_out(self, reason: str) -> None:
+        tls_link = tls.tls_connection(self.transport) is not None
+        heard = self._spoke if tls_link and not self.outbound else self.bytes_in > 0
+        self.close(reason + refusals.silence_hint(tls_link, self.outbound, heard))
 
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
@@ -260,7 +272,7 @@ class PeerProtocol(LineReceiver):
         self.remote_name = frame["name"]
         self.remote_address = frame["addr"]
         self.remote_links = frame.get("links", 0)
-        refusal = tls.check_hello(self.transport, frame)
+        refusal = binding.check_hello(self.transport, frame)
         if refusal is not None:
             self.close(refusal)
             return
@@ -287,27 +299,14 @@ class PeerProtocol(LineReceiver):
     def lineLengthExceeded(self, line: bytes) -> None:
         self.close(f"line longer than {self.MAX_LENGTH} bytes", misbehaved=True)
 
-    def _run_lost_callbacks(self, reason: Failure) -> None:
-        """
-        Tell whoever asked that the connection is lost; one that fails is
-        logged and must not keep the others, or this link's own clean-up,
-        from running.
-        """
-        callbacks, self._lost_callbacks = self._lost_callbacks, []
-        for callback in callbacks:
-            try:
-                callback(reason)
-            except Exception:
-                self.log.failure("a link-lost callback failed for {peer}", peer=self.describe())
-
     def notify_on_lost(self, callback: Callable[[Failure], None]) -> None:
         """
         Call C{callback} with the reason when this link's connection is lost.
         """
-        self._lost_callbacks.append(callback)
+        self._lost.add(callback)
 
     def connectionLost(self, reason: Failure = None) -> None:
-        self._run_lost_callbacks(reason)
+        self._lost.run(reason, self.log)
         self._outcome.cancel_deadline()
         self._reading.cancel()
         self._keepalive.stop()

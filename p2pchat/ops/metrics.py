@@ -18,7 +18,7 @@ the reactor's thread pool and imports the global reactor.)
 """
 
 import math
-from typing import Callable, Dict, Iterable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import choose_encoder
@@ -173,16 +173,6 @@ class Metrics:
         for state, count in counts.items():
             self._peers.labels(state=state).set(count)
             self._peer_states.add(state)
-
-    def count_peer_states(self, states: Iterable[str]) -> None:
-        """
-        Set the peers by state from one state per peer, e.g.
-        C{(r.state for r in node.peers.values())}.
-        """
-        counts: Dict[str, int] = {}
-        for state in states:
-            counts[state] = counts.get(state, 0) + 1
-        self.set_peer_states(counts)
 
     def set_replication_lag(self, entries: int) -> None:
         """

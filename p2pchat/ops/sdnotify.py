@@ -19,6 +19,7 @@ import socket
 import stat
 from typing import Callable, Mapping, Optional, Union
 
+from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -208,13 +209,6 @@ class Notifier:
             return self.send(STOPPING=1)
         return self.send(STOPPING=1, STATUS=_one_line(status))
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """
-        Ask for C{seconds} more before the start (or stop) times out
-        (C{EXTEND_TIMEOUT_USEC=}).
-        """
-        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
-
     def watchdog(self) -> bool:
         """
         Say the service is alive (C{WATCHDOG=1}).
@@ -275,3 +269,41 @@ def _one_line(text: str) -> str:
     @return: C{text} on one line, at most L{MAX_STATUS_LENGTH} characters.
     """
     return " ".join(str(text).split())[:MAX_STATUS_LENGTH]
+
+
+class NotifierService(Service):
+    """
+    The node's line to systemd, as the first child service: started
+    first (a wrong C{$NOTIFY_SOCKET} stops the start before anything else
+    happens) and stopped last, so C{WATCHDOG=1} keeps coming while the node
+    stops.
+
+    @ivar notifier: the L{Notifier} while running under C{$NOTIFY_SOCKET},
+        else L{None}.
+    """
+
+    def __init__(self, environ: Mapping[str, str], clock: Callable[[], IReactorTime]):
+        """
+        @param environ: the environment, e.g. C{os.environ}.
+        @param clock: returns the clock for the watchdog timer (called when
+            the service starts).
+        """
+        self._environ = environ
+        self._clock = clock
+        self.notifier: Optional[Notifier] = None
+
+    def startService(self) -> None:
+        """
+        @raise NotifyError: see L{Notifier.from_environ}.
+        """
+        self.notifier = Notifier.from_environ(self._environ, self._clock())
+        if self.notifier is not None:
+            self.notifier.start_watchdog(self._environ)
+        super().startService()
+
+    def stopService(self) -> None:
+        super().stopService()
+        notifier, self.notifier = self.notifier, None
+        if notifier is not None:
+            notifier.stop_watchdog()
+            notifier.close()

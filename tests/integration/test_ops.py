@@ -6,8 +6,10 @@ node under C{systemd-socket-activate} and under the kernel's
 memory-deny-write-execute (what C{MemoryDenyWriteExecute=yes} enforces).
 """
 
+import configparser
 import io
 import json
+import math
 import os
 import re
 import select
@@ -22,13 +24,16 @@ import time
 from prometheus_client import REGISTRY
 from twisted.application import service
 from twisted.internet import defer, endpoints
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, eventFromJSON, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+import p2pchat
 from p2pchat.ops import logs
 from p2pchat.ops.metrics import Metrics, metrics_resource, metrics_site
-from p2pchat.ops.sdnotify import Notifier, NotifyError, socket_address
+from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError, socket_address
 from tests.processes import DEADLINE_S, REPO_ROOT, ConsoleClient, twistd_command
 
 UNITS_DIR = os.path.join(REPO_ROOT, "contrib", "systemd")
@@ -222,6 +227,48 @@ class NotifierTests(SynchronousTestCase):
         self.assertIn(False, results)
 
 
+class NotifierServiceTests(SynchronousTestCase):
+    """
+    L{NotifierService}: the notifier as a child service of the node.
+    """
+
+    def test_no_socket_no_notifier(self):
+        """
+        Outside systemd the service starts and stops with no notifier.
+        """
+        service = NotifierService({}, Clock)
+        service.startService()
+        self.assertIsNone(service.notifier)
+        service.stopService()
+        self.assertFalse(service.running)
+
+    def test_watchdog_until_stopped(self):
+        """
+        Under C{$NOTIFY_SOCKET} with C{$WATCHDOG_USEC}, starting sends
+        C{WATCHDOG=1} and keeps sending it every half interval until the
+        service stops; then the timer is gone and the notifier closed.
+        """
+        clock = Clock()
+        sock, value = receiver(self, os.path.join(short_temp_dir(self), "notify"))
+        environ = {"NOTIFY_SOCKET": value, "WATCHDOG_USEC": "2000000"}
+        service = NotifierService(environ, lambda: clock)
+        service.startService()
+        clock.advance(1.0)
+        self.assertEqual(received(sock), ["WATCHDOG=1", "WATCHDOG=1"])
+        service.stopService()
+        self.assertIsNone(service.notifier)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_wrong_socket_refuses_start(self):
+        """
+        A C{$NOTIFY_SOCKET} nobody listens on stops the start.
+        """
+        missing = os.path.join(short_temp_dir(self), "missing")
+        service = NotifierService({"NOTIFY_SOCKET": missing}, Clock)
+        self.assertRaises(NotifyError, service.startService)
+        self.assertFalse(service.running)
+
+
 class WrongNotifySocketTests(SynchronousTestCase):
     """
     A C{$NOTIFY_SOCKET} that cannot be used is a one-line L{NotifyError} at
@@ -328,7 +375,7 @@ class MetricsTests(SynchronousTestCase):
         metrics = Metrics()
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 0)
         metrics.set_peer_states({"alive": 2, "suspect": 1})
-        metrics.count_peer_states(["dead", "alive", "dead"])
+        metrics.set_peer_states({"dead": 2, "alive": 1})
         self.assertEqual(sample(metrics, "p2pchat_peers", state="alive"), 1)
         self.assertEqual(sample(metrics, "p2pchat_peers", state="dead"), 2)
         self.assertEqual(sample(metrics, "p2pchat_peers", state="suspect"), 0)
@@ -551,9 +598,9 @@ def environment(**extra):
 
 def json_lines(output):
     """
-    @return: every line of C{output} parsed as a twisted.logger JSON event.
+    @return: every line of C{output} parsed as a JSON log record.
     """
-    return [eventFromJSON(line) for line in output.decode("utf-8").splitlines()]
+    return [json.loads(line) for line in output.decode("utf-8").splitlines()]
 
 
 TAC = """
@@ -582,21 +629,60 @@ class LogFormatTests(SynchronousTestCase):
     L{p2pchat.ops.logs} writes text or JSON lines.
     """
 
-    def test_json_observer_writes_one_event_per_line(self):
+    def test_json_observer_writes_one_record_per_line(self):
         """
-        The JSON observer writes each event as one JSON line (no record
-        separator) that twisted.logger reads back.
+        The JSON observer writes each event as one JSON object per line (no
+        record separator): ISO time, the level's name, the rendered
+        message, the namespace and the event's own fields, without
+        Twisted's bookkeeping.
         """
         stream = io.StringIO()
         log = Logger(observer=logs.observer_for("json", stream), namespace="p2pchat.chat.node")
         log.info("link up with {peer}", peer="alice (ab12cd34)")
-        log.warn("second")
+        log.warn("second {n}", n=2)
         lines = stream.getvalue().splitlines()
         self.assertEqual(len(lines), 2)
-        event = eventFromJSON(lines[0])
-        self.assertEqual(formatEvent(event), "link up with alice (ab12cd34)")
-        self.assertEqual(event["log_namespace"], "p2pchat.chat.node")
-        self.assertEqual(json.loads(lines[1])["log_level"]["name"], "warn")
+        record = json.loads(lines[0])
+        self.assertEqual(
+            sorted(record), ["level", "message", "namespace", "peer", "time"]
+        )
+        self.assertEqual(record["level"], "info")
+        self.assertEqual(record["message"], "link up with alice (ab12cd34)")
+        self.assertEqual(record["namespace"], "p2pchat.chat.node")
+        self.assertEqual(record["peer"], "alice (ab12cd34)")
+        self.assertRegex(record["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$")
+        second = json.loads(lines[1])
+        self.assertEqual((second["level"], second["message"], second["n"]), ("warn", "second 2", 2))
+
+    def test_json_record_fields_are_json_safe(self):
+        """
+        Fields JSON cannot hold become strings; a failure becomes a
+        C{traceback}; a field named like a record key does not replace it;
+        peer text with control characters stays on one escaped line.
+        """
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            failure = Failure()
+        event = {
+            "log_format": "{who} sent {data!r}", "log_level": LogLevel.error,
+            "log_namespace": "p2pchat.mesh.peer", "log_time": 0.0, "log_failure": failure,
+            "log_logger": object(), "who": "eve\x1b[2J\n", "data": b"\xff",
+            "address": IPv4Address("TCP", "127.0.0.1", 9090), "nan": math.nan,
+            "time": "not the time", "message": ("legacy",),
+        }
+        line = logs.json_line(event)
+        self.assertEqual(line.count("\n"), 1)
+        record = json.loads(line)
+        self.assertEqual(record["time"], "1970-01-01T00:00:00+00:00")
+        self.assertEqual(record["level"], "error")
+        self.assertEqual(record["who"], "eve\x1b[2J\n")
+        self.assertEqual(record["data"], "\ufffd")
+        self.assertEqual(record["address"], str(IPv4Address("TCP", "127.0.0.1", 9090)))
+        self.assertEqual(record["nan"], "nan")
+        self.assertIn("ZeroDivisionError", record["traceback"])
+        self.assertNotIn("log_logger", record)
+        self.assertNotIn("log_format", record)
 
     def test_text_observer_writes_timestamped_lines(self):
         """
@@ -627,7 +713,7 @@ class LogFormatTests(SynchronousTestCase):
         self.assertTrue(logs.use_log_format(application, "json", stream))
         observer = application.getComponent(ILogObserver)
         Logger(observer=observer).info("x")
-        self.assertEqual(formatEvent(json.loads(stream.getvalue())), "x")
+        self.assertEqual(json.loads(stream.getvalue())["message"], "x")
         self.assertFalse(logs.use_log_format(application, "json", io.StringIO()))
         self.assertIs(application.getComponent(ILogObserver), observer)
         self.assertFalse(logs.use_log_format(service.MultiService(), "json"))
@@ -654,7 +740,7 @@ class LogFormatTests(SynchronousTestCase):
             client.sendall(b"GET / HTTP/1.0\r\n\r\n")
             self.assertTrue(read_line(client).startswith(b"HTTP/1.0 200"))
         self.assertIn(process.stop(), (0, -signal.SIGTERM))
-        messages = [formatEvent(e) for e in json_lines(process.output)]
+        messages = [record["message"] for record in json_lines(process.output)]
         self.assertTrue(messages[0].startswith("twistd "), messages[0])
         self.assertIn("Received SIGTERM, shutting down.", messages)
 
@@ -675,7 +761,7 @@ class LogFormatTests(SynchronousTestCase):
         )
         process.wait_for(rb"said hello")
         self.assertIn(process.stop(), (0, -signal.SIGTERM))
-        messages = [formatEvent(e) for e in json_lines(process.output)]
+        messages = [record["message"] for record in json_lines(process.output)]
         self.assertEqual(messages[0], "Loading chatty.tac...")
         self.assertTrue(any(m.startswith("twistd ") for m in messages), messages)
         self.assertIn("peer alice (ab12cd34) said hello", messages)
@@ -757,6 +843,41 @@ class SystemdUnitTests(SynchronousTestCase):
         ]:
             self.assertIn((key, value), settings)
         self.assertIn("p2pchat.socket", keys["After"].split())
+
+    def test_documentation_is_installed(self):
+        """
+        Both units' C{Documentation=} names a file that C{pip install} puts
+        under the prefix C{ExecStart} runs from (setup.cfg's
+        C{data_files}), and that file is in the checkout.
+        """
+        config = configparser.ConfigParser()
+        config.read(os.path.join(REPO_ROOT, "setup.cfg"))
+        installed = {
+            f"{directory}/{os.path.basename(path)}": path
+            for directory, paths in config.items("options.data_files")
+            for path in paths.split()
+        }
+        prefix = UNIT_TWISTD[: -len("/bin/twistd")]
+        for unit in ("p2pchat.service", "p2pchat.socket"):
+            documentation = dict(unit_settings(read_unit(unit)))["Documentation"]
+            self.assertTrue(documentation.startswith(f"file://{prefix}/"), documentation)
+            relative = documentation[len(f"file://{prefix}/"):]
+            self.assertIn(relative, installed)
+            self.assertTrue(os.path.isfile(os.path.join(REPO_ROOT, installed[relative])))
+
+    def test_env_example_advertises_a_host(self):
+        """
+        The example settings tell peers where to reach the node: a server
+        node left on the default 127.0.0.1 would be unreachable.
+        """
+        example = [line for line in read_unit("p2pchat.service").splitlines()
+                   if "P2PCHAT_OPTIONS=" in line]
+        self.assertTrue(example)
+        self.assertTrue(all("--advertise-host" in line for line in example), example)
+        with open(os.path.join(REPO_ROOT, "docs", "operations.md")) as f:
+            docs = [line for line in f if "P2PCHAT_OPTIONS=" in line]
+        self.assertTrue(docs)
+        self.assertTrue(all("--advertise-host" in line for line in docs), docs)
 
     def test_socket_settings(self):
         """
@@ -927,8 +1048,8 @@ class WiredNodeTests(SynchronousTestCase):
     """
 
 
-    def start(self, *args, env=None):
-        data_dir = os.path.abspath(self.mktemp())
+    def start(self, *args, env=None, data_dir=None):
+        data_dir = data_dir or os.path.abspath(self.mktemp())
         process = OutputProcess(
             twistd_command() + [
                 "-n", "--pidfile=", "p2pchat", "--name", "ops", "--data-dir", data_dir,
@@ -961,6 +1082,27 @@ class WiredNodeTests(SynchronousTestCase):
         # the check, not how fast.
         self.assertEqual(process.stop(), 0)
 
+    def test_second_node_on_one_data_dir(self):
+        """
+        A second node started on the data dir of a running one exits 1
+        with one line naming the dir and the running node's pid; the
+        first keeps running.
+        """
+        data_dir = os.path.abspath(self.mktemp())
+        first = self.start(data_dir=data_dir)
+        first.wait_for(rb"started: peers on")
+        second = self.start(data_dir=data_dir)
+        second.wait_for(rb"cannot start: .* another --data-dir")
+        self.assertEqual(second.process.wait(DEADLINE_S), 1)
+        self.assertIn(
+            f"p2pchat cannot start: data dir {data_dir} is in use by another p2pchat "
+            f"node (pid {first.process.pid}); stop that node or give this one another "
+            "--data-dir",
+            second.output.decode(),
+        )
+        self.assertIsNone(first.process.poll())
+        self.assertEqual(first.stop(), 0)
+
     def test_wrong_notify_socket(self):
         """
         A C{$NOTIFY_SOCKET} that is not a socket stops the start with one
@@ -984,8 +1126,13 @@ class WiredNodeTests(SynchronousTestCase):
         process = self.start("--log-format", "json")
         process.wait_for(rb"started: peers on")
         self.assertEqual(process.stop(), 0)
-        messages = [formatEvent(e) for e in json_lines(process.output)]
-        self.assertTrue(any(m.startswith("p2pchat node ops") for m in messages), messages)
+        messages = [record["message"] for record in json_lines(process.output)]
+        self.assertTrue(
+            any(m.startswith("p2pchat node ops (")
+                and m.endswith(f"; p2pchat {p2pchat.__version__}, protocol 2")
+                for m in messages),
+            messages,
+        )
 
     def test_metrics_endpoint(self):
         """

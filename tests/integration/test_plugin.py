@@ -49,12 +49,16 @@ def is_installed(cwd: str) -> bool:
     return result.returncode == 0
 
 
-def run_twistd(arguments, cwd, pythonpath=None) -> subprocess.CompletedProcess:
+def run_twistd(
+    arguments, cwd, pythonpath=None, stderr=subprocess.STDOUT
+) -> subprocess.CompletedProcess:
     """
     Run twistd with C{arguments} in C{cwd}, with no standard input.
 
     @param pythonpath: a directory to put first on C{PYTHONPATH}, or
         L{None} to use only what is installed.
+    @param stderr: where standard error goes: into standard output by
+        default, C{subprocess.PIPE} to read it apart.
     """
     env = dict(os.environ)
     if pythonpath is None:
@@ -69,7 +73,7 @@ def run_twistd(arguments, cwd, pythonpath=None) -> subprocess.CompletedProcess:
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
         check=False,
         timeout=120,
@@ -109,17 +113,25 @@ class PluginTests(SynchronousTestCase):
 
     def test_badOptionExits(self) -> None:
         """
-        C{twistd p2pchat --port abc} exits with an error status and a
-        message naming C{--port}, without starting anything.
+        C{twistd -n p2pchat --port notaport} exits with status 1 and says
+        what is wrong on the first line of standard error, then where help
+        is, without the usage dump and without starting anything.
         """
         result = run_twistd(
-            ["p2pchat", "--port", "abc"],
+            ["-n", "p2pchat", "--port", "notaport"],
             cwd=self.mktemp_dir(),
             pythonpath=source_root(),
+            stderr=subprocess.PIPE,
         )
-        self.assertNotEqual(result.returncode, 0, result.stdout)
-        self.assertIn("--port", result.stdout)
-        self.assertIn("'abc'", result.stdout)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [
+                "twistd p2pchat: --port: must be an integer 0-65535, got 'notaport'",
+                "see twistd p2pchat --help",
+            ],
+        )
+        self.assertEqual(result.stdout, "")
 
     def test_installedPlugin(self) -> None:
         """

@@ -4,20 +4,26 @@ on a L{MemoryReactorClock} (no real sockets).
 """
 
 import os
+import signal
 import socket
 import stat
 
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import service as service_module
+import p2pchat
+from p2pchat import startup
 from p2pchat.config import NodeConfig, PeerAddress
 from p2pchat.log.identity import KEY_FILE_NAME
+from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.ops import activation
 from p2pchat.service import STORE_FILE_NAME, NodeService
+from p2pchat.startup import LOCK_FILE_NAME
+from tests.integration.test_tls import make_network
 
 
 def config(data_dir, **overrides):
@@ -152,6 +158,170 @@ class NodeServiceTests(SynchronousTestCase):
         self.assertTrue(any("chmod 700" in e["log_format"] for e in warnings))
 
 
+class ServiceTreeTests(SynchronousTestCase):
+    """
+    The node is a tree of child services that twistd starts in order and
+    stops in the reverse one; the data dir is locked while it runs.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.data_dir = os.path.join(os.path.abspath(self.mktemp()), "node")
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def critical(self):
+        return [e["reason"] for e in self.events if e.get("log_level").name == "critical"]
+
+    def test_children_in_start_order(self):
+        """
+        Data dir, store, node, then the peer and console listeners; the
+        --peer dialers are children of the node, so they stop after it
+        said goodbye.
+        """
+        peer = PeerAddress("127.0.0.1", 9999)
+        service = NodeService(config(self.data_dir, peers=(peer,)), reactor=self.reactor)
+        kinds = [type(child).__name__ for child in service]
+        self.assertEqual(
+            kinds, ["NotifierService", "DataDirService", "StoreService", "NodeHolder",
+                    "ListenerService", "ListenerService"],
+        )
+        self.assertEqual([child.what for child in list(service)[4:]], ["peers", "consoles"])
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([type(c).__name__ for c in service.holder], ["ClientService"])
+        self.assertTrue(all(child.running for child in service))
+
+    def test_stop_stops_every_child_newest_first(self):
+        """
+        Stopping stops the listeners before the node and the node before
+        the store and the data dir.
+        """
+        service = NodeService(config(self.data_dir), reactor=self.reactor)
+        service.startService()
+        stopped = []
+        for child in service:
+            original = child.stopService
+
+            def record(child=child, original=original):
+                stopped.append(type(child).__name__)
+                return original()
+
+            child.stopService = record
+        self.successResultOf(service.stopService())
+        self.assertEqual(
+            stopped, ["ListenerService", "ListenerService", "NodeHolder", "StoreService",
+                      "DataDirService", "NotifierService"],
+        )
+        self.assertFalse(any(child.running for child in service))
+
+    def test_second_node_on_one_data_dir_refused(self):
+        """
+        A second node on a data dir another node holds refuses to start
+        with exit status 1 and one line naming the dir and the holder's
+        pid; once the first stops, the dir is free again.
+        """
+        first = NodeService(config(self.data_dir), reactor=self.reactor)
+        first.startService()
+        second = NodeService(config(self.data_dir, listen=None, console=None),
+                             reactor=MemoryReactorClock())
+        error = self.assertRaises(SystemExit, second.startService)
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            self.critical(),
+            [f"data dir {self.data_dir} is in use by another p2pchat node (pid {os.getpid()}); "
+             "stop that node or give this one another --data-dir"],
+        )
+        self.assertFalse(any(child.running for child in second))
+        self.successResultOf(first.stopService())
+        again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
+        again.startService()
+        self.addCleanup(again.stopService)
+        self.assertIsNotNone(again.node)
+
+    def test_failed_start_unlocks_and_closes(self):
+        """
+        A start that fails after the data dir was locked and the store
+        opened (here the peer endpoint) closes the store and unlocks the
+        dir: the next start succeeds.
+        """
+        bad = config(self.data_dir, listen="ssl:9090:privateKey=/nonexistent/key.pem")
+        service = NodeService(bad, reactor=self.reactor)
+        self.assertRaises(SystemExit, service.startService)
+        self.assertIsNone(service.store)
+        with open(os.path.join(self.data_dir, LOCK_FILE_NAME)) as f:
+            self.assertEqual(f.read(), "")
+        again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
+        again.startService()
+        self.addCleanup(again.stopService)
+
+    def test_start_line_names_versions_and_no_reprs(self):
+        """
+        Once the reactor runs, the start line names the p2pchat and protocol
+        versions and where the node listens, a UNIX socket by its path.
+        """
+        socket_dir = os.path.abspath(self.mktemp())
+        os.makedirs(socket_dir)
+        settings = config(self.data_dir, listen=f"unix:{socket_dir}/peers.sock", port=None,
+                          console=f"unix:{socket_dir}/console.sock")
+        service = NodeService(settings, reactor=self.reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.addCleanup(service._restore_signal, signal.SIGTERM)
+        self.reactor.run()
+        lines = [formatEvent(e) for e in self.events if "started" in (e.get("log_format") or "")]
+        node_id = service.node.identity.node_id[:8]
+        self.assertEqual(
+            lines,
+            [f"p2pchat node alice ({node_id}) started: peers on {socket_dir}/peers.sock, "
+             f"console on {socket_dir}/console.sock, 0 messages in {self.data_dir}; "
+             f"p2pchat {p2pchat.__version__}, protocol {PROTOCOL_VERSION}"],
+        )
+
+    def test_manhole_that_cannot_listen_refused(self):
+        """
+        A manhole whose port cannot be had stops the start with one line
+        and exit status 1, and what started before it is stopped again.
+        """
+
+        class BusyPorts(MemoryReactorClock):
+            def listenTCP(self, port, factory, backlog=50, interface=""):
+                if port == 9092:
+                    raise CannotListenError(interface, port, OSError("address in use"))
+                return super().listenTCP(port, factory, backlog, interface)
+
+        passwd = os.path.abspath(self.mktemp())
+        with open(passwd, "w") as f:
+            f.write("op:pw\n")
+        settings = config(self.data_dir, manhole="tcp:9092:interface=127.0.0.1",
+                          manhole_passwd=passwd)
+        service = NodeService(settings, reactor=BusyPorts())
+        error = self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(error.code, 1)
+        [reason] = self.critical()
+        self.assertTrue(reason.startswith("manhole: cannot listen on tcp:9092"), reason)
+        self.assertFalse(any(child.running for child in service))
+
+    def test_name_not_in_certificate_refused(self):
+        """
+        With TLS, a --name the certificate does not name stops the start
+        with one line naming both: peers would refuse every link.
+        """
+        network = make_network(os.path.abspath(self.mktemp()), "bob")
+        service = NodeService(
+            config(self.data_dir, name="mallory", tls=network["bob"]), reactor=self.reactor
+        )
+        self.assertRaises(SystemExit, service.startService)
+        self.assertEqual(
+            self.critical(),
+            [f"--name mallory is not a name in the TLS certificate {network['bob'].cert} "
+             "(it names bob): peers would refuse every link; give --name as in the "
+             "certificate"],
+        )
+        self.assertEqual(self.reactor.tcpServers, [])
+
+
 class SocketActivationTests(SynchronousTestCase):
     """
     L{p2pchat.ops.activation}: C{systemd:} endpoints under any activator.
@@ -284,7 +454,7 @@ class SocketActivationTests(SynchronousTestCase):
         The node's peer listener adopts an unnamed inherited socket.
         """
         self.patch(os, "environ", self.environ())
-        endpoint = service_module._server_endpoint(
+        endpoint = startup.server_endpoint(
             self.reactor, "systemd:domain=INET:index=0", "peers"
         )
         self.assertEqual(endpoint.fileno, 3)

@@ -1,6 +1,7 @@
 """
-Tests for L{p2pchat.trust.tls}: mutual TLS between nodes of one network CA, the
-name check against the hello, and the hello's channel binding.
+Tests for L{p2pchat.trust.tls} and L{p2pchat.trust.binding}: mutual TLS
+between nodes of one network CA, the name check against the hello, and the
+hello's channel binding.
 
 The connection tests run real TLS over loopback sockets on 127.0.0.1 with
 trial's reactor: what they prove is what OpenSSL does on the wire.
@@ -22,17 +23,18 @@ from zope.interface import implementer
 
 from p2pchat.config import TLSFiles
 from p2pchat.log.identity import Identity
-from p2pchat.trust.ca import init_ca, issue_node
-from p2pchat.trust.tls import (
+from p2pchat.trust.binding import (
     EXPORTER_LENGTH,
-    PeerTLS,
-    TLSConfigError,
     binding_material,
     check_hello,
     check_peer_name,
-    hello_binding,
     sign_binding,
     verify_binding,
+)
+from p2pchat.trust.ca import init_ca, issue_node
+from p2pchat.trust.tls import (
+    PeerTLS,
+    TLSConfigError,
     wrap_client_endpoint,
     wrap_server_endpoint,
 )
@@ -353,7 +355,7 @@ class BindingTests(ConnectionTestCase):
         """
         server, client = yield self.linked(self.network["alice"], self.network["bob"])
         bob, eve = Identity.generate(), Identity.generate()
-        bind = hello_binding(client.transport, bob)
+        bind = sign_binding(bob, binding_material(client.transport))
         self.assertTrue(verify_binding(bob.node_id, binding_material(server.transport), bind))
         self.assertIsNone(check_hello(server.transport, hello(bob, "bob", bind)))
         self.assertIn("claims 'carol'", check_hello(server.transport, hello(bob, "carol", bind)))
@@ -374,7 +376,7 @@ class BindingTests(ConnectionTestCase):
         server1, client1 = yield self.linked(self.network["alice"], self.network["bob"])
         server2, client2 = yield self.linked(self.network["alice"], self.network["bob"])
         bob = Identity.generate()
-        bind1 = hello_binding(client1.transport, bob)
+        bind1 = sign_binding(bob, binding_material(client1.transport))
         material2 = binding_material(server2.transport)
         self.assertNotEqual(binding_material(server1.transport), material2)
         self.assertFalse(verify_binding(bob.node_id, material2, bind1))
@@ -389,14 +391,13 @@ class PlainTransportTests(SynchronousTestCase):
 
     def test_plain(self):
         """
-        L{binding_material} and L{hello_binding} give L{None},
+        L{binding_material} gives L{None},
         L{check_peer_name} says there is no certificate, and L{check_hello}
         checks nothing.
         """
         transport = StringTransport()
         identity = Identity.generate()
         self.assertIsNone(binding_material(transport))
-        self.assertIsNone(hello_binding(transport, identity))
         self.assertIn("no certificate", check_peer_name(transport, "bob"))
         self.assertIsNone(check_hello(transport, hello(identity, "bob")))
 
@@ -566,7 +567,7 @@ class OpenSSLCertificateTests(ConnectionTestCase):
         self.assertIsNone(check_peer_name(client.transport, "alice"))
         self.assertIsNotNone(check_peer_name(server.transport, "alice"))
         identity = Identity.generate()
-        bind = hello_binding(client.transport, identity)
+        bind = sign_binding(identity, binding_material(client.transport))
         self.assertIsNone(check_hello(server.transport, hello(identity, "bob", bind)))
 
     def test_ec(self):

@@ -3,10 +3,12 @@ Closed networks with mutual TLS, with real C{twistd -n p2pchat} processes
 and certificates from C{p2pchat-ca}.
 """
 
+import os
+import signal
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.processes import NodeTestMixin, make_ca, tls_args
+from tests.processes import DEADLINE_S, NodeProcess, NodeTestMixin, make_ca, tls_args
 
 
 class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
@@ -31,8 +33,8 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         Three nodes with certificates from one CA chat over mutual TLS.  A
         node whose certificate comes from another CA, and one whose hello
         claims a name its certificate is not for, are refused with a log
-        line saying why; neither is ever listed, and their posts are never
-        shown.
+        line saying why (the second does not even start); neither is ever
+        listed, and their posts are never shown.
         """
         alice = self.start_member("alice", self.network)
         bob = self.start_member("bob", self.network, None, "--peer", alice.peer_address)
@@ -54,10 +56,20 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         mallory = self.start_member("mallory", self.outsiders, None, "--peer", alice.peer_address)
         refused = rb"refused TLS link with unidentified peer at [^:]+:\d+: .*(ca|certificate)"
         alice.wait_for_log(refused, mark)
-        impostor = self.start_member("bob2", self.network, "dave", "--peer", alice.peer_address)
-        alice.wait_for_log(rb"closing link with bob2 \([0-9a-f]{8}\) at [^:]+:\d+: .*dave", mark)
-        for console in (self.console(mallory), self.console(impostor)):
-            console.send("let me in")
+        # A hello claiming a name its certificate is not for is refused by
+        # every peer (tests.integration.test_tls); the node itself now
+        # refuses to start so, with one line naming both.
+        impostor = NodeProcess(
+            "bob2", os.path.abspath(self.mktemp()), "--port", "0", "--console", "none",
+            *tls_args(self.network, "dave"), "--peer", alice.peer_address,
+        )
+        self.addCleanup(impostor.stop, signal.SIGKILL)
+        impostor.spawn().wait_for_log(
+            rb"cannot start: --name bob2 is not a name in the TLS certificate \S+dave\.pem "
+            rb"\(it names dave\)"
+        )
+        self.assertEqual(impostor.process.wait(DEADLINE_S), 1)
+        self.console(mallory).send("let me in")
         bob_console.send("still here")
         alice_console.wait_for(rb"<bob> still here")
         peers = alice_console.command("/peers", rb"(ago|peers)\r\n(?![a-z])")
@@ -66,3 +78,19 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         self.assertNotIn(b"let me in", alice_console.received)
         self.assertNotIn(b"let me in", bob_console.received)
         self.assertEqual(alice_console.status()["digest"], bob_console.status()["digest"])
+
+    def test_plain_and_tls_nodes_say_why_they_cannot_link(self):
+        """
+        A plain node and a TLS node never link, and each side's log says
+        that one side speaks TLS, whichever dials: not only that no hello
+        came.
+        """
+        timeout = ("--handshake-timeout", "2")
+        alice = self.start_member("alice", self.network, None, *timeout)
+        plain = self.start("plain", "--peer", alice.peer_address, *timeout)
+        plain.wait_for_log(rb"the peer sent nothing: a TLS node waits for the dialler's TLS")
+        alice.wait_for_log(rb"the peer never started TLS: a node without --tls-\* dialling in")
+        mark = len(plain.output)
+        bob = self.start_member("bob", self.network, None, "--peer", plain.peer_address, *timeout)
+        plain.wait_for_log(rb"the peer speaks TLS and this node does not", mark)
+        bob.wait_for_log(rb"refused TLS link with .*: the peer does not speak TLS")

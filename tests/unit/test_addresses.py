@@ -10,7 +10,7 @@ from p2pchat.addresses import (
     is_canonical_address,
     parse_address,
 )
-from p2pchat.tap import parse_peer
+from p2pchat.options_checks import parse_peer
 
 
 class ParseAddressTests(SynchronousTestCase):

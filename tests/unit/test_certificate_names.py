@@ -17,8 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from p2pchat.config import TLSFiles
 from p2pchat.log.identity import Identity
 from p2pchat.trust.attest import Attestations, attestation_body
+from p2pchat.trust.binding import check_peer_name
 from p2pchat.trust.ca import CA_CERT_FILE, CA_KEY_FILE
-from p2pchat.trust.tls import check_peer_name, names_member
+from p2pchat.trust.tls import names_member
 from tests.integration.test_tls import ConnectionTestCase, make_network
 
 

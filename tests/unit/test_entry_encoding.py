@@ -28,8 +28,9 @@ from p2pchat.log.entry import (
 from p2pchat.log.identity import verify_signature
 from p2pchat.mesh import wire
 from p2pchat.mesh.membership.rows import check_row
-from p2pchat.tap import Options, sanitize_name
-from p2pchat.trust.tls import sign_binding, verify_binding
+from p2pchat.options_checks import sanitize_name
+from p2pchat.tap import Options
+from p2pchat.trust.binding import sign_binding, verify_binding
 from tests import strategies
 
 ALICE, BOB = strategies.IDENTITIES[:2]

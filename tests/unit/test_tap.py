@@ -8,7 +8,7 @@ import os
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat import tap
+from p2pchat import options_checks, tap
 from p2pchat.config import NodeConfig, PeerAddress
 
 
@@ -496,7 +496,7 @@ class DataDirTests(OptionsTestsMixin, SynchronousTestCase):
         An empty C{$STATE_DIRECTORY} is ignored.
         """
         self.assertEqual(
-            tap.default_data_dir("n", {"STATE_DIRECTORY": ""},
+            options_checks.default_data_dir("n", {"STATE_DIRECTORY": ""},
                                  fake_user_data_dir),
             "/home/alice/.local/share/p2pchat/n",
         )
@@ -596,8 +596,8 @@ class StdioTests(OptionsTestsMixin, SynchronousTestCase):
         """
         closed = io.StringIO()
         closed.close()
-        self.assertFalse(tap.default_stdio(closed))
-        self.assertFalse(tap.default_stdio(None))
+        self.assertFalse(options_checks.default_stdio(closed))
+        self.assertFalse(options_checks.default_stdio(None))
         self.assertFalse(parse(stdin=closed).stdio)
 
     def test_flags(self) -> None:
@@ -749,6 +749,42 @@ class LaterIssueOptionsTests(OptionsTestsMixin, SynchronousTestCase):
         """
         self.assertEqual(parse("--log-format", "json").log_format, "json")
         self.assertUsageError("--log-format", "--log-format", "xml")
+
+
+class UnderTwistdTests(SynchronousTestCase):
+    """
+    Run by twistd (as its C{p2pchat} sub-command), a bad value is one line
+    and a hint on standard error, not twistd's usage dump.
+    """
+
+    def test_badValueIsOneLineAndExit1(self) -> None:
+        """
+        With a parent (twistd's options), a bad value writes the error and
+        C{see twistd p2pchat --help} to standard error and exits with
+        status 1.
+        """
+        stderr = io.StringIO()
+        options = tap.Options(environ={}, stdin=io.StringIO(), stderr=stderr)
+        options.parent = usage.Options()
+        error = self.assertRaises(SystemExit, options.parseOptions, ["--port", "notaport"])
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            stderr.getvalue().splitlines(),
+            [
+                "twistd p2pchat: --port: must be an integer 0-65535, got 'notaport'",
+                "see twistd p2pchat --help",
+            ],
+        )
+
+    def test_withoutParentRaises(self) -> None:
+        """
+        Parsed on its own (as tests and other callers do), a bad value is a
+        L{usage.UsageError} and nothing is written.
+        """
+        stderr = io.StringIO()
+        options = tap.Options(environ={}, stdin=io.StringIO(), stderr=stderr)
+        self.assertRaises(usage.UsageError, options.parseOptions, ["--port", "notaport"])
+        self.assertEqual(stderr.getvalue(), "")
 
 
 class MakeServiceTests(SynchronousTestCase):
