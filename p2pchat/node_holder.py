@@ -218,7 +218,7 @@ class NodeHolder(MultiService):
         else:
             endpoint = tls.client_endpoint(reactor, address.host, address.port, 10)
         factory = PeerFactory(
-            self.node, reactor, outbound=True,
+            self.node.links, reactor, outbound=True,
             handshake_timeout_s=self._service.config.handshake_timeout_s,
         )
         return HandshakeEndpoint(endpoint, factory)

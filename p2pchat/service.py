@@ -71,7 +71,7 @@ class ConsoleFactory(Factory):
         self.node = node
 
     def buildProtocol(self, addr):
-        return ConsoleProtocol(self.node)
+        return ConsoleProtocol(self.node.chat)
 
 
 class StoreService(Service):
@@ -167,7 +167,8 @@ class NodeService(MultiService):
         if config.manhole is not None:
             _OnStart(self._manhole).setServiceParent(self)
         if config.stdio:
-            self.stdio = StdioConsoleService(self, ConsoleProtocol)
+            self.stdio = StdioConsoleService(
+                config.screen, lambda: self.node.chat, lambda: self.reactor, ConsoleProtocol)
             self.stdio.setServiceParent(self)
 
     @property
@@ -243,7 +244,7 @@ class NodeService(MultiService):
     def _peer_listener(self):
         node, config = self.node, self.config
         factory = PeerFactory(
-            node, self.reactor, outbound=False, handshake_timeout_s=config.handshake_timeout_s
+            node.links, self.reactor, outbound=False, handshake_timeout_s=config.handshake_timeout_s
         )
         return self._peer_server_endpoint(config.listen), factory
 
@@ -270,7 +271,7 @@ class NodeService(MultiService):
         try:
             return manhole_service(
                 config.manhole,
-                {"node": self.node, "service": self},
+                {"node": self.node, "chat": self.node.chat, "service": self},
                 keys_file=config.manhole_keys,
                 passwd_file=config.manhole_passwd,
                 reactor=self.reactor,

@@ -204,7 +204,9 @@ def link_attacker(node, clock, attacker: MaliciousPeer, handshake_timeout_s: flo
 
     @return: C{(node_side_protocol, pump)}.
     """
-    factory = PeerFactory(node, clock, outbound=False, handshake_timeout_s=handshake_timeout_s)
+    factory = PeerFactory(
+        node.links, clock, outbound=False, handshake_timeout_s=handshake_timeout_s
+    )
     server = factory.buildProtocol(None)
     return server, connect(server, attacker, clock)
 
@@ -216,8 +218,8 @@ def link_honest(server_node, client_node, clock):
 
     @return: C{(server_protocol, client_protocol, pump)}.
     """
-    server = PeerFactory(server_node, clock, outbound=False).buildProtocol(None)
-    client = PeerFactory(client_node, clock, outbound=True).buildProtocol(None)
+    server = PeerFactory(server_node.links, clock, outbound=False).buildProtocol(None)
+    client = PeerFactory(client_node.links, clock, outbound=True).buildProtocol(None)
     return server, client, connect(server, client, clock)
 
 

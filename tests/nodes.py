@@ -24,7 +24,7 @@ class RecordingView:
         self.alerts = []
         self.notices = []
 
-    def show(self, message):
+    def message(self, message):
         self.messages.append(message)
 
     def alert(self, text):
@@ -54,11 +54,13 @@ class Network:
         self.connects = []
         self.nodes = []
 
-    def node(self, name, directory=None, verifier=None):
+    def node(self, name, directory=None, verifier=None, attestations=None):
         """
         Make a node called C{name} with a store in a fresh temporary
         directory (or C{directory}, to reopen one), verifying entries
-        inline (or with C{verifier}, a factory taking the node's callback).
+        inline (or with C{verifier}, a factory taking the node's callback),
+        believing names certified by C{attestations} if given (a TLS
+        network).
         """
         directory = directory or self.test_case.mktemp()
         os.makedirs(directory, exist_ok=True)
@@ -74,12 +76,13 @@ class Network:
             port=9090,
             connect=self.connects.append,
             wall_clock=self.wall_clock,
+            attestations=attestations,
             **({} if verifier is None else {"verifier": verifier}),
         )
         node.directory = directory
         self.nodes.append(node)
         node.view = RecordingView()
-        node.attach(node.view)
+        node.chat.subscribe(node.view)
         return node
 
     def link(self, server, client):
@@ -89,8 +92,8 @@ class Network:
         @return: the (server-side, client-side) protocols.
         """
         client_protocol, server_protocol, pump = iosim.connectedServerAndClient(
-            lambda: PeerProtocol(server, self.clock, False, 10.0),
-            lambda: PeerProtocol(client, self.clock, True, 10.0),
+            lambda: PeerProtocol(server.links, self.clock, False, 10.0),
+            lambda: PeerProtocol(client.links, self.clock, True, 10.0),
             greet=False,
             clock=self.clock,
         )

@@ -3,8 +3,8 @@ The line console: one L{LineReceiver} that serves telnet/nc over TCP and
 the terminal through C{stdio.StandardIO}.
 
 L{parse_command} turns a line into a L{Command} (pure, no I/O);
-L{ConsoleProtocol} runs commands against a L{p2pchat.chat.node.ChatNode} and
-prints messages as they arrive.
+L{ConsoleProtocol} runs commands against a L{p2pchat.chat.ChatService} and
+prints messages as they arrive; it imports only the chat API.
 """
 
 import re
@@ -15,17 +15,25 @@ from typing import Callable, Optional, Tuple
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from p2pchat.addresses import AddressError, parse_peer_address
-from p2pchat.canonical import nfc
-from p2pchat.chat.node import AmbiguousPeer, ChatNode, Message, UnknownPeer
-from p2pchat.config import PeerAddress
+from p2pchat.chat import (
+    MAX_TEXT_BYTES,
+    AddressError,
+    AmbiguousPeer,
+    ChatService,
+    InvalidEntry,
+    Message,
+    PeerAddress,
+    ReadThrottle,
+    SearchRefused,
+    TokenBucket,
+    UnknownPeer,
+    nfc,
+    parse_peer_address,
+    printable,
+    short_id,
+    validate_name,
+)
 from p2pchat.faces.lines import strip_leading_controls, without_line_ending
-from p2pchat.log.entry import MAX_TEXT_BYTES, InvalidEntry, validate_name
-from p2pchat.log.identity import short_id
-from p2pchat.log.store import SearchRefused
-from p2pchat.ratelimit import TokenBucket
-from p2pchat.safe import printable
-from p2pchat.throttle import ReadThrottle
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
@@ -161,27 +169,27 @@ class ConsoleProtocol(LineReceiver):
 
     def __init__(
         self,
-        node: ChatNode,
+        chat: ChatService,
         on_quit: Optional[Callable[[], None]] = None,
         clock=None,
     ):
-        self._node = node
+        self._chat = chat
         self._on_quit = on_quit
-        clock = clock or node.membership.clock
+        clock = clock or chat.clock
         self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
         self._reading = ReadThrottle(self, clock)
         self._discarding = False
         self._rest: Optional[bytes] = None
 
     def connectionMade(self) -> None:
-        self._node.attach(self)
+        self._chat.subscribe(self)
         self.say(
-            f"p2pchat: you are {self._node.name} ({short_id(self._node.node_id)}); "
+            f"p2pchat: you are {self._chat.name} ({short_id(self._chat.node_id)}); "
             "type /help for commands"
         )
 
     def connectionLost(self, reason=None) -> None:
-        self._node.detach(self)
+        self._chat.unsubscribe(self)
         self._reading.cancel()
 
     def say(self, text: str) -> None:
@@ -191,7 +199,7 @@ class ConsoleProtocol(LineReceiver):
         if self.transport is not None:
             self.transport.write(text.encode("utf-8") + b"\r\n")
 
-    def show(self, message: Message) -> None:
+    def message(self, message: Message) -> None:
         """
         Print a message that just arrived.
         """
@@ -216,11 +224,11 @@ class ConsoleProtocol(LineReceiver):
         entry = message.entry
         stamp = format_clock(entry.ts)
         text = printable(message.text)
-        name = self._node.display_name(entry)
+        name = self._chat.display_name(entry)
         if not message.direct:
             return f"[{stamp}] <{name}> {text}"
-        if entry.author == self._node.node_id and message.recipient != self._node.node_id:
-            to = self._node.name_of(message.recipient) or short_id(message.recipient)
+        if entry.author == self._chat.node_id and message.recipient != self._chat.node_id:
+            to = self._chat.name_of(message.recipient) or short_id(message.recipient)
             return f"[{stamp}] *{name}* (to {to}) {text}"
         return f"[{stamp}] *{name}* {text}"
 
@@ -305,41 +313,39 @@ class ConsoleProtocol(LineReceiver):
             self.say("error: internal error; see the node's log")
 
     def do_say(self, text: str) -> None:
-        self._node.post(text)
+        self._chat.post(text)
 
     def do_msg(self, target: str, text: str) -> None:
-        self._node.send_direct(target, text)
+        self._chat.direct(target, text)
 
     def do_peers(self) -> None:
-        members = sorted(self._node.membership.members(), key=lambda m: (m.name, m.node_id))
-        if not members:
+        peers = self._chat.peers()
+        if not peers:
             self.say("no known peers")
-        now = self._node.membership.clock.seconds()
-        for member in members:
-            linked = "connected" if member.linked else "not connected"
-            heard = max(0, int(now - member.last_heard))
+        for peer in peers:
+            linked = "connected" if peer.linked else "not connected"
             self.say(
-                f"{printable(member.name)} {short_id(member.node_id)} "
-                f"{printable(member.address or 'via-relay')} {member.state} {linked} "
-                f"heard {heard}s ago"
+                f"{printable(peer.name)} {short_id(peer.node_id)} "
+                f"{printable(peer.address or 'via-relay')} {peer.state} {linked} "
+                f"heard {peer.heard_s}s ago"
             )
 
     def do_hide(self) -> None:
-        self._node.set_hidden(True)
+        self._chat.set_hidden(True)
         self.say("hidden: this node is no longer advertised; you can still read and post")
 
     def do_show(self) -> None:
-        self._node.set_hidden(False)
+        self._chat.set_hidden(False)
         self.say("shown: this node is advertised again")
 
     def do_connect(self, address: PeerAddress) -> None:
-        if self._node.connect(address):
+        if self._chat.connect(address):
             self.say(f"connecting to {address}")
         else:
             self.say(f"already keeping a link to {address}")
 
     def do_history(self, limit: int) -> None:
-        messages = self._node.history(limit)
+        messages = self._chat.history(limit)
         if not messages:
             self.say("no messages yet")
         for message in messages:
@@ -347,7 +353,7 @@ class ConsoleProtocol(LineReceiver):
 
     def do_search(self, text: str) -> None:
         try:
-            messages = self._node.search(text)
+            messages = self._chat.search(text)
         except SearchRefused as e:
             self.say(f"error: {e}")
             return
@@ -356,28 +362,28 @@ class ConsoleProtocol(LineReceiver):
         self.say(f"{len(messages)} matching message(s)")
 
     def do_status(self) -> None:
-        for key, value in self._node.status().items():
+        for key, value in self._chat.status().items():
             self.say(f"{key}: {value}")
 
     def do_block(self, who: str) -> None:
-        node_id = self._node.block(who)
+        node_id = self._chat.block(who)
         self.say(f"blocked {self._label(node_id)}; their messages are still relayed to others")
 
     def do_unblock(self, who: str) -> None:
-        self.say(f"unblocked {self._label(self._node.unblock(who))}")
+        self.say(f"unblocked {self._label(self._chat.unblock(who))}")
 
     def do_blocked(self) -> None:
-        blocked = self._node.blocked()
+        blocked = self._chat.blocked()
         if not blocked:
             self.say("nobody is blocked")
         for node_id in blocked:
             self.say(self._label(node_id))
 
     def _label(self, node_id: str) -> str:
-        return f"{self._node.name_of(node_id) or '?'} ({short_id(node_id)})"
+        return f"{self._chat.name_of(node_id) or '?'} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:
-        self._node.set_name(name)
+        self._chat.set_name(name)
         self.say(f"you are now {name}")
 
     def do_help(self) -> None:

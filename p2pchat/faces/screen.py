@@ -28,11 +28,11 @@ from twisted.internet.interfaces import IPushProducer, ITransport
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
+from p2pchat.chat import ChatService, IChatListener, Message, printable
 from p2pchat.faces.catchup import CatchUpGate
 from p2pchat.faces.console import CommandError, ConsoleProtocol, parse_command
 from p2pchat.faces.editor import LineEditor, fit, text_width, wrap
 from p2pchat.faces.lines import strip_leading_controls
-from p2pchat.safe import printable
 
 PROMPT = "> "
 SCROLLBACK_LINES = 1000
@@ -96,6 +96,7 @@ class _Sink:
         self._screen.end()
 
 
+@implementer(IChatListener)
 class ChatScreen(TerminalProtocol):
     """
     The chat screen on one terminal.
@@ -104,14 +105,13 @@ class ChatScreen(TerminalProtocol):
         of the chat API's status, else (until rooms land) its C{name}.
     """
 
-    def __init__(self, node, clock, on_end: Callable[[], None]):
+    def __init__(self, chat: ChatService, clock, on_end: Callable[[], None]):
         """
-        @param node: the chat API (C{attach}, C{detach}, C{status}, and
-            what L{ConsoleProtocol} calls).
+        @param chat: the chat API.
         @param clock: the reactor's clock (the status bar, the gate).
         @param on_end: stops the node (Ctrl-D, /quit, a closed terminal).
         """
-        self._node = node
+        self._chat = chat
         self._clock = clock
         self._on_end = on_end
         self.width, self.height = 80, 24
@@ -131,13 +131,13 @@ class ChatScreen(TerminalProtocol):
     def connectionMade(self) -> None:
         self.terminal.reset()
         self._draw_all()
-        console = ConsoleProtocol(self._node, on_quit=self.end, clock=self._clock)
+        console = ConsoleProtocol(self._chat, on_quit=self.end, clock=self._clock)
         self._console = console
         console.makeConnection(_Sink(self))
         # The screen shows messages itself (through the gate) and lets the
         # console format them: messages must not reach the console twice.
-        self._node.detach(console)
-        self._node.attach(self)
+        self._chat.unsubscribe(console)
+        self._chat.subscribe(self)
         self._status_loop = LoopingCall(self._draw_status)
         self._status_loop.clock = self._clock
         self._status_loop.start(STATUS_INTERVAL_S)
@@ -146,7 +146,7 @@ class ChatScreen(TerminalProtocol):
         """
         The terminal closed (end of input, a hang-up): end the node.
         """
-        self._node.detach(self)
+        self._chat.unsubscribe(self)
         if self._console is not None:
             self._console.connectionLost(reason)
             self._console = None
@@ -183,13 +183,13 @@ class ChatScreen(TerminalProtocol):
         if transport is not None:
             (transport.pauseProducing if paused else transport.resumeProducing)()
 
-    # What the node tells its views
+    # What the chat tells its listeners
 
-    def show(self, message) -> None:
+    def message(self, message: Message) -> None:
         """
-        A message arrived (the node's view interface).
+        A message arrived: through the gate, so a catch-up is one line.
         """
-        self.gate.arrived(message, own=message.entry.author == self._node.node_id)
+        self.gate.arrived(message, own=message.entry.author == self._chat.node_id)
 
     def notice(self, text: str) -> None:
         if self._console is not None:
@@ -199,9 +199,9 @@ class ChatScreen(TerminalProtocol):
         if self._console is not None:
             self._console.alert(text)
 
-    def _show_message(self, message) -> None:
+    def _show_message(self, message: Message) -> None:
         if self._console is not None:
-            self._console.show(message)
+            self._console.message(message)
 
     def warning(self, text: str) -> None:
         """
@@ -280,7 +280,7 @@ class ChatScreen(TerminalProtocol):
         """
         @return: the status bar: room, peers alive, links, catch-up.
         """
-        status = self._node.status()
+        status = self._chat.status()
         room = self.room or str(status.get("room") or status.get("name", ""))
         parts = [
             f" {printable(room)}",

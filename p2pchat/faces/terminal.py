@@ -120,8 +120,8 @@ class TerminalConsole:
 
     drawn: Set["TerminalConsole"] = set()
 
-    def __init__(self, node, reactor, fd_in: int = 0, fd_out: int = 1):
-        self._node = node
+    def __init__(self, chat, reactor, fd_in: int = 0, fd_out: int = 1):
+        self._chat = chat
         self._reactor = reactor
         self._fd_in, self._fd_out = fd_in, fd_out
         self._saved_mode = None
@@ -144,7 +144,7 @@ class TerminalConsole:
         self._character_mode()
         self._reactor.addSystemEventTrigger("after", "shutdown", self.stop)
         atexit.register(self.stop)
-        terminal = ServerProtocol(ChatScreen, self._node, self._reactor, self.end_node)
+        terminal = ServerProtocol(ChatScreen, self._chat, self._reactor, self.end_node)
         self._io = stdio.StandardIO(
             terminal, stdin=self._fd_in, stdout=self._fd_out, reactor=self._reactor
         )
@@ -262,32 +262,40 @@ class TerminalConsole:
 class StdioConsoleService(Service):
     """
     The console on standard input/output, started last and stopped first
-    among the node's services: the chat screen (a L{TerminalConsole}) when
-    the node's configuration says so, else the plain line console.
+    among the node's services: the chat screen (a L{TerminalConsole}) or
+    the plain line console.
 
     @ivar terminal: the L{TerminalConsole}, once started, or C{None}.
     """
 
-    def __init__(self, node_service, line_console: Callable[[object], object]):
+    def __init__(
+        self,
+        screen: bool,
+        chat: Callable[[], object],
+        reactor: Callable[[], object],
+        line_console: Callable[[object], object],
+    ):
         """
-        @param node_service: has the C{node} (once started), the C{reactor}
-            and the C{config}.
-        @param line_console: builds the line console's protocol for a node.
+        @param screen: draw the chat screen (else the line console).
+        @param chat: returns the chat API (once the node has started).
+        @param reactor: returns the reactor.
+        @param line_console: builds the line console's protocol for a chat.
         """
-        self._node_service = node_service
+        self._screen = screen
+        self._chat = chat
+        self._reactor = reactor
         self._line_console = line_console
         self.terminal: Optional[TerminalConsole] = None
 
     def startService(self) -> None:
-        owner = self._node_service
-        node, reactor = owner.node, owner.reactor
-        if owner.config.screen:
-            self.terminal = TerminalConsole(node, reactor)
+        chat, reactor = self._chat(), self._reactor()
+        if self._screen:
+            self.terminal = TerminalConsole(chat, reactor)
             self.terminal.start()
         else:
             from twisted.internet import stdio
 
-            stdio.StandardIO(self._line_console(node), reactor=reactor)
+            stdio.StandardIO(self._line_console(chat), reactor=reactor)
         super().startService()
 
     def stopService(self):

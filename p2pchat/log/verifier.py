@@ -7,7 +7,7 @@ L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
 releases the GIL while it verifies) and hands the results back on the
 reactor thread in the order the entries arrived.  An L{InlineVerifier}
 checks at once, on the caller's thread: the default, so that a
-L{p2pchat.chat.node.ChatNode} stays testable synchronously.
+L{p2pchat.log.feed.Feed} stays testable synchronously.
 
 Both call C{done(candidate, entry, error, source, live)} once per
 submitted candidate: C{entry} is the verified L{Entry} or C{None}, and
@@ -271,7 +271,7 @@ class ThreadedVerifier:
 def threaded_verifier(reactor) -> Callable[[Done], ThreadedVerifier]:
     """
     @return: a factory of L{ThreadedVerifier}s on C{reactor}'s thread pool,
-        for L{p2pchat.chat.node.ChatNode}'s C{verifier} argument.
+        for L{p2pchat.log.feed.Feed}'s C{verifier} argument.
     """
 
     def defer_to_thread(f, *args):

@@ -100,8 +100,8 @@ class NodeServiceTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         self.assertEqual([c[:2] for c in self.reactor.tcpClients], [("127.0.0.1", 9999)])
-        self.assertFalse(service.node.connect(peer))
-        self.assertTrue(service.node.connect(PeerAddress("127.0.0.1", 9998)))
+        self.assertFalse(service.node.chat.connect(peer))
+        self.assertTrue(service.node.chat.connect(PeerAddress("127.0.0.1", 9998)))
 
     def test_stop_commits_then_closes(self):
         """
@@ -110,13 +110,13 @@ class NodeServiceTests(SynchronousTestCase):
         """
         service = NodeService(config(self.data_dir), reactor=self.reactor)
         service.startService()
-        service.node.post("queued at shutdown")
+        service.node.chat.post("queued at shutdown")
         self.successResultOf(service.stopService())
         self.assertIsNone(service.store)
         again = NodeService(config(self.data_dir), reactor=MemoryReactorClock())
         again.startService()
         self.addCleanup(again.stopService)
-        self.assertEqual([m.text for m in again.node.history(5)], ["queued at shutdown"])
+        self.assertEqual([m.text for m in again.node.chat.history(5)], ["queued at shutdown"])
 
     def test_bad_endpoint_is_one_line_and_exit_1(self):
         """

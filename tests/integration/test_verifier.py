@@ -294,10 +294,10 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         _, alice_side = self.link("alice")
         [entry] = candidates(1)
         self.send(alice_side, [entry._wire])
-        self.assertEqual(self.bob.status()["messages"], 0)
+        self.assertEqual(self.bob.chat.status()["messages"], 0)
         self.threads.fire(0)
         self.net.settle()
-        self.assertEqual(self.bob.status()["messages"], 1)
+        self.assertEqual(self.bob.chat.status()["messages"], 1)
 
     def test_copy_being_verified_is_known(self):
         """
@@ -310,10 +310,10 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         self.send(alice_side, [entry])
         self.send(carol_side, [entry])
         self.assertEqual(len(self.threads.submitted), 1)
-        self.assertEqual(self.bob.duplicates_received, 1)
+        self.assertEqual(self.bob.feed.duplicates_received, 1)
         self.threads.fire(0)
         self.net.settle()
-        self.assertEqual(self.bob.status()["messages"], 1)
+        self.assertEqual(self.bob.chat.status()["messages"], 1)
 
     def test_bad_signature_closes_only_its_link(self):
         """
@@ -331,9 +331,9 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
             self.threads.fire(index)
         self.net.settle()
         self.assertEqual([link.remote_id for link in self.bob.links], [carol_side.node_id])
-        self.assertEqual(self.bob.status()["messages"], 1)
-        self.assertTrue(self.bob.holds(valid.id))
-        self.assertFalse(self.bob.holds(forged.id))
+        self.assertEqual(self.bob.chat.status()["messages"], 1)
+        self.assertTrue(self.bob.feed.holds(valid.id))
+        self.assertFalse(self.bob.feed.holds(forged.id))
 
     def test_stop_commits_acknowledged_drops_in_verification(self):
         """
@@ -348,5 +348,5 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         self.threads.fire(0)
         self.bob.stop()
         self.threads.fire(1)
-        self.assertTrue(self.bob.holds(first.id))
-        self.assertFalse(self.bob.holds(second.id))
+        self.assertTrue(self.bob.feed.holds(first.id))
+        self.assertFalse(self.bob.feed.holds(second.id))

@@ -202,25 +202,25 @@ class NodeBudgetTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         at_alice, at_bob = net.link(alice, bob)
-        bob.post("hello")
+        bob.chat.post("hello")
         net.settle()
         count = NEW_FEED_BURST + 200
         entries = [entry_of(Identity.generate()) for _ in range(count)]
-        bob._store.add_entries(entries)
+        bob.store.add_entries(entries)
         for entry in entries:
             at_bob.send_frame(wire.entry_frame(entry.to_wire()))
-        bob.post("still here")
+        bob.chat.post("still here")
         net.settle()
         self.assertFalse(at_alice.paused)
         self.assertEqual(alice.view.texts[-1], "still here")
         # Bob's own first post took one token of the burst too.
-        self.assertEqual(alice.status()["messages"], NEW_FEED_BURST + 1)
-        self.assertEqual(alice.admission.dropped, 201)
+        self.assertEqual(alice.chat.status()["messages"], NEW_FEED_BURST + 1)
+        self.assertEqual(alice.feed.admission.dropped, 201)
         for _ in range(40):
             net.tick(seconds=1)
-            if alice.status()["messages"] == count + 2:
+            if alice.chat.status()["messages"] == count + 2:
                 break
-        self.assertEqual(alice.status()["digest"], bob.status()["digest"])
+        self.assertEqual(alice.chat.status()["digest"], bob.chat.status()["digest"])
         self.assertTrue(at_alice.accepted)
 
     def test_known_authors_not_dropped(self):
@@ -238,7 +238,7 @@ class NodeBudgetTests(SynchronousTestCase):
             at_bob.send_frame(wire.entry_frame(entry.to_wire()))
         net.settle()
         self.assertFalse(at_alice.paused)
-        self.assertEqual(alice.status()["messages"], NEW_FEED_BURST + 200)
+        self.assertEqual(alice.chat.status()["messages"], NEW_FEED_BURST + 200)
 
 
 class NodeCertificateGateTests(SynchronousTestCase):
@@ -267,10 +267,10 @@ class NodeCertificateGateTests(SynchronousTestCase):
         self.member_key = load(network, "dave")
         self.outsider_key = load(other, "dave")
         self.net = Network(self)
-        self.alice, self.bob = self.net.node("alice"), self.net.node("bob")
-        self.alice.attestations = Attestations([authority])
+        self.alice = self.net.node("alice", attestations=Attestations([authority]))
+        self.bob = self.net.node("bob")
         self.events = []
-        self.alice.log = type(self.alice.log)(observer=self.events.append)
+        self.alice.feed.log = type(self.alice.feed.log)(observer=self.events.append)
 
     def feed(self, key_and_certificate, identity, cert_at=2, length=3):
         """
@@ -305,7 +305,7 @@ class NodeCertificateGateTests(SynchronousTestCase):
         dave = Identity.generate()
         feed = self.feed(self.member_key, dave)
         for entry in feed:
-            self.bob.rx_entry(entry.to_wire(), None)
+            self.bob.feed.rx_entry(entry.to_wire(), None)
         self.net.clock.advance(0)
         # Linking starts catch-up: bob streams seq 1, 2, 3 in order.
         at_alice, at_bob = self.net.link(self.alice, self.bob)
@@ -314,8 +314,8 @@ class NodeCertificateGateTests(SynchronousTestCase):
         self.assertIn(feed[0].id[:12], refused[0]["id"])
         self.net.tick(0.2, times=40)
         for entry in feed:
-            self.assertTrue(self.alice.holds(entry.id), entry.seq)
-        self.assertEqual(self.alice.name_of(dave.node_id), "dave")
+            self.assertTrue(self.alice.feed.holds(entry.id), entry.seq)
+        self.assertEqual(self.alice.chat.name_of(dave.node_id), "dave")
         self.assertTrue(at_alice.accepted)
 
     def test_outsiders_cannot_inject_authors(self):
@@ -332,8 +332,8 @@ class NodeCertificateGateTests(SynchronousTestCase):
             for entry in bad_feed + [entry_of(nobody)]:
                 at_bob.send_frame(wire.entry_frame(entry.to_wire()))
         self.net.settle()
-        self.assertEqual(self.alice.status()["messages"], 0)
-        self.assertEqual(self.alice.admission.refused, 12)
+        self.assertEqual(self.alice.chat.status()["messages"], 0)
+        self.assertEqual(self.alice.feed.admission.refused, 12)
         self.assertEqual(len(self.refusals()), 1)
-        self.assertNotIn(outsider.node_id, self.alice.attestations.names)
+        self.assertNotIn(outsider.node_id, self.alice.feed.attestations.names)
         self.assertTrue(at_alice.accepted)

@@ -182,10 +182,10 @@ class AdversarialNetwork(RuleBasedStateMachine):
             # dials again (p2pchat.service); here the test does.
             self._link_honest()
         self.net.tick(seconds=2.0, times=CONVERGE_SECONDS // 2)
-        digests = [node.status()["digest"] for node in self.honest]
+        digests = [node.chat.status()["digest"] for node in self.honest]
         assert digests[0] == digests[1], (
             "honest nodes did not converge after the attack stopped",
-            [node.status()["messages"] for node in self.honest],
+            [node.chat.status()["messages"] for node in self.honest],
         )
         assert not self.failures, self.failures[0]
 
@@ -259,7 +259,7 @@ class AdversarialNetwork(RuleBasedStateMachine):
         """
         node = self.honest[who]
         self._remember(node)
-        node.set_name(name)
+        node.chat.set_name(name)
         self._remember(node)
         # Let the rename reach the other member (gossip goes out on the
         # tick) before the invariants compare names again.
@@ -365,7 +365,7 @@ class AdversarialNetwork(RuleBasedStateMachine):
 
     @rule(who=st.integers(0, 1), text=_texts())
     def honest_post(self, who, text):
-        self.entry_pool.append(self.honest[who].post(text))
+        self.entry_pool.append(self.honest[who].chat.post(text))
         self.net.settle()
 
     @rule(who=st.integers(0, 1), posts=st.integers(1, 40), ticks=st.integers(1, 25))
@@ -378,7 +378,7 @@ class AdversarialNetwork(RuleBasedStateMachine):
         node = self.honest[who]
         for i in range(ticks):
             for _ in range(posts):
-                self.entry_pool.append(node.post(f"chatter {i}"))
+                self.entry_pool.append(node.chat.post(f"chatter {i}"))
             self.net.tick(seconds=0.2)
         del self.entry_pool[:-500]
 
@@ -544,14 +544,13 @@ class AdversarialNetwork(RuleBasedStateMachine):
             return
         for viewer, subject in ((self.alice, self.bob), (self.bob, self.alice)):
             member = viewer.membership.member(subject.node_id)
-            assert member is not None, f"{viewer.name} does not know {subject.name}"
+            seen, who = viewer.chat.name, subject.chat.name
+            assert member is not None, f"{seen} does not know {who}"
             assert member.state not in (DEAD, LEFT), (
-                f"{viewer.name} shows {subject.name} {member.state} while alive and linked")
-            assert member.name == subject.name, (
-                f"{viewer.name} shows {subject.name} renamed to {member.name!r}")
+                f"{seen} shows {who} {member.state} while alive and linked")
+            assert member.name == who, f"{seen} shows {who} renamed to {member.name!r}"
             assert member.address == subject.membership.address, (
-                f"{viewer.name} shows {subject.name} at {member.address!r}")
-
+                f"{seen} shows {who} at {member.address!r}")
 
 SETTINGS = settings(
     # About 30-40 s of CPU on the 2-core test machine; run more locally

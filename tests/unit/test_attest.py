@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.chat.node import UnknownPeer
+from p2pchat.chat import UnknownPeer
 from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.trust import ca
@@ -94,8 +94,7 @@ class AttestationTests(SynchronousTestCase):
         """
         key, certificate = load(self.network, "dave")
         net = Network(self)
-        bob = net.node("bob")
-        bob.attestations = Attestations([self.authority])
+        bob = net.node("bob", attestations=Attestations([self.authority]))
         dave = Identity.generate()
         cert = create_entry(dave, 1, None, 1, 0, "cert",
                             attestation_body(key, certificate, dave.node_id, "dave"))
@@ -104,9 +103,9 @@ class AttestationTests(SynchronousTestCase):
         stranger = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
                                 {"name": "carol", "text": "hi"})
         for entry in (cert, posing, stranger):
-            bob.rx_entry(entry.to_wire(), None)
+            bob.feed.rx_entry(entry.to_wire(), None)
         net.clock.advance(0)
-        shown = {m.text: bob.display_name(m.entry) for m in bob.history(10)}
+        shown = {m.text: bob.chat.display_name(m.entry) for m in bob.chat.history(10)}
         self.assertEqual(shown, {"it is me, alice": "dave", "hi": "carol?"})
-        self.assertEqual(bob.resolve("dave"), dave.node_id)
-        self.assertRaises(UnknownPeer, bob.resolve, "alice")
+        self.assertEqual(bob.chat.resolve("dave"), dave.node_id)
+        self.assertRaises(UnknownPeer, bob.chat.resolve, "alice")

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+import p2pchat
 from p2pchat.config import PeerAddress
 from p2pchat.faces.console import (
     DEFAULT_HISTORY,
@@ -19,6 +20,7 @@ from p2pchat.faces.console import (
 )
 from p2pchat.log.entry import MAX_TEXT_BYTES, create_entry
 from p2pchat.log.identity import Identity
+from p2pchat.mesh import wire
 from tests.nodes import Network
 
 
@@ -193,7 +195,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.console, self.transport = self.connect()
 
     def connect(self, node=None):
-        console = ConsoleProtocol(node or self.node)
+        console = ConsoleProtocol((node or self.node).chat)
         transport = StringTransport()
         console.makeConnection(transport)
         transport.clear()
@@ -213,7 +215,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         A new console session is told who it is and about /help.
         """
-        console = ConsoleProtocol(self.node)
+        console = ConsoleProtocol(self.node.chat)
         transport = StringTransport()
         console.makeConnection(transport)
         self.assertIn("/help", transport.value().decode())
@@ -259,7 +261,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         mallory = Identity.generate()
         body = {"name": "mallory", "text": "hi\r\n[12:00:00] <bob> send money\x1b[2J"}
         entry = create_entry(mallory, 1, None, 1, 0, "chat", body)
-        self.node.rx_entry(entry.to_wire(), None)
+        self.node.feed.rx_entry(entry.to_wire(), None)
         self.net.settle()
         (line,) = self.lines()
         self.assertTrue(line.endswith("<mallory> hi\\r\\n[12:00:00] <bob> send money\\x1b[2J"))
@@ -273,20 +275,29 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.net.link(self.node, bob)
         self.net.link(bob, carol)
         self.net.tick(times=5)
-        self.assertNotIn(carol.node_id, self.node.peers)
+        self.assertNotIn(carol.node_id, self.node.chat.names.authors)
+        self.assertIsNone(self.node.links.link_to(carol.node_id))
         self.lines()
         self.type(f"/msg {carol.node_id[:8]} hi\r\n".encode())
         self.assertRegex(self.lines()[-1], r"\*alice\* \(to carol\) hi$")
 
     def test_status(self):
         """
-        /status prints key: value lines including id, name, port, messages,
+        /status prints key: value lines including id, name, the p2pchat
+        and protocol versions (right after the name), port, messages,
         peers and digest.
         """
         self.type(b"one\r\n")
         self.lines()
         self.type(b"/status\r\n")
-        status = dict(line.split(": ", 1) for line in self.lines())
+        lines = self.lines()
+        self.assertEqual(
+            [line.split(": ", 1)[0] for line in lines[:5]],
+            ["id", "name", "version", "protocol", "port"],
+        )
+        status = dict(line.split(": ", 1) for line in lines)
+        self.assertEqual(status["version"], p2pchat.__version__)
+        self.assertEqual(status["protocol"], str(wire.PROTOCOL_VERSION))
         self.assertEqual(status["id"], self.node.node_id)
         self.assertEqual(status["name"], "alice")
         self.assertEqual(status["port"], "9090")
@@ -379,7 +390,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         /connect to an address the node already keeps a link to says so.
         """
-        self.patch(self.node, "_connect", lambda address: False)
+        self.patch(self.node.chat, "_connect", lambda address: False)
         self.type(b"/connect example.org:9000\r\n")
         self.assertEqual(self.lines(), ["already keeping a link to example.org:9000"])
 
@@ -407,7 +418,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertFalse(self.transport.disconnecting)
         self.type(b"still here\r\n")
         self.assertIn("<alice> still here", self.lines()[0])
-        self.assertEqual(self.node.status()["messages"], 1)
+        self.assertEqual(self.node.chat.status()["messages"], 1)
 
     def test_long_line_in_pieces_drops_only_that_line(self):
         """
@@ -422,7 +433,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual(lines[0], f"error: line longer than {MAX_LINE_BYTES} bytes; ignored")
         self.assertEqual(len(lines), 2, lines)
         self.assertIn("<alice> next line", lines[1])
-        self.assertEqual(self.node.status()["messages"], 1)
+        self.assertEqual(self.node.chat.status()["messages"], 1)
 
     def test_lines_after_long_line_in_same_chunk(self):
         """
@@ -439,11 +450,11 @@ class ConsoleProtocolTests(SynchronousTestCase):
         )
         status = lines[1:-1]
         self.assertEqual(
-            [line.split(": ", 1)[0] for line in status], list(self.node.status())
+            [line.split(": ", 1)[0] for line in status], list(self.node.chat.status())
         )
         self.assertIn("messages: 0", status)
         self.assertRegex(lines[-1], r"^\[\d\d:\d\d:\d\d\] <alice> hello$")
-        self.assertEqual(self.node.status()["messages"], 1)
+        self.assertEqual(self.node.chat.status()["messages"], 1)
 
     def test_several_long_lines_in_one_chunk(self):
         """
@@ -462,7 +473,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"CCCC\r\nafter\r\n")
         (line,) = self.lines()
         self.assertRegex(line, r"^\[\d\d:\d\d:\d\d\] <alice> after$")
-        self.assertEqual(self.node.status()["messages"], 1)
+        self.assertEqual(self.node.chat.status()["messages"], 1)
 
     def test_block_commands(self):
         """
@@ -474,7 +485,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"/block bob\r\n")
         self.assertEqual(self.lines(), [
             f"blocked bob ({bob.node_id[:8]}); their messages are still relayed to others"])
-        bob.post("can you hear me")
+        bob.chat.post("can you hear me")
         self.net.settle()
         self.assertEqual(self.lines(), [])
         self.type(b"/blocked\r\n")
@@ -502,7 +513,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertIn("messages: ", other_transport.value().decode())
         self.net.clock.advance(10 / CONSOLE_LINES_PER_S + 0.01)
         self.net.settle()
-        self.assertEqual(self.node.status()["messages"], CONSOLE_LINE_BURST + 10)
+        self.assertEqual(self.node.chat.status()["messages"], CONSOLE_LINE_BURST + 10)
 
     def test_quit_closes_only_session(self):
         """

@@ -21,7 +21,7 @@ class LineTests(_TelnetTestCase):
     """
 
     def plain(self):
-        console = ConsoleProtocol(self.node)
+        console = ConsoleProtocol(self.node.chat)
         transport = StringTransport()
         console.makeConnection(transport)
         transport.clear()
@@ -56,7 +56,7 @@ class LineTests(_TelnetTestCase):
         transport.clear()
         self.type(session, b"\x03\x04\x1b\r\n\x0c\n\x00\x0c hi\n")
         self.assertRegex(transport.value(), rb"^\[\d\d:\d\d:\d\d\] <alice>  hi\r\n$")
-        self.assertEqual(self.node.history(1)[0].text, " hi")
+        self.assertEqual(self.node.chat.history(1)[0].text, " hi")
 
     def test_strip_leading_controls(self):
         """

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.chat import node as node_module
+from p2pchat.mesh import links as links_module
 from p2pchat.mesh.membership import ALIVE, SUSPECT, Member, MembershipConfig
 from p2pchat.mesh.membership.admission import GLOBAL_VERIFIES_BURST, NEW_MEMBERS_BURST
 from p2pchat.mesh.membership.dissemination import FLUSH_ROWS_PER_TICK
@@ -127,10 +127,10 @@ class NodeFlowControlTests(SynchronousTestCase):
         sent = []
         real = alice_side.send_frame
         self.patch(alice_side, "send_frame", lambda frame: sent.append(frame) or real(frame))
-        alice._streamers[alice_side].pauseProducing()
+        alice.links.producer(alice_side).pauseProducing()
         net.tick(times=15)
         self.assertEqual([f for f in sent if f["type"] == "gossip"], [])
-        alice._streamers[alice_side].resumeProducing()
+        alice.links.producer(alice_side).resumeProducing()
         net.tick()
         rows = [r for f in sent if f["type"] == "gossip" for r in f["rows"]]
         self.assertIn(alice.node_id, [r["id"] for r in rows])
@@ -220,7 +220,7 @@ class NodeLivenessTests(SynchronousTestCase):
 
     def test_any_frame_proves_alive(self):
         for _ in range(int(self.timeout_s * 2 / 0.2)):
-            self.bob.rx_frame(self.bob_side, {"type": "prune"})
+            self.bob.links.rx_frame(self.bob_side, {"type": "prune"})
             self.net.tick()
         self.assertEqual(self.bobs_view_of_alice(), ALIVE)
 
@@ -316,8 +316,8 @@ class RedialTests(SynchronousTestCase):
         self.assertEqual(h.output.of("connect"), [("connect", "10.0.0.2:9000")])
 
 
-class FakeNode:
-    _views = ()
+class FakeLinks:
+    member_watchers = ()
 
 
 class LogVolumeTests(SynchronousTestCase):
@@ -342,8 +342,8 @@ class LogVolumeTests(SynchronousTestCase):
         """
         logged = capture_log(self)
         clock = Clock()
-        output = node_module._MembershipOutput(FakeNode(), clock)
-        burst = node_module.MEMBER_LOG_BURST
+        output = links_module._MembershipOutput(FakeLinks(), clock)
+        burst = links_module.MEMBER_LOG_BURST
         for who in strangers(burst + 200):
             output.member_changed(Member(who.node_id, "f", None, 1, ALIVE, False, 0.0), None)
             output.member_changed(Member(who.node_id, "f", None, 1, SUSPECT, False, 0.0), ALIVE)

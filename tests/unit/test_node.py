@@ -5,11 +5,12 @@ showing entries between nodes linked in memory.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.chat import node as node_module
-from p2pchat.chat.node import AmbiguousPeer, UnknownPeer
+from p2pchat.chat import AmbiguousPeer, UnknownPeer
+from p2pchat.chat import names as names_module
 from p2pchat.log.entry import MAX_INTEGER, InvalidEntry, UnverifiedEntry, create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.log.store.core import StoreError
+from p2pchat.mesh import links as links_module
 from p2pchat.mesh import wire
 from tests.nodes import Network
 
@@ -26,11 +27,11 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        alice.post("hello")
+        alice.chat.post("hello")
         self.assertEqual(alice.view.texts, [])
         net.clock.advance(0)
         self.assertEqual(alice.view.texts, ["hello"])
-        self.assertEqual(alice.status()["messages"], 1)
+        self.assertEqual(alice.chat.status()["messages"], 1)
 
     def test_longest_reactor_turn_in_status(self):
         """
@@ -44,7 +45,7 @@ class PostTests(SynchronousTestCase):
         alice = net.node("alice")
         alice.start()
         net.clock.advance(0.45)
-        status = alice.status()
+        status = alice.chat.status()
         keys = list(status)
         self.assertEqual(keys[-2:], ["longest_reactor_turn_ms", "longest_store_call_ms"])
         self.assertEqual(status["longest_reactor_turn_ms"], 400.0)
@@ -59,7 +60,7 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        entries = [alice.post(text) for text in "abc"]
+        entries = [alice.chat.post(text) for text in "abc"]
         net.clock.advance(0)
         self.assertEqual([e.seq for e in entries], [1, 2, 3])
         self.assertEqual([e.prev for e in entries], [None, entries[0].id, entries[1].id])
@@ -72,15 +73,15 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        first = alice.post("one")
+        first = alice.chat.post("one")
         net.clock.advance(0)
-        alice._store.close()
+        alice.store.close()
         again = net.node("alice", directory=alice.directory)
-        second = again.post("two")
+        second = again.chat.post("two")
         net.clock.advance(0)
         self.assertEqual(again.node_id, alice.node_id)
         self.assertEqual((second.seq, second.prev), (2, first.id))
-        self.assertEqual([m.text for m in again.history(10)], ["one", "two"])
+        self.assertEqual([m.text for m in again.chat.history(10)], ["one", "two"])
 
     def test_reads_see_own_writes(self):
         """
@@ -89,12 +90,12 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        alice.post("just now")
-        self.assertEqual(alice.status()["messages"], 1)
-        alice.post("and again")
-        self.assertEqual([m.text for m in alice.history(5)], ["just now", "and again"])
-        alice.post("third time")
-        self.assertEqual([m.text for m in alice.search("third")], ["third time"])
+        alice.chat.post("just now")
+        self.assertEqual(alice.chat.status()["messages"], 1)
+        alice.chat.post("and again")
+        self.assertEqual([m.text for m in alice.chat.history(5)], ["just now", "and again"])
+        alice.chat.post("third time")
+        self.assertEqual([m.text for m in alice.chat.search("third")], ["third time"])
 
     def test_store_failure_loses_nothing_acknowledged(self):
         """
@@ -104,9 +105,9 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        kept = alice.post("kept")
+        kept = alice.chat.post("kept")
         net.clock.advance(0)
-        real_add = alice._store.add_entries
+        real_add = alice.store.add_entries
         disk_full = [True]
 
         def add_entries(entries):
@@ -114,17 +115,17 @@ class PostTests(SynchronousTestCase):
                 raise StoreError("database or disk is full")
             return real_add(entries)
 
-        self.patch(alice._store, "add_entries", add_entries)
-        alice.post("lost")
+        self.patch(alice.store, "add_entries", add_entries)
+        alice.chat.post("lost")
         net.clock.advance(0)
         self.assertEqual(alice.view.texts, ["kept"])
         self.assertEqual(len(alice.view.alerts), 1)
         self.assertIn("disk is full", alice.view.alerts[0])
         disk_full.clear()
-        after = alice.post("after")
+        after = alice.chat.post("after")
         net.clock.advance(0)
         self.assertEqual((after.seq, after.prev), (2, kept.id))
-        self.assertEqual([m.text for m in alice.history(5)], ["kept", "after"])
+        self.assertEqual([m.text for m in alice.chat.history(5)], ["kept", "after"])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     def test_empty_post_refused(self):
@@ -133,9 +134,9 @@ class PostTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        self.assertRaises(InvalidEntry, alice.post, "")
+        self.assertRaises(InvalidEntry, alice.chat.post, "")
         net.clock.advance(0)
-        self.assertEqual(alice.status()["messages"], 0)
+        self.assertEqual(alice.chat.status()["messages"], 0)
 
     def test_many_posts_one_batch(self):
         """
@@ -146,10 +147,10 @@ class PostTests(SynchronousTestCase):
         alice = net.node("alice")
         texts = [f"m{i}" for i in range(2500)]
         for text in texts:
-            alice.post(text)
+            alice.chat.post(text)
         net.clock.advance(0)
         self.assertEqual(alice.view.texts, texts)
-        self.assertEqual(alice.status()["messages"], 2500)
+        self.assertEqual(alice.chat.status()["messages"], 2500)
 
 
 class RelayTests(SynchronousTestCase):
@@ -165,18 +166,19 @@ class RelayTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         net.link(alice, bob)
-        self.assertEqual(alice.peers[bob.node_id].name, "bob")
-        self.assertEqual(alice.peers[bob.node_id].address, "bob.example:9090")
-        self.assertEqual(bob.peers[alice.node_id].state, "alive")
-        self.assertEqual(alice.status()["peers"], 1)
+        self.assertEqual(alice.chat.name_of(bob.node_id), "bob")
+        self.assertEqual(alice.membership.member(bob.node_id).address, "bob.example:9090")
+        self.assertEqual(bob.membership.member(alice.node_id).state, "alive")
+        self.assertEqual(bob.links.link_to(alice.node_id).remote_id, alice.node_id)
+        self.assertEqual(alice.chat.status()["peers"], 1)
 
     def test_peer_records_bounded(self):
         """
-        Authors are free to invent, so the in-memory peer table keeps at
-        most MAX_PEER_RECORDS records: the least recently heard unlinked
-        one goes first, and a linked peer is never forgotten.
+        Authors are free to invent, so the in-memory table of author names
+        keeps at most MAX_NAMED_AUTHORS: the least recently heard goes
+        first.  A linked peer's name still comes from membership.
         """
-        self.patch(node_module, "MAX_PEER_RECORDS", 3)
+        self.patch(names_module, "MAX_NAMED_AUTHORS", 3)
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         net.link(alice, bob)
@@ -184,11 +186,12 @@ class RelayTests(SynchronousTestCase):
         for number, stranger in enumerate(strangers):
             body = {"name": f"s{number}", "text": "x"}
             entry = create_entry(stranger, 1, None, 1, 0, "chat", body)
-            alice.rx_entry(entry.to_wire(), None)
+            alice.feed.rx_entry(entry.to_wire(), None)
             alice.flush()
         self.assertEqual(
-            list(alice.peers), [bob.node_id, strangers[2].node_id, strangers[3].node_id]
+            list(alice.chat.names.authors), [stranger.node_id for stranger in strangers[1:]]
         )
+        self.assertEqual(alice.chat.name_of(bob.node_id), "bob")
 
     def test_broadcast_reaches_peer(self):
         """
@@ -197,10 +200,10 @@ class RelayTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         net.link(alice, bob)
-        alice.post("hi bob")
+        alice.chat.post("hi bob")
         net.settle()
         self.assertEqual(bob.view.texts, ["hi bob"])
-        self.assertEqual(bob.status()["digest"], alice.status()["digest"])
+        self.assertEqual(bob.chat.status()["digest"], alice.chat.status()["digest"])
 
     def test_relay_along_chain(self):
         """
@@ -211,13 +214,13 @@ class RelayTests(SynchronousTestCase):
         alice, bob, carol = net.node("alice"), net.node("bob"), net.node("carol")
         net.link(alice, bob)
         net.link(bob, carol)
-        alice.post("to everyone")
+        alice.chat.post("to everyone")
         net.settle()
-        carol.post("got it")
+        carol.chat.post("got it")
         net.settle()
         for node in (alice, bob, carol):
             self.assertEqual(node.view.texts, ["to everyone", "got it"])
-        self.assertEqual(len({n.status()["digest"] for n in (alice, bob, carol)}), 1)
+        self.assertEqual(len({n.chat.status()["digest"] for n in (alice, bob, carol)}), 1)
 
     def test_cycle_delivers_once(self):
         """
@@ -229,11 +232,11 @@ class RelayTests(SynchronousTestCase):
         net.link(a, b)
         net.link(b, c)
         net.link(c, a)
-        a.post("round")
+        a.chat.post("round")
         net.settle()
         for node in (a, b, c):
             self.assertEqual(node.view.texts, ["round"])
-            self.assertEqual(node.status()["messages"], 1)
+            self.assertEqual(node.chat.status()["messages"], 1)
 
     def test_reply_ordered_after_question(self):
         """
@@ -243,13 +246,13 @@ class RelayTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         net.link(alice, bob)
-        question = alice.post("question?")
+        question = alice.chat.post("question?")
         net.settle()
-        answer = bob.post("answer")
+        answer = bob.chat.post("answer")
         net.settle()
         self.assertGreater(answer.lamport, question.lamport)
         for node in (alice, bob):
-            self.assertEqual([m.text for m in node.history(5)], ["question?", "answer"])
+            self.assertEqual([m.text for m in node.chat.history(5)], ["question?", "answer"])
 
     def test_forged_entry_rejected(self):
         """
@@ -266,7 +269,7 @@ class RelayTests(SynchronousTestCase):
         alice_side.send_frame(wire.entry_frame(wire_entry))
         net.settle()
         for node in (bob, carol):
-            self.assertEqual(node.status()["messages"], 0)
+            self.assertEqual(node.chat.status()["messages"], 0)
             self.assertEqual(node.view.texts, [])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
@@ -279,11 +282,11 @@ class RelayTests(SynchronousTestCase):
         bob = net.node("bob")
         author = Identity.generate()
         entry = create_entry(author, 1, None, 1, 0, "chat", {"name": "a", "text": "x"})
-        self.assertTrue(bob.rx_entry(entry.to_wire(), None))
+        self.assertTrue(bob.feed.rx_entry(entry.to_wire(), None))
         net.clock.advance(0)
         verified = []
         self.patch(UnverifiedEntry, "verify", lambda candidate: verified.append(candidate))
-        self.assertFalse(bob.rx_entry(entry.to_wire(), None))
+        self.assertFalse(bob.feed.rx_entry(entry.to_wire(), None))
         self.assertEqual(verified, [])
 
     def test_new_entry_not_looked_up(self):
@@ -297,15 +300,15 @@ class RelayTests(SynchronousTestCase):
         author = Identity.generate()
         first = create_entry(author, 1, None, 1, 0, "chat", {"name": "a", "text": "x"})
         second = create_entry(author, 2, first.id, 2, 0, "chat", {"name": "a", "text": "y"})
-        self.assertTrue(bob.rx_entry(first.to_wire(), None))
+        self.assertTrue(bob.feed.rx_entry(first.to_wire(), None))
         net.clock.advance(0)
         looked_up = []
-        has = bob._store.has
-        self.patch(bob._store, "has", lambda entry_id: looked_up.append(entry_id) or has(entry_id))
-        self.assertTrue(bob.rx_entry(second.to_wire(), None))
+        has = bob.store.has
+        self.patch(bob.store, "has", lambda entry_id: looked_up.append(entry_id) or has(entry_id))
+        self.assertTrue(bob.feed.rx_entry(second.to_wire(), None))
         self.assertEqual(looked_up, [])
         net.clock.advance(0)
-        self.assertFalse(bob.rx_entry(first.to_wire(), None))
+        self.assertFalse(bob.feed.rx_entry(first.to_wire(), None))
         self.assertEqual(looked_up, [first.id])
         self.assertEqual(bob.view.texts, ["x", "y"])
 
@@ -320,9 +323,9 @@ class RelayTests(SynchronousTestCase):
         mallory = Identity.generate()
         body = {"name": "m", "text": "from the far future"}
         poison = create_entry(mallory, 1, None, MAX_INTEGER, 0, "chat", body)
-        self.assertTrue(bob.rx_entry(poison.to_wire(), None))
+        self.assertTrue(bob.feed.rx_entry(poison.to_wire(), None))
         net.clock.advance(0)
-        reply = bob.post("still here")
+        reply = bob.chat.post("still here")
         net.clock.advance(0)
         self.assertEqual(reply.lamport, 1)
         self.assertEqual(bob.view.texts, ["from the far future", "still here"])
@@ -334,11 +337,11 @@ class RelayTests(SynchronousTestCase):
         """
         net = Network(self)
         alice = net.node("alice")
-        alice._lamport = MAX_INTEGER
-        first, second = alice.post("one"), alice.post("two")
+        alice.feed.lamport = MAX_INTEGER
+        first, second = alice.chat.post("one"), alice.chat.post("two")
         net.clock.advance(0)
         self.assertEqual((first.lamport, second.lamport), (MAX_INTEGER, MAX_INTEGER))
-        self.assertEqual([m.text for m in alice.history(2)], ["one", "two"])
+        self.assertEqual([m.text for m in alice.chat.history(2)], ["one", "two"])
 
     def test_far_future_lamport_not_followed_after_restart(self):
         """
@@ -351,11 +354,11 @@ class RelayTests(SynchronousTestCase):
         mallory = Identity.generate()
         body = {"name": "m", "text": "bomb"}
         bomb = create_entry(mallory, 1, None, MAX_INTEGER - 1, 0, "chat", body)
-        bob.rx_entry(bomb.to_wire(), None)
+        bob.feed.rx_entry(bomb.to_wire(), None)
         net.clock.advance(0)
-        bob._store.close()
+        bob.store.close()
         again = net.node("bob", directory=bob.directory)
-        self.assertEqual(again.post("after restart").lamport, 1)
+        self.assertEqual(again.chat.post("after restart").lamport, 1)
 
     def test_deeply_nested_entry_is_refused_cleanly(self):
         """
@@ -370,9 +373,9 @@ class RelayTests(SynchronousTestCase):
             nested = [nested]
         wire_entry = {key: nested for key in ("author", "seq", "prev", "lamport",
                                                "ts", "kind", "body", "sig")}
-        self.assertFalse(bob.rx_entry(wire_entry, bob_side))
+        self.assertFalse(bob.feed.rx_entry(wire_entry, bob_side))
         self.assertTrue(bob_side.transport.disconnecting)
-        self.assertEqual(bob.status()["messages"], 0)
+        self.assertEqual(bob.chat.status()["messages"], 0)
 
     def test_invalid_entry_closes_link(self):
         """
@@ -386,8 +389,8 @@ class RelayTests(SynchronousTestCase):
                               {"name": "m", "text": "x"})
         alice_side.send_frame(wire.entry_frame(dict(forged.to_wire(), ts=5)))
         net.settle()
-        self.assertEqual(bob.links, set())
-        self.assertEqual(alice.links, set())
+        self.assertEqual(len(bob.links), 0)
+        self.assertEqual(len(alice.links), 0)
 
     def test_late_old_entry_keeps_newer_name(self):
         """
@@ -399,11 +402,11 @@ class RelayTests(SynchronousTestCase):
         carol = Identity.generate()
         first = create_entry(carol, 1, None, 1, 0, "chat", {"name": "carol", "text": "a"})
         second = create_entry(carol, 2, first.id, 2, 0, "chat", {"name": "caz", "text": "b"})
-        bob.rx_entry(second.to_wire(), None)
+        bob.feed.rx_entry(second.to_wire(), None)
         net.clock.advance(0)
-        bob.rx_entry(first.to_wire(), None)
+        bob.feed.rx_entry(first.to_wire(), None)
         net.clock.advance(0)
-        self.assertEqual(bob.peers[carol.node_id].name, "caz")
+        self.assertEqual(bob.chat.name_of(carol.node_id), "caz")
 
     def test_stopping_node_takes_nothing_new(self):
         """
@@ -413,13 +416,13 @@ class RelayTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         net.link(alice, bob)
-        alice.post("last words")
+        alice.chat.post("last words")
         alice.stop()
-        self.assertEqual(alice.status()["messages"], 1)
+        self.assertEqual(alice.chat.status()["messages"], 1)
         net.settle()
-        self.assertEqual(bob.links, set())
+        self.assertEqual(len(bob.links), 0)
         late = create_entry(Identity.generate(), 1, None, 1, 0, "chat", {"name": "l", "text": "x"})
-        self.assertFalse(alice.rx_entry(late.to_wire(), None))
+        self.assertFalse(alice.feed.rx_entry(late.to_wire(), None))
         server, _ = net.link(alice, net.node("carol"))
         self.assertFalse(server.accepted)
 
@@ -437,7 +440,7 @@ class RelayTests(SynchronousTestCase):
         bad = wire.entry_frame(dict(forged.to_wire(), ts=5))
         alice_side.send_frame(bad)
         net.settle()
-        self.assertEqual(bob._penalties, {})
+        self.assertEqual(bob.links._penalties, {})
         class ProvenIds:
             """
             The node's view of p2pchat.trust.tls on a TLS network: every link's
@@ -448,7 +451,7 @@ class RelayTests(SynchronousTestCase):
             def tls_connection(transport):
                 return object()
 
-        self.patch(node_module, "tls", ProvenIds)
+        self.patch(links_module, "tls", ProvenIds)
         bob_side, alice_side = net.link(bob, alice)
         alice_side.send_frame(bad)
         net.settle()
@@ -474,7 +477,7 @@ class RelayTests(SynchronousTestCase):
         alice = net.node("alice")
         server, client = net.link(alice, alice)
         self.assertFalse(server.accepted)
-        self.assertEqual(alice.links, set())
+        self.assertEqual(len(alice.links), 0)
 
     def test_fork_is_reported_not_merged(self):
         """
@@ -486,12 +489,12 @@ class RelayTests(SynchronousTestCase):
         twin = Identity.generate()
         one = create_entry(twin, 1, None, 1, 0, "chat", {"name": "t", "text": "one"})
         two = create_entry(twin, 1, None, 1, 0, "chat", {"name": "t", "text": "two"})
-        bob.rx_entry(one.to_wire(), None)
+        bob.feed.rx_entry(one.to_wire(), None)
         net.clock.advance(0)
-        bob.rx_entry(two.to_wire(), None)
+        bob.feed.rx_entry(two.to_wire(), None)
         net.clock.advance(0)
         self.assertEqual(bob.view.texts, ["one"])
-        self.assertEqual(bob.status()["forks"], 1)
+        self.assertEqual(bob.chat.status()["forks"], 1)
 
     def test_link_down_marks_peer(self):
         """
@@ -504,10 +507,10 @@ class RelayTests(SynchronousTestCase):
         _, client = net.link(alice, bob)
         client.transport.loseConnection()
         net.settle()
-        self.assertEqual(alice.peers[bob.node_id].state, "unlinked")
+        self.assertIsNone(alice.links.link_to(bob.node_id))
         self.assertFalse(alice.membership.member(bob.node_id).linked)
         net.tick(seconds=0.2, times=50)
-        self.assertEqual(alice.status()["peers"], 0)
+        self.assertEqual(alice.chat.status()["peers"], 0)
         self.assertEqual(alice.membership.member(bob.node_id).state, "dead")
 
 
@@ -530,25 +533,25 @@ class DirectMessageTests(SynchronousTestCase):
         Carol's DM to alice, relayed by bob, is shown to alice and carol,
         not to bob, and bob's store holds no plaintext.
         """
-        self.carol.post("hello all")
+        self.carol.chat.post("hello all")
         self.net.settle()
-        self.carol.send_direct(self.alice.node_id, "secret plan")
+        self.carol.chat.direct(self.alice.node_id, "secret plan")
         self.net.settle()
         self.assertEqual(self.alice.view.texts, ["hello all", "secret plan"])
         self.assertTrue(self.alice.view.messages[-1].direct)
         self.assertEqual(self.carol.view.texts, ["hello all", "secret plan"])
         self.assertEqual(self.bob.view.texts, ["hello all"])
-        self.assertEqual(self.bob.status()["messages"], 2)
-        self.assertEqual([m.text for m in self.bob.history(10)], ["hello all"])
-        self.assertEqual(self.bob.search("secret"), [])
-        with open(self.bob._store.path, "rb") as f:
+        self.assertEqual(self.bob.chat.status()["messages"], 2)
+        self.assertEqual([m.text for m in self.bob.chat.history(10)], ["hello all"])
+        self.assertEqual(self.bob.chat.search("secret"), [])
+        with open(self.bob.store.path, "rb") as f:
             self.assertNotIn(b"secret plan", f.read())
 
     def test_by_name(self):
         """
         A DM addressed by name reaches the peer with that name.
         """
-        self.bob.send_direct("alice", "hi")
+        self.bob.chat.direct("alice", "hi")
         self.net.settle()
         self.assertEqual(self.alice.view.texts, ["hi"])
 
@@ -556,7 +559,7 @@ class DirectMessageTests(SynchronousTestCase):
         """
         A DM to a name nobody has raises L{UnknownPeer}.
         """
-        self.assertRaises(UnknownPeer, self.alice.send_direct, "zed", "hi")
+        self.assertRaises(UnknownPeer, self.alice.chat.direct, "zed", "hi")
 
     def test_short_id_beats_a_name(self):
         """
@@ -566,8 +569,8 @@ class DirectMessageTests(SynchronousTestCase):
         """
         impostor = self.net.node(self.alice.node_id[:8])
         self.net.link(self.bob, impostor)
-        self.assertRaises(AmbiguousPeer, self.bob.send_direct, self.alice.node_id[:8], "x")
-        self.bob.send_direct(self.alice.node_id[:12], "for alice")
+        self.assertRaises(AmbiguousPeer, self.bob.chat.direct, self.alice.node_id[:8], "x")
+        self.bob.chat.direct(self.alice.node_id[:12], "for alice")
         self.net.settle()
         self.assertEqual(self.alice.view.texts, ["for alice"])
         self.assertEqual(impostor.view.texts, [])
@@ -579,10 +582,10 @@ class DirectMessageTests(SynchronousTestCase):
         """
         other = self.net.node("bob")
         self.net.link(self.alice, other)
-        error = self.assertRaises(AmbiguousPeer, self.alice.send_direct, "bob", "hi")
+        error = self.assertRaises(AmbiguousPeer, self.alice.chat.direct, "bob", "hi")
         self.assertIn(other.node_id[:8], str(error))
         self.assertIn(self.bob.node_id[:8], str(error))
-        self.alice.send_direct(other.node_id[:8], "just you")
+        self.alice.chat.direct(other.node_id[:8], "just you")
         self.net.settle()
         self.assertEqual(other.view.texts, ["just you"])
         self.assertEqual(self.bob.view.texts, [])

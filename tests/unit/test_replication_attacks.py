@@ -43,9 +43,9 @@ class ManyAuthorsTests(SynchronousTestCase):
 
     def test_node_is_a_replication_output(self):
         """
-        The node provides every method the replicator calls.
+        The relay provides every method the replicator calls.
         """
-        self.assertTrue(verifyObject(IReplicationOutput, Network(self).node("alice")))
+        self.assertTrue(verifyObject(IReplicationOutput, Network(self).node("alice").relay))
 
     def test_catch_up_over_several_pages(self):
         """
@@ -56,11 +56,11 @@ class ManyAuthorsTests(SynchronousTestCase):
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
-        alice._store.add_entries(one_entry_authors(1200))
+        alice.store.add_entries(one_entry_authors(1200))
         net.link(alice, bob)
         net.tick(times=15)
-        self.assertEqual(bob.status()["messages"], 1200)
-        self.assertEqual(bob.status()["digest"], alice.status()["digest"])
+        self.assertEqual(bob.chat.status()["messages"], 1200)
+        self.assertEqual(bob.chat.status()["digest"], alice.chat.status()["digest"])
 
     def test_answer_walks_a_bounded_number_of_authors_per_turn(self):
         """
@@ -71,10 +71,10 @@ class ManyAuthorsTests(SynchronousTestCase):
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
-        alice._store.add_entries(one_entry_authors(3 * WALK_AUTHORS))
+        alice.store.add_entries(one_entry_authors(3 * WALK_AUTHORS))
         alice_side, bob_side = net.link(alice, bob)
         walks = []
-        streamer = alice._streamers[alice_side]
+        streamer = alice.links.producer(alice_side)
         real_walk, real_batch = streamer._feeds_page, streamer._send_batch
 
         def walk(after, limit, upto=None):
@@ -87,11 +87,11 @@ class ManyAuthorsTests(SynchronousTestCase):
             real_batch()
         self.patch(streamer, "_feeds_page", walk)
         self.patch(streamer, "_send_batch", batch)
-        alice.replicator.rx_frame(alice_side, wire.summary_page(None, {}, True))
+        alice.relay.replicator.rx_frame(alice_side, wire.summary_page(None, {}, True))
         net.settle()
         # One walk of at most WALK_AUTHORS per reactor turn (batch).
         self.assertEqual([w for w in walks if w], [[WALK_AUTHORS]] * 3 + [[0]])
-        self.assertEqual(bob.status()["messages"], 3 * WALK_AUTHORS)
+        self.assertEqual(bob.chat.status()["messages"], 3 * WALK_AUTHORS)
 
 
 class HoleTests(SynchronousTestCase):
@@ -108,11 +108,11 @@ class HoleTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         entries = feed(Identity.generate(), set(range(2, 41)))
-        alice._store.add_entries(entries)
-        bob._store.add_entries(entries)
+        alice.store.add_entries(entries)
+        bob.store.add_entries(entries)
         net.link(alice, bob)
         net.tick(seconds=1.0, times=320)
-        self.assertEqual((alice.entries_received, bob.entries_received), (0, 0))
+        self.assertEqual((alice.feed.entries_received, bob.feed.entries_received), (0, 0))
 
     def test_hole_is_filled_in_one_round(self):
         """
@@ -123,11 +123,11 @@ class HoleTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         identity = Identity.generate()
-        alice._store.add_entries(feed(identity, set(range(1, 11))))
-        bob._store.add_entries(feed(identity, {1, 2, 3, 9, 10}))
+        alice.store.add_entries(feed(identity, set(range(1, 11))))
+        bob.store.add_entries(feed(identity, {1, 2, 3, 9, 10}))
         net.link(alice, bob)
-        self.assertEqual(bob.status()["messages"], 10)
-        self.assertEqual(bob.duplicates_received, 1)
+        self.assertEqual(bob.chat.status()["messages"], 10)
+        self.assertEqual(bob.feed.duplicates_received, 1)
 
 
 class GraftTests(SynchronousTestCase):
@@ -142,11 +142,11 @@ class GraftTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         big = feed(Identity.generate(), [1], text="y" * 4000)[0]
-        alice._store.add_entries([big])
+        alice.store.add_entries([big])
         alice_side, _ = net.link(alice, bob)
         frames = []
         self.patch(alice_side, "send_frame", frames.append)
-        alice.replicator.rx_frame(alice_side, {"type": "graft", "ids": [big.id] * 500})
+        alice.relay.replicator.rx_frame(alice_side, {"type": "graft", "ids": [big.id] * 500})
         net.settle()
         self.assertEqual([f["entry"]["seq"] for f in frames if f["type"] == "entry"], [1])
 
@@ -158,13 +158,13 @@ class GraftTests(SynchronousTestCase):
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         entry = feed(Identity.generate(), [1])[0]
-        alice._store.add_entries([entry])
+        alice.store.add_entries([entry])
         alice_side, _ = net.link(alice, bob)
         frames = []
         self.patch(alice_side, "send_frame", frames.append)
-        streamer = alice._streamers[alice_side]
+        streamer = alice.links.producer(alice_side)
         streamer.pauseProducing()
-        alice.replicator.rx_frame(alice_side, {"type": "graft", "ids": [entry.id]})
+        alice.relay.replicator.rx_frame(alice_side, {"type": "graft", "ids": [entry.id]})
         net.clock.advance(0)
         self.assertEqual(frames, [])
         streamer.resumeProducing()
@@ -198,8 +198,8 @@ class SyncAnnouncementTests(SynchronousTestCase):
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
-        alice._store.add_entries(one_entry_authors(1000))
-        self.patch(bob.replicator, "_rx_summary", lambda *args: None)
+        alice.store.add_entries(one_entry_authors(1000))
+        self.patch(bob.relay.replicator, "_rx_summary", lambda *args: None)
         alice_side, bob_side = net.link(alice, bob)
         pages = []
         real_send = alice_side.send_frame

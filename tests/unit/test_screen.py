@@ -229,7 +229,7 @@ class ScreenTests(SynchronousTestCase):
         self.node = self.net.node("alice")
         self.ended = []
         self.terminal = ServerProtocol(
-            ChatScreen, self.node, self.net.clock, lambda: self.ended.append(True)
+            ChatScreen, self.node.chat, self.net.clock, lambda: self.ended.append(True)
         )
         self.transport = StringTransport()
         self.terminal.makeConnection(self.transport)
@@ -270,7 +270,7 @@ class ScreenTests(SynchronousTestCase):
         self.net.link(self.node, bob)
         self.type(b"hel")
         self.output()
-        bob.post("hi alice")
+        bob.chat.post("hi alice")
         self.net.settle()
         self.assertEqual(
             self.output(),
@@ -338,7 +338,7 @@ class ScreenTests(SynchronousTestCase):
     def test_closed_terminal_ends(self):
         self.terminal.connectionLost(None)
         self.assertEqual(self.ended, [True])
-        self.node.post("after")
+        self.node.chat.post("after")
         self.net.settle()
         self.assertEqual(self.net.clock.getDelayedCalls(), [])
 
@@ -357,7 +357,7 @@ class ScreenTests(SynchronousTestCase):
         """
         bob = self.net.node("bob")
         for number in range(30):
-            bob.post(f"old {number}")
+            bob.chat.post(f"old {number}")
         self.net.settle()
         self.net.link(self.node, bob)
         self.net.tick(0.2, times=3)
@@ -374,7 +374,7 @@ class ScreenTests(SynchronousTestCase):
         mallory = Identity.generate()
         body = {"name": "mallory", "text": "hi\x1b[2J\x1b]0;owned\x07"}
         self.output()
-        self.node.rx_entry(create_entry(mallory, 1, None, 1, 0, "chat", body).to_wire(), None)
+        self.node.feed.rx_entry(create_entry(mallory, 1, None, 1, 0, "chat", body).to_wire(), None)
         self.net.settle()
         drawn = self.output()
         self.assertNotIn(b"\x1b[2J", drawn)

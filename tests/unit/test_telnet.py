@@ -56,7 +56,7 @@ class _Consoles(Factory):
         self.node = node
 
     def buildProtocol(self, addr):
-        return ConsoleProtocol(self.node)
+        return ConsoleProtocol(self.node.chat)
 
 
 class _TelnetTestCase(SynchronousTestCase):
@@ -193,7 +193,7 @@ class CommandTests(_TelnetTestCase):
         transport.clear()
         self.type(session, b"/peers\r\n")
         self.assertEqual(transport.value(), b"no known peers\r\n")
-        self.assertEqual(self.node.status()["messages"], 0)
+        self.assertEqual(self.node.chat.status()["messages"], 0)
 
     def test_break_abort_erase_line_clear_too(self):
         """
@@ -223,7 +223,7 @@ class CommandTests(_TelnetTestCase):
         self.net.clock.advance(20 / CONSOLE_LINES_PER_S)
         self.net.settle()
         self.assertEqual(transport.producerState, "producing")
-        self.assertEqual(self.node.status()["messages"], lines + 1)
+        self.assertEqual(self.node.chat.status()["messages"], lines + 1)
         self.assertIn(b"<alice> ed\r\n", transport.value())
         self.assertNotIn(b"unfinish", transport.value())
 
@@ -258,7 +258,7 @@ class CommandTests(_TelnetTestCase):
         self.type(session, b"/peers\r\n" + IAC + EOF + b"not sent\r\n")
         self.assertEqual(transport.value(), b"no known peers\r\nbye\r\n")
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(self.node.status()["messages"], 0)
+        self.assertEqual(self.node.chat.status()["messages"], 0)
 
     def test_ctrl_d_on_empty_line_closes_session(self):
         """
@@ -275,7 +275,7 @@ class CommandTests(_TelnetTestCase):
         self.type(session, b"two\n\x04three\n")
         self.assertIn(b"bye\r\n", transport.value())
         self.assertTrue(transport.disconnecting)
-        self.assertEqual([message.text for message in self.node.history(5)], ["one", "two"])
+        self.assertEqual([message.text for message in self.node.chat.history(5)], ["one", "two"])
 
     def test_ctrl_d_inside_line_is_text(self):
         """
@@ -355,7 +355,7 @@ class TwistedClientTests(_TelnetTestCase):
             client.protocol.received.decode("utf-8"),
             r"^\[\d\d:\d\d:\d\d\] <alice> " + HEBREW + "\n$",
         )
-        self.assertEqual(self.node.history(1)[0].text, HEBREW)
+        self.assertEqual(self.node.chat.history(1)[0].text, HEBREW)
 
     def test_interrupt_then_line(self):
         """
@@ -370,7 +370,7 @@ class TwistedClientTests(_TelnetTestCase):
         client.write(b"/peers\n")
         self.net.settle()
         self.assertEqual(client.protocol.received, b"*** line cleared\nno known peers\n")
-        self.assertEqual(self.node.status()["messages"], 0)
+        self.assertEqual(self.node.chat.status()["messages"], 0)
 
 
 class RawClientTests(_TelnetTestCase):
@@ -388,7 +388,7 @@ class RawClientTests(_TelnetTestCase):
                  + b"x" * (MAX_LINE_BYTES + 1) + b"\r\n")
         session, transport = self.server()
         self.type(session, typed)
-        plain = ConsoleProtocol(self.net.node("bob"))
+        plain = ConsoleProtocol(self.net.node("bob").chat)
         plain_transport = StringTransport()
         plain.makeConnection(plain_transport)
         plain.dataReceived(typed)

@@ -69,8 +69,8 @@ class UnreadLinkTests(SynchronousTestCase):
         talker, _ = self.attacker(reading=True)
         # Fill the silent link: alice's own posts are pushed to it live
         # until its transport pauses the producer.
-        while not self.alice._streamers[server].paused:
-            self.alice.post("x" * MAX_TEXT_BYTES)
+        while not self.alice.links.producer(server).paused:
+            self.alice.chat.post("x" * MAX_TEXT_BYTES)
             self.net.settle()
         # The rest of the network keeps talking: new members to gossip
         # (within the talker's budget of new members; gossip itself now
@@ -79,7 +79,7 @@ class UnreadLinkTests(SynchronousTestCase):
         for _ in range(12):
             talker.send_frame({"type": "gossip", "rows": stranger_rows(100)})
             for _ in range(400):
-                self.alice.post("hello")
+                self.alice.chat.post("hello")
             self.net.tick(seconds=0.2, times=5)
             buffered = server.transport.buffered if not silent.closed else 0
             self.assertLessEqual(
@@ -105,7 +105,7 @@ class UnreadLinkTests(SynchronousTestCase):
         """
         slow, server = self.attacker(reading=False)
         for _ in range(40):
-            self.alice.post("x" * MAX_TEXT_BYTES)
+            self.alice.chat.post("x" * MAX_TEXT_BYTES)
             self.net.settle()
             self.net.tick(seconds=0.2)
             slow.start_reading()
