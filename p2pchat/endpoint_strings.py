@@ -15,6 +15,7 @@ and L{plugin_prefixes} lists the types plugins add (C{tcp6}, C{systemd},
 """
 
 import inspect
+import ipaddress
 from typing import Dict, List, Set, Tuple
 
 from twisted.internet.interfaces import IStreamServerEndpointStringParser
@@ -87,3 +88,40 @@ def plugin_prefixes() -> Set[str]:
     @return: the endpoint types that installed plugins provide.
     """
     return {plugin.prefix for plugin in getPlugins(IStreamServerEndpointStringParser)}
+
+
+def listens_beyond_loopback(description: str) -> bool:
+    """
+    Tell whether a server endpoint string may accept connections from other
+    machines.
+
+    C{tcp}, C{tcp6} and C{ssl} endpoints are local only with an
+    C{interface} that is a loopback address (or C{localhost}); C{unix}
+    endpoints are local; anything else (C{systemd:} sockets, plugins) is
+    assumed reachable, since this cannot tell.
+
+    Use it to warn when the manhole or the line console is bound off
+    loopback.
+    """
+    try:
+        args, kwargs = parse(description)
+    except Exception:
+        return True
+    if not args:
+        return True
+    endpoint_type = args[0]
+    if endpoint_type == "unix":
+        return False
+    if endpoint_type not in ("tcp", "tcp6", "ssl"):
+        return True
+    interface = kwargs.get("interface")
+    if interface is None and endpoint_type in ("tcp", "tcp6") and len(args) > 2:
+        interface = args[2]
+    if not interface:
+        return True
+    if interface.lower() == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(interface.strip("[]")).is_loopback
+    except ValueError:
+        return True

@@ -34,8 +34,9 @@ from twisted.logger import Logger
 
 import p2pchat
 from p2pchat.config import NodeConfig, PeerAddress
+from p2pchat.endpoint_strings import listens_beyond_loopback
 from p2pchat.faces.console import ConsoleProtocol
-from p2pchat.faces.manhole import listens_beyond_loopback, manhole_service
+from p2pchat.faces.manhole import manhole_service
 from p2pchat.faces.telnet import TelnetConsoleFactory
 from p2pchat.faces.terminal import StdioConsoleService, log_beside_screen
 from p2pchat.log.identity import short_id
@@ -269,7 +270,7 @@ class NodeService(MultiService):
     def _manhole(self) -> Service:
         config = self.config
         try:
-            return manhole_service(
+            manhole = manhole_service(
                 config.manhole,
                 {"node": self.node, "chat": self.node.chat, "service": self},
                 keys_file=config.manhole_keys,
@@ -279,6 +280,8 @@ class NodeService(MultiService):
             )
         except ValueError as e:
             raise StartupError(f"cannot start the manhole: {e}") from None
+        manhole.exposed = listens_beyond_loopback(config.manhole)
+        return manhole
 
     def _peer_listening(self, port) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_manhole -*-
+# -*- test-case-name: tests.unit.test_manhole,tests.integration.test_manhole_threads -*-
 """
 The operator's manhole: a Python REPL, over SSH only, with the live node in
 its namespace (Twisted conch's manhole, as C{twisted/conch/manhole_tap.py}
@@ -16,7 +16,6 @@ the service starts.
 """
 
 import hmac
-import ipaddress
 import os
 import stat
 from typing import Any, Callable, Dict, List, Optional
@@ -40,48 +39,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from p2pchat import endpoint_strings
-
 HOST_KEY_FILE_NAME = "manhole_host_key"
 
 log = Logger()
-
-
-def listens_beyond_loopback(description: str) -> bool:
-    """
-    Tell whether a server endpoint string may accept connections from other
-    machines.
-
-    C{tcp}, C{tcp6} and C{ssl} endpoints are local only with an
-    C{interface} that is a loopback address (or C{localhost}); C{unix}
-    endpoints are local; anything else (C{systemd:} sockets, plugins) is
-    assumed reachable, since this cannot tell.
-
-    Use it to warn when the manhole or the line console is bound off
-    loopback.
-    """
-    try:
-        args, kwargs = endpoint_strings.parse(description)
-    except Exception:
-        return True
-    if not args:
-        return True
-    endpoint_type = args[0]
-    if endpoint_type == "unix":
-        return False
-    if endpoint_type not in ("tcp", "tcp6", "ssl"):
-        return True
-    interface = kwargs.get("interface")
-    if interface is None and endpoint_type in ("tcp", "tcp6") and len(args) > 2:
-        interface = args[2]
-    if not interface:
-        return True
-    if interface.lower() == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(interface.strip("[]")).is_loopback
-    except ValueError:
-        return True
 
 
 @implementer(IAuthorizedKeysDB)
@@ -305,6 +265,9 @@ class ManholeService(Service):
         self.portal = factory.portal
         self.port = None
         self._reactor = reactor
+        # Set by whoever builds the service: whether the endpoint may
+        # accept connections from other machines (then a warning is logged).
+        self.exposed = False
 
     def privilegedStartService(self) -> None:
         """
@@ -319,7 +282,7 @@ class ManholeService(Service):
             if reactor is None:
                 from twisted.internet import reactor
             self.endpoint = endpoints.serverFromString(reactor, self.description)
-            if listens_beyond_loopback(self.description):
+            if self.exposed:
                 log.warn(
                     "manhole listens on {endpoint}, beyond the loopback interface: "
                     "anyone who reaches it with the credentials gets a Python shell "
