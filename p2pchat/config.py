@@ -40,6 +40,10 @@ class NodeConfig:
     @ivar metrics: a server endpoint string for Prometheus metrics, or
         C{None}.
     @ivar log_format: C{text} or C{json}.
+    @ivar screen: whether the console on standard input/output is the
+        terminal chat screen (see L{p2pchat.faces.terminal.screen_choice}).
+    @ivar screen_log: the log file used while the screen is drawn, or
+        C{None} to leave the log where twistd puts it.
     """
 
     name: str
@@ -60,6 +64,8 @@ class NodeConfig:
     manhole_passwd: Optional[str] = None
     metrics: Optional[str] = None
     log_format: str = "text"
+    screen: bool = False
+    screen_log: Optional[str] = None
 
 
 @dataclass(frozen=True)
