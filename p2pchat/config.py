@@ -41,6 +41,10 @@ class NodeConfig:
         C{None}.
     @ivar log_format: C{text} or C{json}.
     @ivar rooms: rooms to join at start, besides #lobby (C{--room}).
+    @ivar screen: whether the console on standard input/output is the
+        terminal chat screen (see L{p2pchat.faces.terminal.screen_choice}).
+    @ivar screen_log: the log file used while the screen is drawn, or
+        C{None} to leave the log where twistd puts it.
     """
 
     name: str
@@ -62,6 +66,8 @@ class NodeConfig:
     metrics: Optional[str] = None
     log_format: str = "text"
     rooms: Tuple[str, ...] = ()
+    screen: bool = False
+    screen_log: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ one, each waiting for the one before:
 import os
 import signal
 import threading
+from functools import partial
 from typing import Dict, Optional
 
 from twisted.application.service import MultiService, Service
@@ -37,12 +38,13 @@ from p2pchat.endpoint_strings import listens_beyond_loopback
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.manhole import manhole_service
 from p2pchat.faces.telnet import TelnetConsoleFactory
+from p2pchat.faces.terminal import StdioConsoleService, log_beside_screen
 from p2pchat.log.identity import short_id
 from p2pchat.log.store import Store
 from p2pchat.mesh.factory import PeerFactory
 from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.node_holder import NodeHolder
-from p2pchat.ops.logs import use_log_format
+from p2pchat.ops.logs import observer_for, use_log_format
 from p2pchat.ops.metrics import Metrics, metrics_site
 from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError
 from p2pchat.startup import (
@@ -121,21 +123,6 @@ class _OnStart(MultiService):
             raise StartupError(str(e)) from None
 
 
-class _StdioConsole(Service):
-    """
-    The console on standard input and output (a terminal).
-    """
-
-    def __init__(self, service: "NodeService"):
-        self._service = service
-
-    def startService(self) -> None:
-        from twisted.internet import stdio
-
-        stdio.StandardIO(ConsoleProtocol(self._service.node.chat), reactor=self._service.reactor)
-        super().startService()
-
-
 class NodeService(MultiService):
     """
     A p2pchat node.
@@ -143,6 +130,7 @@ class NodeService(MultiService):
     @ivar node: the L{ChatNode}, once started.
     @ivar peers: the peer listener (a L{ListenerService}), or L{None}.
     @ivar consoles: the console listener, or L{None}.
+    @ivar stdio: the console on standard input/output, or L{None}.
     """
 
     log = Logger()
@@ -156,6 +144,7 @@ class NodeService(MultiService):
         self._ready_call = None
         self._status_call = None
         self._previous_handlers: Dict[int, object] = {}
+        self.stdio = None
         self._systemd = NotifierService(os.environ, lambda: self.reactor)
         self._systemd.setServiceParent(self)
         DataDirService(config.data_dir).setServiceParent(self)
@@ -179,7 +168,9 @@ class NodeService(MultiService):
         if config.manhole is not None:
             _OnStart(self._manhole).setServiceParent(self)
         if config.stdio:
-            _StdioConsole(self).setServiceParent(self)
+            self.stdio = StdioConsoleService(
+                config.screen, lambda: self.node.chat, lambda: self.reactor, ConsoleProtocol)
+            self.stdio.setServiceParent(self)
 
     @property
     def reactor(self):
@@ -220,6 +211,8 @@ class NodeService(MultiService):
         Attach to C{parent} (twistd's application), choosing the log format
         there: twistd attaches the service before it starts logging.
         """
+        log_beside_screen(
+            parent, partial(observer_for, self.config.log_format), self.config.screen_log)
         use_log_format(parent, self.config.log_format)
         return super().setServiceParent(parent)
 
@@ -383,8 +376,13 @@ class NodeService(MultiService):
     def _on_hangup(self) -> None:
         """
         SIGHUP: commit what is queued and keep running.  The configuration
-        is not reloaded: it comes from the command line.
+        is not reloaded: it comes from the command line.  With the chat
+        screen on a terminal, SIGHUP means the terminal closed: stop.
         """
+        if self.stdio is not None and self.stdio.terminal is not None:
+            self.log.info("SIGHUP: the terminal closed; stopping")
+            self.stdio.terminal.end_node()
+            return
         if self.node is not None:
             self.node.flush()
         self.log.info("SIGHUP: queued entries committed; configuration is not reloaded")

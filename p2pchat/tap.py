@@ -8,6 +8,7 @@ by the service when it starts, and endpoint strings are only parsed, never
 listened on.
 """
 
+import dataclasses
 import getpass
 import math
 import os
@@ -18,6 +19,7 @@ from twisted.python import usage
 
 from p2pchat.canonical import nfc
 from p2pchat.config import NodeConfig, PeerAddress, TLSFiles
+from p2pchat.faces.terminal import screen_choice
 from p2pchat.log.entry import validate_name
 from p2pchat.log.rooms import RoomNameError, normalise_room
 from p2pchat.mesh.membership import MembershipConfig
@@ -246,6 +248,11 @@ class Options(usage.Options):
             metrics=self._local_endpoint("metrics"),
             log_format=self._log_format(),
         )
+        screen, screen_log = screen_choice(
+            self.config.stdio, sys.stdin if self._stdin is None else self._stdin,
+            sys.stdout, getattr(self, "parent", None), self.config.data_dir,
+        )
+        self.config = dataclasses.replace(self.config, screen=screen, screen_log=screen_log)
         if self.config.tls is not None and not is_dns_safe_name(name):
             raise usage.UsageError(
                 f"--name: with --tls-cert the name is checked against the certificate's "

@@ -15,7 +15,7 @@ Two faces:
     peer that never reads can be measured (L{FlowControlledTransport.buffered}).
 
   - real sockets (L{SocketAttacker}): several raw TCP links to a real
-    C{twistd -n p2pchat} process, built on L{tests.integration.test_abuse_processes.RawPeer}.
+    C{twistd -n p2pchat} process, built on L{p2pchat.testing.rawpeer.RawPeer}.
 """
 
 import json
@@ -28,7 +28,7 @@ from twisted.test import iosim
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
 from p2pchat.mesh.factory import PeerFactory
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer
 from tests.processes import DEADLINE_S
 
 HIGH_WATER_BYTES = 65536

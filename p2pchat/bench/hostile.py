@@ -2,17 +2,14 @@
 A hostile peer for the C{attacks} scenario: raw sockets that speak (or
 abuse) the peer protocol, and the payloads they send.
 
-The bench must run from an installed package, so this is its own small
-raw client, not C{tests/malicious.py}.  Every socket is non-blocking
-once linked; nothing here waits longer than the deadline it is given.
+The raw client itself is L{p2pchat.testing.rawpeer} (the process tests'
+too): this module links its L{RawPeer}s non-blocking and adds what only
+the bench needs.  Nothing here waits longer than the deadline it is given.
 """
 
-import json
 import os
-import select
 import shutil
 import socket
-import time
 from typing import List, Optional
 
 from p2pchat.bench.corpus import STORE_FILE_NAME
@@ -20,19 +17,26 @@ from p2pchat.bench.processes import DEADLINE_S
 from p2pchat.log.entry import Entry, create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.log.store import Store
-from p2pchat.mesh import wire
 from p2pchat.mesh.membership.rows import ALIVE, base_state, sign_row
+from p2pchat.testing.rawpeer import (
+    RawPeer,
+    connect,
+    drain,
+    frame_line,
+    one_entry_authors,
+    push,
+    read_until,
+)
+
+# The raw client's helpers, used by the attacks as hostile.<name>.
+__all__ = [
+    "build_attack_store", "close_all", "connect", "copy_store", "drain", "fds", "frame_line",
+    "link", "one_entry_authors", "push", "read_until", "stranger_rows",
+]
 
 # Gossip rows per frame: keeps a line well under wire.MAX_LINE_BYTES.
 ROWS_PER_FRAME = 150
 BIG_TEXT_CHARS = 4000
-
-
-def frame_line(frame: dict) -> bytes:
-    """
-    @return: C{frame} as one protocol line.
-    """
-    return wire.encode_frame(frame) + b"\n"
 
 
 def fds(pid: int) -> Optional[int]:
@@ -46,95 +50,16 @@ def fds(pid: int) -> Optional[int]:
         return None
 
 
-def connect(address: str) -> socket.socket:
-    """
-    @return: a plain TCP connection to C{address} (C{host:port}).
-    """
-    host, port = address.rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=DEADLINE_S)
-
-
 def link(address: str, name: str) -> socket.socket:
     """
-    Connect to a node's peer port, read its hello, answer with one under a
-    fresh identity.
+    Link a L{RawPeer} called C{name}, under a fresh identity, to a node's
+    peer port.
 
-    @return: the linked socket, non-blocking.
+    @return: its socket, non-blocking.
     """
-    sock = connect(address)
-    buffer = b""
-    while b"\n" not in buffer:
-        data = sock.recv(65536)
-        if not data:
-            sock.close()
-            raise ConnectionError("node closed before its hello")
-        buffer += data
-    if json.loads(buffer.split(b"\n", 1)[0]).get("type") != "hello":
-        sock.close()
-        raise ConnectionError("the node's first frame was not a hello")
-    sock.sendall(frame_line(wire.hello(Identity.generate().node_id, name, None)))
+    sock = RawPeer(address, name, timeout=DEADLINE_S).socket
     sock.setblocking(False)
     return sock
-
-
-def push(sock: socket.socket, data: bytes, until: float) -> int:
-    """
-    Write as much of C{data} as the socket takes before the monotonic time
-    C{until}, without reading.
-
-    @return: bytes written (fewer than C{len(data)} when the node stopped
-        reading, or closed the link).
-    """
-    sent = 0
-    while sent < len(data) and time.monotonic() < until:
-        select.select([], [sock], [], min(0.05, max(0.0, until - time.monotonic())))
-        try:
-            sent += sock.send(data[sent:sent + 65536])
-        except BlockingIOError:
-            continue
-        except OSError:
-            break
-    return sent
-
-
-def drain(sock: socket.socket, wait_s: float = 0.0) -> Optional[bytes]:
-    """
-    Read what the node sent, waiting at most C{wait_s} for the first byte.
-
-    @return: the bytes read (possibly none), or C{None} once the node
-        closed the link.
-    """
-    ready, _, _ = select.select([sock], [], [], wait_s)
-    if not ready:
-        return b""
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(1 << 20)
-        except BlockingIOError:
-            return b"".join(chunks)
-        except OSError:
-            return None
-        if not data:
-            return None
-        chunks.append(data)
-
-
-def read_until(sock: socket.socket, marker: bytes, until: float) -> bool:
-    """
-    Read until C{marker} arrives, the node closes, or C{until} passes.
-
-    @return: whether the link is still open.
-    """
-    tail = b""
-    while time.monotonic() < until:
-        data = drain(sock, min(0.2, max(0.0, until - time.monotonic())))
-        if data is None:
-            return False
-        tail = tail[-len(marker):] + data
-        if marker in tail:
-            return True
-    return True
 
 
 def close_all(sockets: List[socket.socket]) -> None:
@@ -144,18 +69,6 @@ def close_all(sockets: List[socket.socket]) -> None:
     for sock in sockets:
         sock.close()
     sockets.clear()
-
-
-def one_entry_authors(count: int, tag: str = "sybil") -> bytes:
-    """
-    @return: C{count} entry lines, each the first entry of a new author.
-    """
-    lines = []
-    for number in range(count):
-        entry = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
-                             {"name": tag, "text": f"{tag} {number}"})
-        lines.append(frame_line(wire.entry_frame(entry.to_wire())))
-    return b"".join(lines)
 
 
 def stranger_rows(count: int) -> bytes:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_manhole -*-
+# -*- test-case-name: tests.unit.test_manhole,tests.integration.test_manhole_threads -*-
 """
 The operator's manhole: a Python REPL, over SSH only, with the live node in
 its namespace (Twisted conch's manhole, as C{twisted/conch/manhole_tap.py}

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_ops -*-
+# -*- test-case-name: tests.unit.test_metrics,tests.integration.test_ops -*-
 """
 Prometheus metrics of one node, served at C{/metrics} when C{--metrics
 ENDPOINT} is given.

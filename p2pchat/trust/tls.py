@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_tls -*-
+# -*- test-case-name: tests.unit.test_tls_checks,tests.integration.test_tls -*-
 """
 Mutual TLS for peer links: loading the node's files, the TLS settings, and
 the endpoints that run every peer link over them.

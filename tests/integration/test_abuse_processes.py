@@ -1,60 +1,17 @@
 """
 Bad and abusive peers against real C{twistd -n p2pchat} processes: a
-forged entry and a flood, sent by a raw client that speaks the protocol.
+forged entry and a flood, sent by a raw client that speaks the protocol
+(L{p2pchat.testing.rawpeer.RawPeer}).
 """
 
-import json
 import select
-import socket
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.entry import create_entry
-from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
+from p2pchat.testing.rawpeer import RawPeer
 from tests.processes import DEADLINE_S, NodeTestMixin
-
-
-class RawPeer:
-    """
-    A hand-driven peer: connects, answers the listener's hello, and then
-    writes whatever it is told to.
-    """
-
-    def __init__(self, address, name="raw"):
-        host, port = address.rsplit(":", 1)
-        self.identity = Identity.generate()
-        self.socket = socket.create_connection((host, int(port)), timeout=DEADLINE_S)
-        self.buffer = b""
-        hello = json.loads(self.read_line())
-        assert hello["type"] == "hello", hello
-        self.send(wire.hello(self.identity.node_id, name, None))
-
-    def read_line(self):
-        """
-        @return: the next line the node sent, or C{b""} once it closed.
-        """
-        while b"\n" not in self.buffer:
-            data = self.socket.recv(65536)
-            if not data:
-                return b""
-            self.buffer += data
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line
-
-    def frames_until_closed(self):
-        """
-        @return: every frame the node sent until it closed the link.
-        """
-        frames = []
-        while True:
-            line = self.read_line()
-            if not line:
-                return frames
-            frames.append(json.loads(line))
-
-    def send(self, frame):
-        self.socket.sendall(wire.encode_frame(frame) + b"\n")
 
 
 class AbuseTests(NodeTestMixin, SynchronousTestCase):

@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.entry import create_entry
 from p2pchat.mesh import wire
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer
 from tests.malicious import SocketAttacker
 from tests.processes import NodeTestMixin
 

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer
 from tests.processes import DEADLINE_S, NodeTestMixin, Timeout, make_ca, tls_args
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\nfake: log line"

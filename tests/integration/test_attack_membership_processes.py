@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.identity import short_id
 from p2pchat.mesh.membership.rows import ALIVE, DEAD, base_state, sign_row
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer
 from tests.integration.test_membership_processes import parse_peers
 from tests.processes import NodeTestMixin
 from tests.unit.test_membership_attacks import strangers

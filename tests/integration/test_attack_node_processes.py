@@ -15,22 +15,9 @@ from p2pchat.log.admission import NEW_FEED_BURST
 from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.log.store import MAX_SEARCH_TERMS, Store
-from p2pchat.mesh import wire
 from p2pchat.service import STORE_FILE_NAME
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer, one_entry_authors
 from tests.processes import NodeTestMixin, make_ca, tls_args
-
-
-def one_entry_authors(count):
-    """
-    @return: C{count} entry lines, each the seq-1 entry of a new author.
-    """
-    lines = []
-    for number in range(count):
-        entry = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
-                             {"name": "sybil", "text": f"sybil {number}"})
-        lines.append(wire.encode_frame(wire.entry_frame(entry.to_wire())) + b"\n")
-    return b"".join(lines)
 
 
 class NodeDefenceTests(NodeTestMixin, SynchronousTestCase):

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
-from tests.integration.test_abuse_processes import RawPeer
+from p2pchat.testing.rawpeer import RawPeer
 from tests.processes import NodeTestMixin
 from tests.unit.test_replication_attacks import feed
 

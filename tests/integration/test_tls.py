@@ -1,7 +1,6 @@
 """
-Tests for L{p2pchat.trust.tls} and L{p2pchat.trust.binding}: mutual TLS
-between nodes of one network CA, the name check against the hello, and the
-hello's channel binding.
+Tests for L{p2pchat.trust.tls}: mutual TLS between nodes of one network CA, the
+name check against the hello, and the hello's channel binding.
 
 The connection tests run real TLS over loopback sockets on 127.0.0.1 with
 trial's reactor: what they prove is what OpenSSL does on the wire.
@@ -15,11 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 from twisted.internet import defer, ssl
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 
 from p2pchat.config import TLSFiles
 from p2pchat.log.identity import Identity
@@ -31,49 +25,9 @@ from p2pchat.trust.binding import (
     sign_binding,
     verify_binding,
 )
-from p2pchat.trust.ca import init_ca, issue_node
-from p2pchat.trust.tls import (
-    PeerTLS,
-    TLSConfigError,
-    wrap_client_endpoint,
-    wrap_server_endpoint,
-)
+from tests.tls_network import ConnectionTestCase, Probe, ProbeFactory, hello
 
 GREETING = b'{"type":"hello","note":"plain text must never leak"}\n'
-
-
-@implementer(IHandshakeListener)
-class Probe(Protocol):
-    """
-    A protocol that records what happens on a connection.
-
-    @ivar handshake: fires with this probe when the TLS handshake completes.
-    @ivar lost: fires with L{None} when the connection is lost.
-    @ivar reason: why the connection was lost, once it was.
-    @ivar received: the application bytes received.
-    """
-
-    greeting = None
-
-    def __init__(self):
-        self.handshake = defer.Deferred()
-        self.lost = defer.Deferred()
-        self.received = b""
-        self.reason = None
-
-    def connectionMade(self):
-        if self.greeting is not None:
-            self.transport.write(self.greeting)
-
-    def handshakeCompleted(self):
-        self.handshake.callback(self)
-
-    def dataReceived(self, data):
-        self.received += data
-
-    def connectionLost(self, reason):
-        self.reason = reason
-        self.lost.callback(None)
 
 
 class GreetingProbe(Probe):
@@ -83,124 +37,6 @@ class GreetingProbe(Probe):
     """
 
     greeting = GREETING
-
-
-class ProbeFactory(Factory):
-    """
-    Builds probes and fires C{built} with the first one.
-    """
-
-    def __init__(self, protocol=Probe):
-        self.protocol = protocol
-        self.built = defer.Deferred()
-
-    def buildProtocol(self, addr):
-        probe = Factory.buildProtocol(self, addr)
-        if not self.built.called:
-            self.built.callback(probe)
-        return probe
-
-
-def make_network(directory, *names):
-    """
-    Make a CA in C{directory} and a certificate for each of C{names}.
-
-    @return: a dict from name to L{TLSFiles}.
-    """
-    ca_path, _ = init_ca(directory)
-    network = {}
-    for name in names:
-        cert, key = issue_node(directory, name)
-        network[name] = TLSFiles(cert=cert, key=key, ca=ca_path)
-    return network
-
-
-def hello(identity, name, bind=None):
-    """
-    @return: a hello frame as L{p2pchat.mesh.wire.parse_frame} returns it.
-    """
-    frame = {"type": "hello", "version": 1, "id": identity.node_id, "name": name, "addr": None}
-    if bind is not None:
-        frame["bind"] = bind
-    return frame
-
-
-class ConnectionTestCase(TestCase):
-    """
-    Helpers to run a TLS server and clients on 127.0.0.1.
-    """
-
-    timeout = 30
-
-    def setUp(self):
-        from twisted.internet import reactor
-
-        self.reactor = reactor
-        base = self.mktemp()
-        self.network = make_network(os.path.join(base, "net"), "alice", "bob", "carol")
-        self.outsiders = make_network(os.path.join(base, "other"), "mallory")
-
-    @defer.inlineCallbacks
-    def listen(self, files, description="tcp:0:interface=127.0.0.1", protocol=Probe):
-        """
-        Listen with mutual TLS using C{files}.
-
-        @return: a L{Deferred} firing with the port number and the factory.
-        """
-        factory = ProbeFactory(protocol)
-        endpoint = wrap_server_endpoint(self.reactor, description, files)
-        port = yield endpoint.listen(factory)
-        self.addCleanup(port.stopListening)
-        return port.getHost().port, factory
-
-    @defer.inlineCallbacks
-    def connect(self, port, files):
-        """
-        Connect with mutual TLS using C{files}.
-
-        @return: a L{Deferred} firing with the client probe once TCP is up.
-        """
-        endpoint = wrap_client_endpoint(self.reactor, "127.0.0.1", port, files)
-        client = yield endpoint.connect(ProbeFactory())
-        self.addCleanup(self.close, client)
-        return client
-
-    def close(self, probe):
-        """
-        Close C{probe}'s connection if it is open.
-
-        @return: a L{Deferred} that fires when it is closed.
-        """
-        if not probe.lost.called:
-            probe.transport.abortConnection()
-        return probe.lost
-
-    @defer.inlineCallbacks
-    def linked(self, server_files, client_files, description="tcp:0:interface=127.0.0.1"):
-        """
-        Connect a client to a server and wait for both handshakes.
-
-        @return: a L{Deferred} firing with the server and client probes.
-        """
-        port, factory = yield self.listen(server_files, description)
-        client = yield self.connect(port, client_files)
-        server = yield factory.built
-        self.addCleanup(self.close, server)
-        yield client.handshake
-        yield server.handshake
-        return server, client
-
-    @defer.inlineCallbacks
-    def refused(self, server, client):
-        """
-        Wait until both ends of a refused connection are closed, and check
-        that the server never finished a handshake nor got a byte.
-        """
-        yield client.lost
-        yield server.lost
-        self.assertFalse(server.handshake.called)
-        self.assertEqual(server.received, b"")
-        self.assertEqual(client.received, b"")
 
 
 class MutualTLSTests(ConnectionTestCase):
@@ -382,90 +218,6 @@ class BindingTests(ConnectionTestCase):
         self.assertFalse(verify_binding(bob.node_id, material2, bind1))
         self.assertIn("does not match", check_hello(server2.transport, hello(bob, "bob", bind1)))
         self.assertIsNone(check_hello(server1.transport, hello(bob, "bob", bind1)))
-
-
-class PlainTransportTests(SynchronousTestCase):
-    """
-    On a plain TCP transport there is no certificate and no binding.
-    """
-
-    def test_plain(self):
-        """
-        L{binding_material} gives L{None},
-        L{check_peer_name} says there is no certificate, and L{check_hello}
-        checks nothing.
-        """
-        transport = StringTransport()
-        identity = Identity.generate()
-        self.assertIsNone(binding_material(transport))
-        self.assertIn("no certificate", check_peer_name(transport, "bob"))
-        self.assertIsNone(check_hello(transport, hello(identity, "bob")))
-
-    def test_sign_verify(self):
-        """
-        L{verify_binding} accepts what L{sign_binding} made for the same
-        material and id, and nothing else.
-        """
-        identity, other = Identity.generate(), Identity.generate()
-        material = os.urandom(EXPORTER_LENGTH)
-        signature = sign_binding(identity, material)
-        self.assertTrue(verify_binding(identity.node_id, material, signature))
-        self.assertFalse(verify_binding(other.node_id, material, signature))
-        self.assertFalse(verify_binding(identity.node_id, os.urandom(EXPORTER_LENGTH), signature))
-        self.assertFalse(verify_binding("not an id", material, signature))
-        self.assertFalse(verify_binding(identity.node_id, material, signature.upper() + "x"))
-        # The signature covers the context string, not the bare material.
-        self.assertFalse(verify_binding(identity.node_id, material, identity.sign(material).hex()))
-
-
-class ConfigErrorTests(SynchronousTestCase):
-    """
-    Unusable TLS files fail at load time with a one-line reason.
-    """
-
-    def setUp(self):
-        base = self.mktemp()
-        self.network = make_network(os.path.join(base, "net"), "alice", "bob")
-        self.outsiders = make_network(os.path.join(base, "other"), "mallory")
-
-    def assertRefused(self, files, fragment):
-        """
-        Assert that loading C{files} raises L{TLSConfigError} containing
-        C{fragment}.
-        """
-        error = self.assertRaises(TLSConfigError, PeerTLS.load, files)
-        self.assertIn(fragment, str(error))
-
-    def test_errors(self):
-        """
-        A key that does not match the certificate, a certificate without a
-        DNS name, a certificate from another CA, a missing file or a file
-        without certificates are refused, each with its reason.
-        """
-        alice, bob, mallory = self.network["alice"], self.network["bob"], self.outsiders["mallory"]
-        self.assertRefused(TLSFiles(alice.cert, bob.key, alice.ca), "does not match")
-        self.assertRefused(TLSFiles(alice.ca, alice.key, alice.ca), "does not match")
-        self.assertRefused(TLSFiles(mallory.cert, mallory.key, alice.ca), "does not chain")
-        self.assertRefused(TLSFiles(alice.cert, alice.key, alice.ca + ".missing"), "cannot read")
-        self.assertRefused(TLSFiles(alice.cert, alice.key, alice.key), "no PEM certificate")
-        self.assertIsInstance(PeerTLS.load(alice), PeerTLS)
-
-    def test_ssl_string_with_other_certificate(self):
-        """
-        An C{ssl:} listen string naming a certificate other than the TLS
-        files is refused; one repeating them is accepted.
-        """
-        from twisted.internet.testing import MemoryReactor
-
-        alice, bob = self.network["alice"], self.network["bob"]
-        reactor = MemoryReactor()
-        error = self.assertRaises(
-            TLSConfigError, wrap_server_endpoint, reactor, f"ssl:0:privateKey={bob.key}", alice
-        )
-        self.assertIn("conflicts with --tls-cert", str(error))
-        wrap_server_endpoint(
-            reactor, f"ssl:0:privateKey={alice.key}:certKey={alice.cert}", alice
-        )
 
 
 OPENSSL = shutil.which("openssl")

@@ -48,7 +48,7 @@ class AttestationTests(SynchronousTestCase):
         with open(os.path.join(self.network, "ca.pem"), "rb") as f:
             self.authority = x509.load_pem_x509_certificate(f.read())
         self.attestations = Attestations([self.authority])
-        self.id = Identity.generate().node_id
+        self.node_id = Identity.generate().node_id
 
     def test_member_believed(self):
         """
@@ -56,9 +56,9 @@ class AttestationTests(SynchronousTestCase):
         this id, is believed and remembered.
         """
         key, certificate = load(self.network, "dave")
-        body = attestation_body(key, certificate, self.id, "dave")
-        self.assertIsNone(self.attestations.learn(self.id, body))
-        self.assertEqual(self.attestations.names, {self.id: "dave"})
+        body = attestation_body(key, certificate, self.node_id, "dave")
+        self.assertIsNone(self.attestations.learn(self.node_id, body))
+        self.assertEqual(self.attestations.names, {self.node_id: "dave"})
 
     def test_refusals(self):
         """
@@ -70,20 +70,20 @@ class AttestationTests(SynchronousTestCase):
         other_key, other_certificate = load(self.other, "dave")
         cases = {
             "not from this network's CA": attestation_body(
-                other_key, other_certificate, self.id, "dave"),
+                other_key, other_certificate, self.node_id, "dave"),
             "certificate is for dave, not erin": attestation_body(
-                key, certificate, self.id, "erin"),
+                key, certificate, self.node_id, "erin"),
             "proof is not": attestation_body(
                 key, certificate, Identity.generate().node_id, "dave"),
         }
         for fragment, body in cases.items():
-            self.assertIn(fragment, self.attestations.why_not(self.id, body))
+            self.assertIn(fragment, self.attestations.why_not(self.node_id, body))
         later = Attestations(
             [self.authority],
             clock=lambda: datetime.datetime(2200, 1, 1, tzinfo=datetime.timezone.utc),
         )
-        body = attestation_body(key, certificate, self.id, "dave")
-        self.assertEqual(later.why_not(self.id, body), "certificate is not valid now")
+        body = attestation_body(key, certificate, self.node_id, "dave")
+        self.assertEqual(later.why_not(self.node_id, body), "certificate is not valid now")
         self.assertEqual(self.attestations.names, {})
 
     def test_node_shows_certified_names(self):

@@ -639,7 +639,9 @@ class FastPathTests(SynchronousTestCase):
         Once an author's verify key is cached, a bad signature by that
         author is still refused, and a full cache starts over.
         """
-        # An empty cache: what earlier tests cached (bob, maybe) is not ours.
+        # An empty cache: what earlier tests in this process cached (which
+        # differs with hypothesis's draws and with trial -j's split) must
+        # not decide whether BOB's key is new.
         self.patch(entry_module, "_VERIFY_KEYS", {})
         good = make_entry()
         self.assertEqual(decode_entry(good.to_wire()), good)

@@ -19,7 +19,7 @@ from p2pchat.mesh.factory import PeerFactory
 from p2pchat.mesh.handshakes import PendingSlots
 from p2pchat.mesh.peer import CLOSE_DEADLINE_S, PeerProtocol
 from p2pchat.trust.tls import PeerTLS
-from tests.integration.test_tls import make_network
+from tests.tls_network import make_network
 from tests.unit.test_peer import BOB_HELLO, PeerTestCase, RecordingHandler, encode
 
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\nfake: line"

@@ -23,7 +23,7 @@ from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.ops import activation
 from p2pchat.service import STORE_FILE_NAME, NodeService
 from p2pchat.startup import LOCK_FILE_NAME
-from tests.integration.test_tls import make_network
+from tests.tls_network import make_network
 
 
 def config(data_dir, **overrides):

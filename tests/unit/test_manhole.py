@@ -5,7 +5,6 @@ credentials, checks them, and keeps its host key.
 
 import os
 import stat
-import threading
 
 import bcrypt
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -18,7 +17,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.endpoint_strings import listens_beyond_loopback
 from p2pchat.faces import manhole as manhole_module
@@ -320,34 +319,3 @@ class LoopbackTests(SynchronousTestCase):
         ]:
             self.assertTrue(listens_beyond_loopback(description), description)
 
-
-class ThreadedPasswordTests(TestCase):
-    """
-    With the default C{defer_to_thread}, bcrypt runs in the reactor's
-    thread pool.
-    """
-
-    @defer.inlineCallbacks
-    def test_bcrypt_runs_in_a_worker_thread(self):
-        """
-        A login with a bcrypt password succeeds, and bcrypt ran on a thread
-        other than the reactor's.
-        """
-        directory = self.mktemp()
-        os.makedirs(directory)
-        path = os.path.join(directory, "passwd")
-        with open(path, "wb") as f:
-            f.write(b"op:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)) + b"\n")
-        threads = []
-        real_checkpw = bcrypt.checkpw
-        self.patch(
-            bcrypt, "checkpw",
-            lambda *a: threads.append(threading.get_ident()) or real_checkpw(*a),
-        )
-        checker = manhole_module._password_checker(path)
-        avatar = yield checker.requestAvatarId(UsernamePassword(b"op", b"s3cret"))
-        self.assertEqual(avatar, b"op")
-        self.assertEqual(len(threads), 1)
-        self.assertNotEqual(threads[0], threading.get_ident())
-        with self.assertRaises(UnauthorizedLogin):
-            yield checker.requestAvatarId(UsernamePassword(b"op", b"nope"))
