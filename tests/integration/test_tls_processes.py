@@ -83,14 +83,18 @@ class ClosedNetworkTests(NodeTestMixin, SynchronousTestCase):
         """
         A plain node and a TLS node never link, and each side's log says
         that one side speaks TLS, whichever dials: not only that no hello
-        came.
+        came.  When neither side sends anything, the side whose handshake
+        deadline comes first explains the silence, so each pair here has one
+        short and one long deadline (never a race between two equal ones).
         """
-        timeout = ("--handshake-timeout", "2")
-        alice = self.start_member("alice", self.network, None, *timeout)
-        plain = self.start("plain", "--peer", alice.peer_address, *timeout)
-        plain.wait_for_log(rb"the peer sent nothing: a TLS node waits for the dialler's TLS")
+        short, long = ("--handshake-timeout", "2"), ("--handshake-timeout", "30")
+        alice = self.start_member("alice", self.network, None, *short)
+        plain = self.start("plain", "--peer", alice.peer_address, *long)
         alice.wait_for_log(rb"the peer never started TLS: a node without --tls-\* dialling in")
+        carol = self.start_member("carol", self.network, None, *long)
+        hasty = self.start("hasty", "--peer", carol.peer_address, *short)
+        hasty.wait_for_log(rb"the peer sent nothing: a TLS node waits for the dialler's TLS")
         mark = len(plain.output)
-        bob = self.start_member("bob", self.network, None, "--peer", plain.peer_address, *timeout)
+        bob = self.start_member("bob", self.network, None, "--peer", plain.peer_address, *short)
         plain.wait_for_log(rb"the peer speaks TLS and this node does not", mark)
         bob.wait_for_log(rb"refused TLS link with .*: the peer does not speak TLS")
