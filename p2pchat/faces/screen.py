@@ -101,8 +101,8 @@ class ChatScreen(TerminalProtocol):
     """
     The chat screen on one terminal.
 
-    @ivar room: what the status bar names first; if unset, the C{room}
-        of the chat API's status, else (until rooms land) its C{name}.
+    @ivar room: what the status bar names first; if unset, the room the
+        lines typed on this screen go to (its console's current room).
     """
 
     def __init__(self, chat: ChatService, clock, on_end: Callable[[], None]):
@@ -140,6 +140,7 @@ class ChatScreen(TerminalProtocol):
         self._chat.subscribe(self)
         self._status_loop = LoopingCall(self._draw_status)
         self._status_loop.clock = self._clock
+        # Now (and every interval) with the console's current room.
         self._status_loop.start(STATUS_INTERVAL_S)
 
     def connectionLost(self, reason=None) -> None:
@@ -281,7 +282,7 @@ class ChatScreen(TerminalProtocol):
         @return: the status bar: room, peers alive, links, catch-up.
         """
         status = self._chat.status()
-        room = self.room or str(status.get("room") or status.get("name", ""))
+        room = self.room or getattr(self._console, "room", None) or str(status.get("name", ""))
         parts = [
             f" {printable(room)}",
             f"{status.get('peers', 0)} peers alive",
@@ -370,6 +371,8 @@ class ChatScreen(TerminalProtocol):
         self._feed(line)
         if command == "help":
             self.print_line(SCREEN_HELP)
+        # A command may have changed the current room.
+        self._draw_status()
 
     def _feed(self, line: str) -> None:
         if self._console is not None:

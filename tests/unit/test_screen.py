@@ -410,6 +410,15 @@ class ScreenTests(SynchronousTestCase):
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
         self.net.tick(1.0, times=2)
-        self.assertEqual(self.screen.status_text(), " alice | 1 peers alive | 1 links")
-        self.screen.room = "#lobby"
+        self.assertEqual(self.screen.status_text(), " #lobby | 1 peers alive | 1 links")
+
+    def test_status_bar_names_the_current_room(self):
+        """
+        The status bar names the room typed lines go to, and follows
+        /join and /switch at once.
+        """
+        self.type(b"/join #rust\r")
+        self.assertTrue(self.screen.status_text().startswith(" #rust |"))
+        self.assertIn(b"\x1b[7m #rust | ", self.output())
+        self.type(b"/switch #lobby\r")
         self.assertTrue(self.screen.status_text().startswith(" #lobby |"))
