@@ -140,7 +140,7 @@ class ScreenProcessTests(NodeTestMixin, SynchronousTestCase):
         bob_console = self.console(bob)
         alice = self.screen("--name", "alice", "--peer", bob.peer_address)
         port = int(alice.wait_for_log(STARTED).group(1))
-        alice.wait_for(rb" alice \| 1 peers alive \| 1 links")
+        alice.wait_for(rb" #lobby \| 1 peers alive \| 1 links")
         alice.type(b"hello from a terminal\r")
         bob_console.wait_history("<alice> hello from a terminal")
         start = len(alice.shown)
