@@ -8,9 +8,8 @@ prints messages as they arrive; it imports only the chat API.
 """
 
 import re
-import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -34,37 +33,23 @@ from p2pchat.chat import (
     validate_name,
 )
 from p2pchat.faces.lines import strip_leading_controls, without_line_ending
+from p2pchat.faces.words import (
+    DEFAULT_HISTORY,
+    PASTE_LINES,
+    format_message,
+    help_lines,
+    paste_messages,
+)
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
-DEFAULT_HISTORY = 20
 MAX_HISTORY = 1000
 # ASCII digits only: str.isdigit() and int() also accept other scripts'
 # digits and superscripts, some of which int() then refuses.  Leading zeros
 # are skipped and at most 9 digits kept, so int() never sees a huge number.
 _NUMBER = re.compile(r"0*([0-9]{1,9})")
-
-HELP = """\
-Commands:
-  TEXT              send TEXT to everyone
-  /msg NAME TEXT    send TEXT to one peer only (NAME may be a short id)
-  /peers            list known peers
-  /connect HOST:PORT  open a link to a peer
-  /history [N]      show the last N messages (default 20)
-  /search TEXT      show messages containing every word of TEXT
-  /status           show this node's id, name, port, messages, peers, digest
-  /block NAME       stop showing NAME's messages here (still relayed)
-  /unblock NAME     show NAME's messages again
-  /blocked          list who you blocked
-  /hide             stop advertising this node in membership gossip
-  /show             advertise it again
-  /nick NAME        change your display name
-  /help             show this help
-  /quit             close this console (the node keeps running)
-Lines starting with // send a message that starts with /."""
-
 
 class CommandError(ValueError):
     """
@@ -121,13 +106,13 @@ def parse_command(line: str) -> Command:
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
         return Command("msg", (target, text))
-    if word == "connect":
+    if word in ("connect", "disconnect"):
         if not rest:
-            raise _usage("/connect", "HOST:PORT")
+            raise _usage(f"/{word}", "HOST:PORT")
         try:
-            return Command("connect", (parse_peer_address(rest),))
+            return Command(word, (parse_peer_address(rest),))
         except AddressError as e:
-            raise CommandError(f"/connect: {e}; try /help") from None
+            raise CommandError(f"/{word}: {e}; try /help") from None
     if word == "history":
         if not rest:
             return Command("history", (DEFAULT_HISTORY,))
@@ -147,13 +132,6 @@ def parse_command(line: str) -> Command:
             )
         return Command("nick", (rest,))
     raise CommandError(f"unknown command /{word[:40]}; try /help")
-
-
-def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str:
-    """
-    @return: C{HH:MM:SS} of a wall-clock time in milliseconds.
-    """
-    return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
 
 
 class ConsoleProtocol(LineReceiver):
@@ -180,6 +158,9 @@ class ConsoleProtocol(LineReceiver):
         self._reading = ReadThrottle(self, clock)
         self._discarding = False
         self._rest: Optional[bytes] = None
+        # Text lines of the read being handled, sent once it is (see
+        # dataReceived); None outside one.
+        self._pending: Optional[List[str]] = None
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -221,16 +202,7 @@ class ConsoleProtocol(LineReceiver):
         """
         @return: how this console prints C{message}.
         """
-        entry = message.entry
-        stamp = format_clock(entry.ts)
-        text = printable(message.text)
-        name = self._chat.display_name(entry)
-        if not message.direct:
-            return f"[{stamp}] <{name}> {text}"
-        if entry.author == self._chat.node_id and message.recipient != self._chat.node_id:
-            to = self._chat.name_of(message.recipient) or short_id(message.recipient)
-            return f"[{stamp}] *{name}* (to {to}) {text}"
-        return f"[{stamp}] *{name}* {text}"
+        return format_message(self._chat, message, self._chat.now())
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -238,7 +210,22 @@ class ConsoleProtocol(LineReceiver):
         over-long line in it (see L{lineLengthExceeded}), until nothing is
         left; while discarding the rest of an over-long line, drop data up
         to and including the next newline first.
+
+        The text lines of one read are sent once it is handled: one by
+        one, or, more than L{PASTE_LINES} of them (a paste), as one
+        multi-line message (see L{_send_pending}).
         """
+        outermost = self._pending is None
+        if outermost:
+            self._pending = []
+        try:
+            self._receive(data)
+        finally:
+            if outermost:
+                self._send_pending()
+                self._pending = None
+
+    def _receive(self, data: bytes) -> None:
         while True:
             if self._discarding:
                 _, newline, data = data.partition(self.delimiter)
@@ -298,12 +285,21 @@ class ConsoleProtocol(LineReceiver):
             return
         text = strip_leading_controls(text)
         if not text.strip():
+            if self._pending:
+                self._pending.append("")
             return
         try:
             command = parse_command(text)
         except CommandError as e:
             self.say(f"error: {e}")
             return
+        if command.name == "say" and self._pending is not None:
+            self._pending.append(command.args[0])
+            return
+        self._send_pending()
+        self._run(command, text)
+
+    def _run(self, command: Command, text: str) -> None:
         try:
             getattr(self, "do_" + command.name)(*command.args)
         except (UnknownPeer, AmbiguousPeer, InvalidEntry) as e:
@@ -311,6 +307,30 @@ class ConsoleProtocol(LineReceiver):
         except Exception:
             self.log.failure("console command {line!r} failed", line=text[:80])
             self.say("error: internal error; see the node's log")
+
+    def _send_pending(self) -> None:
+        """
+        Send the text lines held so far in this read: each as a message,
+        or, more than L{PASTE_LINES} of them, joined as one multi-line
+        message (split where it would pass the size limit).
+        """
+        lines, self._pending = self._pending, ([] if self._pending is not None else None)
+        while lines and not lines[-1]:
+            lines.pop()
+        if not lines:
+            return
+        if len(lines) <= PASTE_LINES:
+            for line in lines:
+                if line:
+                    self._run(Command("say", (line,)), line)
+            return
+        messages = paste_messages(lines)
+        for text in messages:
+            self._run(Command("say", (text,)), text)
+        self.say(
+            f"paste of {len(lines)} lines: sending it as "
+            + ("one multi-line message" if len(messages) == 1 else f"{len(messages)} messages")
+        )
 
     def do_say(self, text: str) -> None:
         self._chat.post(text)
@@ -342,7 +362,13 @@ class ConsoleProtocol(LineReceiver):
         if self._chat.connect(address):
             self.say(f"connecting to {address}")
         else:
-            self.say(f"already keeping a link to {address}")
+            self.say(f"already linked to or dialling {address}")
+
+    def do_disconnect(self, address: PeerAddress) -> None:
+        if self._chat.disconnect(address):
+            self.say(f"disconnected from {address}; it is not dialled again")
+        else:
+            self.say(f"not linked to nor dialling {address}; nothing to do")
 
     def do_history(self, limit: int) -> None:
         messages = self._chat.history(limit)
@@ -366,10 +392,16 @@ class ConsoleProtocol(LineReceiver):
             self.say(f"{key}: {value}")
 
     def do_block(self, who: str) -> None:
+        if self._chat.resolve(who) in self._chat.blocked():
+            self.say(f"{self._label(self._chat.resolve(who))} is already blocked")
+            return
         node_id = self._chat.block(who)
         self.say(f"blocked {self._label(node_id)}; their messages are still relayed to others")
 
     def do_unblock(self, who: str) -> None:
+        if self._chat.resolve(who) not in self._chat.blocked():
+            self.say(f"{self._label(self._chat.resolve(who))} is not blocked; nothing to do")
+            return
         self.say(f"unblocked {self._label(self._chat.unblock(who))}")
 
     def do_blocked(self) -> None:
@@ -383,11 +415,15 @@ class ConsoleProtocol(LineReceiver):
         return f"{self._chat.name_of(node_id) or '?'} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:
+        if name == self._chat.name:
+            self.say(f"you are already {name}")
+            return
+        # Every console of this author, this one included, is told
+        # "*** OLD is now known as NEW".
         self._chat.set_name(name)
-        self.say(f"you are now {name}")
 
     def do_help(self) -> None:
-        for line in HELP.splitlines():
+        for line in help_lines():
             self.say(line)
 
     def do_quit(self) -> None:

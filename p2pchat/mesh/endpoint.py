@@ -25,6 +25,12 @@ class LinkHandle(Protocol):
 
     """
 
+    def link_made(self, link: "PeerProtocol") -> None:
+        """
+        The link this handle stands for was accepted (just after
+        C{makeConnection}).
+        """
+
     def link_lost(self, link: "PeerProtocol") -> None:
         """
         The link this handle stands for closed (just before
@@ -45,16 +51,25 @@ class HandshakeEndpoint:
     does not handle.
     """
 
-    def __init__(self, endpoint: IStreamClientEndpoint, peer_factory: PeerFactory):
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        peer_factory: PeerFactory,
+        description: str = "a peer",
+    ):
         """
         @param endpoint: the transport endpoint (TCP, TLS ...).
         @param peer_factory: builds the L{PeerProtocol} that runs the link.
+        @param description: where it connects, in words (C{HOST:PORT}).
         """
         self._endpoint = endpoint
         self._peer_factory = peer_factory
+        self._description = description
 
     def __repr__(self) -> str:
-        return f"<HandshakeEndpoint {self._endpoint}>"
+        # ClientService logs its endpoint ("Scheduling retry ..."): words,
+        # not the nested reprs of Twisted's endpoints.
+        return f"<HandshakeEndpoint to {self._description}>"
 
     def connect(self, factory: Factory) -> Deferred:
         """
@@ -80,6 +95,7 @@ class HandshakeEndpoint:
         def accepted(link: PeerProtocol) -> Protocol:
             handle = factory.buildProtocol(link.transport.getPeer())
             handle.makeConnection(link.transport)
+            handle.link_made(link)
 
             def lost(reason: Failure) -> None:
                 # The handle may be wrapped (ClientService wraps it in a

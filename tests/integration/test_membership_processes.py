@@ -169,8 +169,9 @@ class Member:
 
         @return: when it arrived (C{time.monotonic()}).
         """
+        words = {"dead": "is down", "left": "left", "alive": "is back"}[state]
         pattern = re.compile(
-            rf"\*\*\* {re.escape(other.name)} \({other.short}\) is {state}\r\n".encode()
+            rf"\*\*\* {re.escape(other.name)} \({other.short}\) {words}\r\n".encode()
         )
         self.console.wait_for(pattern, start, deadline_s=max(0.0, deadline - time.monotonic()))
         return time.monotonic()
