@@ -45,6 +45,8 @@ class Dialer:
     Opens this node's links.
 
     @ivar seeds: the addresses kept dialled until the node has other links.
+    @ivar dropped: the addresses the user disconnected from: membership
+        does not dial them again until the user connects to them.
     """
 
     log = Logger()
@@ -76,6 +78,7 @@ class Dialer:
         self._close = close
         self._jitter = jitter
         self.seeds: Set[PeerAddress] = set()
+        self.dropped: Set[PeerAddress] = set()
         self._dialling: Dict[PeerAddress, Deferred] = {}
         self._links: Dict[PeerAddress, object] = {}
         self._failures: Dict[PeerAddress, int] = {}
@@ -99,6 +102,7 @@ class Dialer:
         """
         if self._stopped or address in self.seeds or self.busy(address):
             return False
+        self.dropped.discard(address)
         self.seeds.add(address)
         self._failures.pop(address, None)
         self._not_before.pop(address, None)
@@ -108,9 +112,12 @@ class Dialer:
     def dial(self, address: PeerAddress) -> None:
         """
         Try once to open a link to C{address} (membership's dials), unless
-        it is linked, being dialled, or failed less than its back-off ago.
+        it is linked, being dialled, failed less than its back-off ago, or
+        the user disconnected from it.
         """
-        if self._stopped or self.busy(address) or address in self._retries:
+        if self._stopped or address in self.dropped or address in self._retries:
+            return
+        if self.busy(address):
             return
         if self._clock.seconds() < self._not_before.get(address, 0.0):
             return
@@ -118,10 +125,12 @@ class Dialer:
 
     def drop(self, address: PeerAddress) -> bool:
         """
-        Stop dialling C{address} and close its links.
+        Stop dialling C{address} and close its links; membership does not
+        dial it again either, until L{keep} is asked for it.
 
         @return: whether there was anything to stop or close.
         """
+        self.dropped.add(address)
         kept = address in self.seeds
         self.seeds.discard(address)
         retry = self._retries.pop(address, None)

@@ -176,6 +176,20 @@ class DialerTests(SynchronousTestCase):
         self.assertFalse(self.dialer.drop(CAROL))
         self.assertEqual(self.calls, [("close", "carol.example:9090")])
 
+    def test_dropped_address_not_dialled_by_membership(self):
+        """
+        After drop, membership's dials of the address do nothing, until
+        the address is kept again.
+        """
+        self.dialer.drop(BOB)
+        self.dialer.dial(BOB)
+        self.assertEqual(self.dialer.dropped, {BOB})
+        self.assertTrue(self.dialer.keep(BOB))
+        self.assertEqual(self.dialer.dropped, set())
+        self.assertEqual(
+            self.calls, [("close", "bob.example:9090"), ("attempt", "bob.example:9090")]
+        )
+
     def test_stop(self):
         """
         Once stopped, the dialer aborts what is under way and dials nothing.
