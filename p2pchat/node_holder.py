@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_service -*-
+# -*- test-case-name: tests.unit.test_service,tests.integration.test_dialer_processes -*-
 """
 L{NodeHolder}: the child of L{p2pchat.service.NodeService} that builds the
 chat node from the configuration when it starts (identity, TLS files,

@@ -196,11 +196,13 @@ class Dialer:
         failures = self._failures[address] = self._failures.get(address, 0) + 1
         delay = backoff_delay(failures - 1, self._jitter())
         self._not_before[address] = self._clock.seconds() + delay
+        seed = address in self.seeds and not self._stopped
         self.log.info(
-            "could not link to {address}: {reason}",
+            "could not link to {address}: {reason}{then}",
             address=str(address), reason=printable(failure.getErrorMessage()),
+            then=f"; dialling it again in {delay:.1f} s" if seed else "",
         )
-        if address in self.seeds and not self._stopped:
+        if seed:
             self._schedule(address, delay)
 
     def _schedule(self, address: PeerAddress, delay: float) -> None:

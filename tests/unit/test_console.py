@@ -590,8 +590,9 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         self.type(b"/help\r\n")
         text = "\n".join(self.lines())
-        for command in ("/msg", "/peers", "/connect", "/history", "/search",
-                        "/status", "/nick", "/help", "/quit"):
+        for command in ("/msg", "/peers", "/connect", "/disconnect", "/history", "/search",
+                        "/status", "/block", "/unblock", "/blocked", "/hide", "/show",
+                        "/nick", "/help", "/quit"):
             self.assertIn(command, text)
 
     def test_help_columns_aligned(self):
