@@ -94,6 +94,10 @@ def parse_command(line: str) -> Command:
     word = word.lower()
     if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
         return Command(word)
+    if word == "paste":
+        if rest.lower() not in ("on", "off"):
+            raise _usage("/paste", "on or off")
+        return Command("paste", (rest.lower() == "on",))
     if word in ("block", "unblock"):
         if not rest or " " in rest:
             raise _usage(f"/{word}", "one NAME or short id")
@@ -161,6 +165,7 @@ class ConsoleProtocol(LineReceiver):
         # Text lines of the read being handled, sent once it is (see
         # dataReceived); None outside one.
         self._pending: Optional[List[str]] = None
+        self._join_pastes = True
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -293,7 +298,7 @@ class ConsoleProtocol(LineReceiver):
         except CommandError as e:
             self.say(f"error: {e}")
             return
-        if command.name == "say" and self._pending is not None:
+        if command.name == "say" and self._pending is not None and self._join_pastes:
             self._pending.append(command.args[0])
             return
         self._send_pending()
@@ -331,6 +336,13 @@ class ConsoleProtocol(LineReceiver):
             f"paste of {len(lines)} lines: sending it as "
             + ("one multi-line message" if len(messages) == 1 else f"{len(messages)} messages")
         )
+
+    def do_paste(self, join: bool) -> None:
+        self._join_pastes = join
+        if join:
+            self.say(f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message")
+        else:
+            self.say("every line is sent as a message of its own, pasted or not")
 
     def do_say(self, text: str) -> None:
         self._chat.post(text)

@@ -28,6 +28,7 @@ COMMANDS = (
     ("/hide", "stop advertising this node in membership gossip"),
     ("/show", "advertise it again"),
     ("/nick NAME", "change your display name"),
+    ("/paste on|off", "join a paste of many lines into one message (on), or not"),
     ("/help", "show this help"),
     ("/quit", "close this console (the node keeps running)"),
 )
@@ -46,7 +47,8 @@ def help_lines() -> List[str]:
         + [f"  {usage.ljust(width)}  {what}" for usage, what in COMMANDS]
         + [
             "Lines starting with // send a message that starts with /.",
-            f"More than {PASTE_LINES} lines pasted at once are sent as one multi-line message.",
+            f"More than {PASTE_LINES} lines pasted at once are sent as one multi-line message"
+            " (/paste off: one message a line).",
         ]
     )
 

@@ -603,7 +603,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.type(b"/help\r\n")
         lines = self.lines()
         rows = [line for line in lines if line.startswith("  ")]
-        self.assertEqual(len(rows), 16)
+        self.assertEqual(len(rows), 17)
         width = max(len(row.split("  ")[1]) for row in rows)
         self.assertEqual(width, len("/disconnect HOST:PORT"))
         starts = {len(row) - len(row[2 + width:].lstrip()) for row in rows}
@@ -672,6 +672,25 @@ class ConsoleProtocolTests(SynchronousTestCase):
             "    | row 3", "    | row 4", "    | row 5", "    | row 6",
         ])
         self.assertTrue(lines[9].startswith("id: "))
+
+    def test_paste_off(self):
+        """
+        After /paste off every line is a message of its own, pasted or
+        not; /paste on joins pastes again.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        self.type(b"/paste off\r\n")
+        self.assertEqual(
+            self.lines(), ["every line is sent as a message of its own, pasted or not"]
+        )
+        self.type(b"".join(b"line %d\r\n" % i for i in range(PASTE_LINES + 5)))
+        texts = [m.text for m in self.node.chat.history(20)]
+        self.assertEqual(texts, [f"line {i}" for i in range(PASTE_LINES + 5)])
+        self.type(b"/paste on\r\n/paste\r\n")
+        self.assertEqual(self.lines()[-2:], [
+            f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message",
+            "error: /paste needs on or off; try /help",
+        ])
 
     def test_few_lines_in_one_read_are_separate_messages(self):
         """
