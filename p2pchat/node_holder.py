@@ -146,12 +146,15 @@ class NodeHolder(MultiService):
     def stopService(self):
         """
         Stop the node (it takes no more entries or links, commits what is
-        queued and says goodbye on every link), then the dialer.
+        queued and says goodbye on every link), then the dialer, waiting
+        for the links it opened to close.
         """
         if self.node is not None:
             self.node.stop()
         if self.dialer is not None:
-            self.dialer.stop()
+            # Like the ClientService dialers before it: wait until the
+            # links it opened have closed (after their goodbye).
+            yield self.dialer.stop()
         yield super().stopService()
 
     def connect(self, address: PeerAddress) -> bool:

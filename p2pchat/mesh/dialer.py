@@ -15,9 +15,9 @@ is an address linked, close the links at an address) are given to it.
 """
 
 import random
-from typing import Callable, Dict, Set
+from typing import Callable, Dict, List, Set
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -85,6 +85,7 @@ class Dialer:
         self._not_before: Dict[PeerAddress, float] = {}
         self._retries: Dict[PeerAddress, IDelayedCall] = {}
         self._stopped = False
+        self._all_lost: List[Deferred] = []
 
     def busy(self, address: PeerAddress) -> bool:
         """
@@ -152,6 +153,10 @@ class Dialer:
         refusing is dialled less and less often).
         """
         self._links.pop(address, None)
+        if self._stopped and not self._links:
+            waiting, self._all_lost = self._all_lost, []
+            for done in waiting:
+                done.callback(None)
         failures = self._failures[address] = self._failures.get(address, 0) + 1 if refused else 0
         if failures:
             delay = backoff_delay(failures - 1, self._jitter())
@@ -159,11 +164,15 @@ class Dialer:
         if address in self.seeds and not self._stopped:
             # The closing link still counts among the node's links now:
             # decide once it is gone.
-            self._schedule(address, 0)
+            self._schedule(address, 0, self._after_loss)
 
-    def stop(self) -> None:
+    def stop(self) -> Deferred:
         """
         Dial nothing more; abort the attempts under way.
+
+        @return: a L{Deferred} that fires once every link this dialer
+            opened has closed (the node closes them as it stops), so the
+            goodbyes written on them are sent before the process ends.
         """
         self._stopped = True
         self.seeds.clear()
@@ -173,6 +182,11 @@ class Dialer:
         for attempt in list(self._dialling.values()):
             attempt.cancel()
         self._dialling.clear()
+        if not self._links:
+            return succeed(None)
+        done: Deferred = Deferred()
+        self._all_lost.append(done)
+        return done
 
     def _dial(self, address: PeerAddress) -> None:
         attempt = self._attempt(address)
@@ -205,26 +219,39 @@ class Dialer:
         if seed:
             self._schedule(address, delay)
 
-    def _schedule(self, address: PeerAddress, delay: float) -> None:
+    def _schedule(self, address: PeerAddress, delay: float, then=None) -> None:
         retry = self._retries.pop(address, None)
         if retry is not None:
             retry.cancel()
-        self._retries[address] = self._clock.callLater(delay, self._redial, address)
+        self._retries[address] = self._clock.callLater(delay, then or self._redial, address)
+
+    def _after_loss(self, address: PeerAddress) -> None:
+        """
+        A seed's link closed: if the node has other links, the seed has
+        done its job (membership knows the network and keeps the links),
+        so it is not dialled again; else it is, after its back-off.
+        """
+        self._retries.pop(address, None)
+        if address in self.seeds and self._link_count() > 0:
+            self._stop_seed(address, "the node has other links now")
+            return
+        self._redial(address)
+
+    def _stop_seed(self, address: PeerAddress, why: str) -> None:
+        self.seeds.discard(address)
+        self.log.info("stopped redialling {address}: {why}", address=str(address), why=why)
 
     def _redial(self, address: PeerAddress) -> None:
         """
-        Dial a seed again, unless the node has other links now: then the
-        seed has done its job (membership knows the network and keeps the
-        links), as the README says.
+        Dial a seed again (its attempt failed, or its link closed while
+        the node had no other), unless it is linked now (the peer dialled
+        this node).
         """
         self._retries.pop(address, None)
         if address not in self.seeds or address in self._dialling or address in self._links:
             return
-        if self._link_count() > 0:
-            self.seeds.discard(address)
-            self.log.info(
-                "stopped redialling {address}: the node has other links now", address=str(address)
-            )
+        if self._linked(address):
+            self._stop_seed(address, "it is linked")
             return
         wait = self._not_before.get(address, 0.0) - self._clock.seconds()
         if wait > 0:

@@ -43,7 +43,10 @@ CHAT_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] [<*]")
 # What a node logs when its view of the network changes (so /peers or
 # /status may answer differently): a member learned or changed state, a
 # link up or down.
-VIEW_CHANGED = re.compile(rb"member .* is \w+ \(was |link (up|down) with")
+VIEW_CHANGED = re.compile(
+    rb"member .* (joined|is back|seems down|is down|left|is known, \w+)$|link (up|down) with",
+    re.MULTILINE,
+)
 LINK_SLACK = MembershipConfig().link_slack
 # How long the bounded-links test watches links after they settled.
 WATCH_S = 5.0

@@ -108,10 +108,12 @@ class DialerTests(SynchronousTestCase):
         self.clock.advance(100)
         self.assertEqual(self.calls, [("attempt", "carol.example:9090")] * 2)
 
-    def test_seed_stops_once_the_node_has_other_links(self):
+    def test_seed_stops_once_its_link_closes_while_the_node_has_others(self):
         """
-        When a seed's link closes, or an attempt fails, while the node has
-        other links, the seed is not dialled again.
+        When a seed's link closes while the node has other links, the seed
+        is not dialled again.  A seed whose attempts fail is redialled
+        whatever other links the node has, until it is linked (whoever
+        dialled).
         """
         self.dialer.keep(BOB)
         self.attempts[-1].callback(FakeLink(self.calls, BOB))
@@ -121,10 +123,14 @@ class DialerTests(SynchronousTestCase):
         self.assertEqual(self.dialer.seeds, set())
         self.dialer.keep(CAROL)
         self.fail(self.attempts[-1])
+        self.clock.advance(0.5)
+        self.assertEqual(self.dialer.seeds, {CAROL})
+        self.fail(self.attempts[-1])
+        self.linked.add(CAROL)
         self.clock.advance(100)
         self.assertEqual(self.dialer.seeds, set())
-        self.assertEqual(self.calls, [("attempt", "bob.example:9090"),
-                                      ("attempt", "carol.example:9090")])
+        self.assertEqual(self.calls, [("attempt", "bob.example:9090")]
+                         + [("attempt", "carol.example:9090")] * 2)
 
     def test_lost_seed_redialled_when_alone(self):
         """
@@ -189,6 +195,27 @@ class DialerTests(SynchronousTestCase):
         self.assertEqual(
             self.calls, [("close", "bob.example:9090"), ("attempt", "bob.example:9090")]
         )
+
+    def test_stop_waits_for_the_links_it_opened(self):
+        """
+        stop fires at once with no link open, else once every link the
+        dialer opened is lost.
+        """
+        self.dialer.keep(BOB)
+        self.dialer.dial(CAROL)
+        self.attempts[0].callback(FakeLink(self.calls, BOB))
+        self.attempts[1].callback(FakeLink(self.calls, CAROL))
+        stopped = self.dialer.stop()
+        self.assertNoResult(stopped)
+        self.dialer.lost(BOB, refused=False)
+        self.assertNoResult(stopped)
+        self.dialer.lost(CAROL, refused=False)
+        self.assertIsNone(self.successResultOf(stopped))
+        self.clock.advance(100)
+        self.assertEqual(self.calls, [("attempt", "bob.example:9090"),
+                                      ("attempt", "carol.example:9090")])
+        self.assertIsNone(self.successResultOf(Dialer(
+            self.clock, self.attempt, lambda a: False, lambda: 0, self.close).stop()))
 
     def test_stop(self):
         """
