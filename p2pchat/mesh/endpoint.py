@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.test_reconnect -*-
 """
 A client endpoint for links: a connection counts only once its hello
-handshake has succeeded, so a dialer (L{twisted.application.internet.ClientService})
-backs off from a peer that refuses or breaks the handshake.
+handshake has succeeded, so a dialer (the node's L{p2pchat.mesh.dialer.Dialer},
+or L{twisted.application.internet.ClientService}) backs off from a peer that
+refuses or breaks the handshake.
 """
 
 from typing import List
