@@ -1,23 +1,22 @@
-# -*- test-case-name: tests.integration.test_service -*-
+# -*- test-case-name: tests.unit.test_service,tests.integration.test_dialer_processes -*-
 """
 L{NodeHolder}: the child of L{p2pchat.service.NodeService} that builds the
 chat node from the configuration when it starts (identity, TLS files,
-L{ChatNode}), and stops it: the node says goodbye on every link, then the
-dialers this service holds as children stop.
+L{ChatNode} and its one L{Dialer}), and stops it: the node says goodbye on
+every link, then the dialer stops.
 """
 
 from typing import Dict, Optional
 
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer, endpoints
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 
 from p2pchat.addresses import PeerAddress
 from p2pchat.chat.node import ChatNode
 from p2pchat.log.identity import Identity
 from p2pchat.log.verifier import threaded_verifier
+from p2pchat.mesh.dialer import Dialer
 from p2pchat.mesh.endpoint import HandshakeEndpoint, LinkHandle
 from p2pchat.mesh.factory import PeerFactory
 from p2pchat.mesh.membership import MembershipConfig
@@ -32,30 +31,33 @@ from p2pchat.trust.tls import (
     names_member,
 )
 
-log = Logger()
 
+class _DialHandle(LinkHandle):
+    """
+    The handle of a link the L{Dialer} opened: keeps the link, and tells
+    the dialer when it closes.
+    """
 
-class _SeedHandle(LinkHandle):
-    """
-    The handle of a link kept to a --peer or /connect address; tells the
-    service when it closes.
-    """
+    def link_made(self, link: PeerProtocol) -> None:
+        self.factory.made[self] = link
 
     def link_lost(self, link: PeerProtocol) -> None:
-        self.factory.holder.seed_lost(self.factory.address, link)
+        self.factory.made.pop(self, None)
+        self.factory.dialer.lost(self.factory.address, link.remote_error is not None)
 
 
-class _SeedFactory(Factory):
+class _DialFactory(Factory):
     """
-    Builds L{_SeedHandle}s for one seed address.
+    Builds the L{_DialHandle} of one attempt to one address.
     """
 
-    protocol = _SeedHandle
+    protocol = _DialHandle
     noisy = False
 
-    def __init__(self, holder: "NodeHolder", address: PeerAddress):
-        self.holder = holder
+    def __init__(self, dialer: Dialer, address: PeerAddress):
+        self.dialer = dialer
         self.address = address
+        self.made: Dict[_DialHandle, PeerProtocol] = {}
 
 
 class NodeHolder(MultiService):
@@ -76,8 +78,7 @@ class NodeHolder(MultiService):
         self._service = service
         self.node: Optional[ChatNode] = None
         self.tls: Optional[PeerTLS] = None
-        self._outbound: Dict[PeerAddress, ClientService] = {}
-        self._refusals: Dict[PeerAddress, int] = {}
+        self.dialer: Optional[Dialer] = None
 
     def startService(self) -> None:
         """
@@ -116,6 +117,7 @@ class NodeHolder(MultiService):
             advertised_address=None,
             port=config.port,
             connect=self.connect,
+            disconnect=self.disconnect,
             metrics=service.metrics,
             membership=MembershipConfig(
                 max_links=config.max_links,
@@ -126,6 +128,14 @@ class NodeHolder(MultiService):
             attestations=attestations,
             attest=attest,
             verifier=threaded_verifier(reactor),
+        )
+        links = self.node.links
+        self.dialer = Dialer(
+            reactor,
+            self._attempt,
+            lambda address: bool(links.at(address)),
+            lambda: len(links),
+            lambda address: links.close_at(address, "disconnected by this node's user"),
         )
         service.metrics.collect_from(self.node.metrics_status)
         self.node.start()
@@ -138,80 +148,49 @@ class NodeHolder(MultiService):
     def stopService(self):
         """
         Stop the node (it takes no more entries or links, commits what is
-        queued and says goodbye on every link), then the dialers.
+        queued and says goodbye on every link), then the dialer, waiting
+        for the links it opened to close.
         """
         if self.node is not None:
             self.node.stop()
+        if self.dialer is not None:
+            # Like the ClientService dialers before it: wait until the
+            # links it opened have closed (after their goodbye).
+            yield self.dialer.stop()
         yield super().stopService()
 
     def connect(self, address: PeerAddress) -> bool:
         """
-        Keep a link open to C{address}, reconnecting with exponential
-        backoff when it drops or cannot be made.
+        Keep dialling C{address} (a C{--peer} or C{/connect} seed) with
+        back-off until the node has other links.
 
-        @return: C{False} if this node already keeps a link to C{address}.
+        @return: C{False} if C{address} is already kept, linked or being
+            dialled.
         """
-        if address in self._outbound:
-            return False
-        refusals = self._refusals
-        refusals[address] = 0
-        backoff = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
-        service = ClientService(
-            self._link_endpoint(address),
-            _SeedFactory(self, address),
-            # A link the peer refused after the hello counts as a failed
-            # attempt too, so a node that keeps refusing us (wrong name,
-            # too many links) is retried less and less often.
-            retryPolicy=lambda attempt: backoff(attempt + refusals.get(address, 0)),
-            clock=self._service.reactor,
-        )
-        self._outbound[address] = service
-        service.setServiceParent(self)
-        return True
+        return self.dialer.keep(address)
 
-    def seed_lost(self, address: PeerAddress, link: PeerProtocol) -> None:
+    def disconnect(self, address: PeerAddress) -> bool:
         """
-        The link kept to a --peer or /connect address closed.  If the peer
-        refused it, back off further.  If this node has other links, the
-        seed has done its job (membership now knows the network and keeps
-        links itself), so stop redialling it; otherwise keep trying.
-        """
-        if link.remote_error is not None:
-            self._refusals[address] = self._refusals.get(address, 0) + 1
-        else:
-            self._refusals[address] = 0
-        if self.node is not None and self.node.links and not self.node.stopping:
-            self._service.reactor.callLater(0, self._stop_seed, address)
+        Stop dialling C{address} and close the links at it.
 
-    def _stop_seed(self, address: PeerAddress) -> None:
-        # Checked again now that the closed link is gone: if it was the
-        # node's only link, keep redialling.
-        if self.node is None or not self.node.links:
-            return
-        service = self._outbound.pop(address, None)
-        self._refusals.pop(address, None)
-        if service is not None and self.running:
-            service.disownServiceParent()
-            log.info(
-                "stopped redialling {address}: the node has other links now",
-                address=str(address),
-            )
+        @return: whether there was anything to stop or close.
+        """
+        return self.dialer.drop(address)
 
     def dial(self, address: PeerAddress) -> None:
         """
         Try once to open a link to C{address} (membership keeps the active
-        view full this way; it decides about retries itself).
+        view full this way; it decides about retries itself, and the
+        dialer's back-off holds for it too).
         """
-        if self.node is None or self.node.stopping:
+        if self.node is None or self.node.stopping or self.dialer is None:
             return
-        attempt = self._link_endpoint(address).connect(Factory.forProtocol(LinkHandle))
-        attempt.addErrback(
-            lambda failure: log.info(
-                "could not link to {address}: {reason}",
-                address=str(address),
-                reason=failure.getErrorMessage(),
-            )
-        )
+        self.dialer.dial(address)
+
+    def _attempt(self, address: PeerAddress) -> defer.Deferred:
+        factory = _DialFactory(self.dialer, address)
+        attempt = self._link_endpoint(address).connect(factory)
+        return attempt.addCallback(lambda handle: factory.made[handle])
 
     def _link_endpoint(self, address: PeerAddress) -> HandshakeEndpoint:
         reactor, tls = self._service.reactor, self.tls
@@ -223,4 +202,4 @@ class NodeHolder(MultiService):
             self.node.links, reactor, outbound=True,
             handshake_timeout_s=self._service.config.handshake_timeout_s,
         )
-        return HandshakeEndpoint(endpoint, factory)
+        return HandshakeEndpoint(endpoint, factory, str(address))

@@ -12,10 +12,10 @@ one, each waiting for the one before:
   1. the data directory (L{p2pchat.startup.DataDirService}: created
      private, locked against a second node);
   2. the store (opened; closed once the node has stopped);
-  3. the node (L{NodeHolder}: identity, TLS files, the L{ChatNode}); its
-     children are the reconnecting L{ClientService} dialers of the
-     C{--peer} and C{/connect} addresses, stopped after the node said
-     goodbye on every link;
+  3. the node (L{NodeHolder}: identity, TLS files, the L{ChatNode} and
+     the one L{p2pchat.mesh.dialer.Dialer} of the C{--peer} and
+     C{/connect} addresses and membership's dials, stopped after the node
+     said goodbye on every link);
   4. the peer, console and metrics listeners (L{ListenerService});
   5. the manhole and the terminal console.
 """

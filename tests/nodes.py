@@ -52,6 +52,7 @@ class Network:
         self.wall_clock = wall_clock
         self.pumps = []
         self.connects = []
+        self.disconnects = []
         self.nodes = []
 
     def node(self, name, directory=None, verifier=None, attestations=None):
@@ -75,6 +76,7 @@ class Network:
             advertised_address=f"{name}.example:9090",
             port=9090,
             connect=self.connects.append,
+            disconnect=lambda address: self.disconnects.append(address) or True,
             wall_clock=self.wall_clock,
             attestations=attestations,
             **({} if verifier is None else {"verifier": verifier}),

@@ -51,6 +51,7 @@ class ChatNode:
         advertised_address: Optional[str],
         port: Optional[int] = None,
         connect: Optional[Callable[[PeerAddress], bool]] = None,
+        disconnect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
         replication: Optional[ReplicationConfig] = None,
         metrics: Optional[Metrics] = None,
@@ -84,7 +85,8 @@ class ChatNode:
         author = LocalAuthor(identity, name)
         names = Names(self.membership, attestations, lambda: {identity.node_id})
         self.chat = ChatService(
-            author, self.feed, self.links, names, clock, self._facts, connect
+            author, self.feed, self.links, names, clock, self._facts, connect, disconnect,
+            wall_clock,
         )
         self.links.member_watchers.append(self.chat.member_changed)
         self.feed.subscribe(self.chat)

@@ -8,6 +8,7 @@ learns of committed entries as an L{IFeedListener}, telling its subscribers
 (L{IChatListener}) what its author may see.
 """
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -26,8 +27,15 @@ from p2pchat.log.feed import Feed, IFeedListener
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.log.rooms import LOBBY, ROOM_KINDS
 from p2pchat.mesh.links import Links
+from p2pchat.mesh.member_words import change_words
 from p2pchat.mesh.wire import PROTOCOL_VERSION
+from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
+
+# Membership notices shown at once, then one a second (a flood of gossiped
+# members would otherwise fill every console).
+NOTICE_BURST = 50
+NOTICES_PER_S = 1.0
 
 
 @dataclass
@@ -52,6 +60,8 @@ class ChatService:
 
     @ivar author: the L{LocalAuthor}.
     @ivar clock: the node's clock (faces pace their input with it).
+    @ivar now: the node's wall clock: seconds since the epoch (faces tell
+        today's messages from older ones with it).
     """
 
     log = Logger()
@@ -65,11 +75,17 @@ class ChatService:
         clock: IReactorTime,
         facts: Callable[[], Dict[str, object]] = dict,
         connect: Optional[Callable[[PeerAddress], bool]] = None,
+        disconnect: Optional[Callable[[PeerAddress], bool]] = None,
+        wall_clock: Callable[[], float] = time.time,
     ):
         """
         @param facts: the node's status beyond the author's (port, counts,
             timings), in display order.
-        @param connect: opens (and keeps open) a link to an address.
+        @param connect: dials an address until the node has links
+            (C{False} if it is already linked or being dialled).
+        @param disconnect: stops dialling an address and closes its links
+            (C{False} if there was nothing to stop).
+        @param wall_clock: the node's wall clock (entries' times).
         """
         self.author = author
         self.clock = clock
@@ -78,8 +94,12 @@ class ChatService:
         self.names = names
         self._facts = facts
         self._connect = connect
+        self._disconnect = disconnect
+        self.now = wall_clock
         self._listeners: List[object] = []
         self._blocked = set(feed.store.blocked())
+        self._notices = TokenBucket(NOTICES_PER_S, NOTICE_BURST, clock)
+        self._unshown = 0
         #: The author's rooms (L{Rooms}): join, part, list, topic, names,
         #: post, history, search, unread, the current room.
         self.rooms = Rooms(self, feed)
@@ -111,12 +131,24 @@ class ChatService:
 
     def member_changed(self, member, old_state: Optional[str]) -> None:
         """
-        Tell every subscriber when a known member changes state (came
-        back, is suspected, failed, left).
+        Tell every subscriber when a member joins (is first seen alive),
+        seems down, is down, is back or left.  Beyond a burst of
+        L{NOTICE_BURST} (a flood of gossiped members), notices are counted
+        instead and the count goes with the next one shown.
         """
-        if old_state is None or old_state == member.state:
+        words = change_words(old_state, member.state)
+        if words is None:
             return
-        text = f"{printable(member.name)} ({short_id(member.node_id)}) is {member.state}"
+        if not self._notices.take():
+            self._unshown += 1
+            return
+        text = f"{printable(member.name)} ({short_id(member.node_id)}) {words}"
+        if self._unshown:
+            text += f" (and {self._unshown} more changes not shown; /peers lists everyone)"
+            self._unshown = 0
+        self._notify(text)
+
+    def _notify(self, text: str) -> None:
         for listener in list(self._listeners):
             listener.notice(text)
 
@@ -183,7 +215,9 @@ class ChatService:
             raise InvalidEntry(
                 "on a TLS network your name is the one in your certificate; not changed"
             )
-        self.author.name = name
+        old, self.author.name = self.author.name, name
+        if old != name:
+            self._notify(f"{printable(old)} is now known as {printable(name)}")
         if self.node_id == self._links.membership.node_id:
             self._links.membership.set_name(name)
 
@@ -209,13 +243,24 @@ class ChatService:
 
     def connect(self, address: PeerAddress) -> bool:
         """
-        Open (and keep open) a link to C{address}.
+        Open a link to C{address}, redialled with back-off until the node
+        has other links.
 
-        @return: C{False} if a link to C{address} is already kept.
+        @return: C{False} if C{address} is already linked or being dialled.
         """
         if self._connect is None:
             raise RuntimeError("this node cannot open links")
         return self._connect(address) is not False
+
+    def disconnect(self, address: PeerAddress) -> bool:
+        """
+        Stop dialling C{address} and close the links at it.
+
+        @return: C{False} if it was neither dialled nor linked.
+        """
+        if self._disconnect is None:
+            raise RuntimeError("this node cannot close links")
+        return self._disconnect(address) is not False
 
     # Reading
 
@@ -313,11 +358,29 @@ class ChatService:
 
     def committed(self, entry: Entry, source, live: bool) -> None:
         if entry.author != self.node_id:
+            self._renamed(entry, live)
             self.names.heard(entry)
         message = self.message(entry)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):
                 listener.message(message)
+
+    def _renamed(self, entry: Entry, live: bool) -> None:
+        """
+        Tell the subscribers when a live entry of an author shows a new
+        name (its signed entries carry it); not on a TLS network, where
+        names are the certificates'.
+        """
+        known = self.names.authors.get(entry.author)
+        if (
+            live
+            and known is not None
+            and self.names.attestations is None
+            and entry.lamport >= known[1]
+            and entry.name != known[0]
+            and entry.author not in self._blocked
+        ):
+            self._notify(f"{printable(known[0])} is now known as {printable(entry.name)}")
 
     def duplicate(self, source, live: bool) -> None:
         """

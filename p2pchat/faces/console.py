@@ -7,9 +7,8 @@ L{ConsoleProtocol} runs commands against a L{p2pchat.chat.ChatService} and
 prints messages as they arrive; it imports only the chat API.
 """
 
-import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -34,37 +33,23 @@ from p2pchat.chat import (
 )
 from p2pchat.faces.lines import strip_leading_controls, without_line_ending
 from p2pchat.faces.room_console import (  # noqa: F401 (limits tests read here)
-    DEFAULT_HISTORY,
     MAX_HISTORY,
-    ROOM_HELP,
     RoomCommandError,
     RoomCommands,
     parse_room_words,
+)
+from p2pchat.faces.words import (  # noqa: F401 (DEFAULT_HISTORY: tests read it here)
+    DEFAULT_HISTORY,
+    PASTE_LINES,
+    format_message,
+    help_lines,
+    paste_messages,
 )
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
-
-HELP = """\
-Commands:
-  TEXT              send TEXT to the current room (#lobby: everyone)
-  /msg NAME TEXT    send TEXT to one peer only (NAME may be a short id)
-  /peers            list known peers
-  /connect HOST:PORT  open a link to a peer
-%s
-  /status           show this node's id, name, port, messages, peers, digest
-  /block NAME       stop showing NAME's messages here (still relayed)
-  /unblock NAME     show NAME's messages again
-  /blocked          list who you blocked
-  /hide             stop advertising this node in membership gossip
-  /show             advertise it again
-  /nick NAME        change your display name
-  /help             show this help
-  /quit             close this console (the node keeps running)
-Lines starting with // send a message that starts with /.""" % ROOM_HELP
-
 
 class CommandError(ValueError):
     """
@@ -109,6 +94,10 @@ def parse_command(line: str) -> Command:
     word = word.lower()
     if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
         return Command(word)
+    if word == "paste":
+        if rest.lower() not in ("on", "off"):
+            raise _usage("/paste", "on or off")
+        return Command("paste", (rest.lower() == "on",))
     if word in ("block", "unblock"):
         if not rest or " " in rest:
             raise _usage(f"/{word}", "one NAME or short id")
@@ -121,13 +110,13 @@ def parse_command(line: str) -> Command:
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise CommandError(f"message longer than {MAX_TEXT_BYTES} bytes; not sent")
         return Command("msg", (target, text))
-    if word == "connect":
+    if word in ("connect", "disconnect"):
         if not rest:
-            raise _usage("/connect", "HOST:PORT")
+            raise _usage(f"/{word}", "HOST:PORT")
         try:
-            return Command("connect", (parse_peer_address(rest),))
+            return Command(word, (parse_peer_address(rest),))
         except AddressError as e:
-            raise CommandError(f"/connect: {e}; try /help") from None
+            raise CommandError(f"/{word}: {e}; try /help") from None
     try:
         parsed = parse_room_words(word, rest)
     except RoomCommandError as e:
@@ -142,13 +131,6 @@ def parse_command(line: str) -> Command:
             )
         return Command("nick", (rest,))
     raise CommandError(f"unknown command /{word[:40]}; try /help")
-
-
-def format_clock(timestamp_ms: int, localtime: Callable = time.localtime) -> str:
-    """
-    @return: C{HH:MM:SS} of a wall-clock time in milliseconds.
-    """
-    return time.strftime("%H:%M:%S", localtime(timestamp_ms / 1000))
 
 
 class ConsoleProtocol(RoomCommands, LineReceiver):
@@ -175,6 +157,10 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         self._reading = ReadThrottle(self, clock)
         self._discarding = False
         self._rest: Optional[bytes] = None
+        # Text lines of the read being handled, sent once it is (see
+        # dataReceived); None outside one.
+        self._pending: Optional[List[str]] = None
+        self._join_pastes = True
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -218,16 +204,7 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         """
         @return: how this console prints C{message}.
         """
-        entry = message.entry
-        stamp = format_clock(entry.ts)
-        text = printable(message.text)
-        name = self._chat.display_name(entry)
-        if not message.direct:
-            return self.format_room(message, stamp, name, text)
-        if entry.author == self._chat.node_id and message.recipient != self._chat.node_id:
-            to = self._chat.name_of(message.recipient) or short_id(message.recipient)
-            return f"[{stamp}] *{name}* (to {to}) {text}"
-        return f"[{stamp}] *{name}* {text}"
+        return format_message(self._chat, message, self._chat.now(), self.room)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -235,7 +212,22 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         over-long line in it (see L{lineLengthExceeded}), until nothing is
         left; while discarding the rest of an over-long line, drop data up
         to and including the next newline first.
+
+        The text lines of one read are sent once it is handled: one by
+        one, or, more than L{PASTE_LINES} of them (a paste), as one
+        multi-line message (see L{_send_pending}).
         """
+        outermost = self._pending is None
+        if outermost:
+            self._pending = []
+        try:
+            self._receive(data)
+        finally:
+            if outermost:
+                self._send_pending()
+                self._pending = None
+
+    def _receive(self, data: bytes) -> None:
         while True:
             if self._discarding:
                 _, newline, data = data.partition(self.delimiter)
@@ -295,12 +287,21 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
             return
         text = strip_leading_controls(text)
         if not text.strip():
+            if self._pending:
+                self._pending.append("")
             return
         try:
             command = parse_command(text)
         except CommandError as e:
             self.say(f"error: {e}")
             return
+        if command.name == "say" and self._pending is not None and self._join_pastes:
+            self._pending.append(command.args[0])
+            return
+        self._send_pending()
+        self._run(command, text)
+
+    def _run(self, command: Command, text: str) -> None:
         try:
             getattr(self, "do_" + command.name)(*command.args)
         except (UnknownPeer, AmbiguousPeer, InvalidEntry, RoomNameError) as e:
@@ -308,6 +309,37 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         except Exception:
             self.log.failure("console command {line!r} failed", line=text[:80])
             self.say("error: internal error; see the node's log")
+
+    def _send_pending(self) -> None:
+        """
+        Send the text lines held so far in this read: each as a message,
+        or, more than L{PASTE_LINES} of them, joined as one multi-line
+        message (split where it would pass the size limit).
+        """
+        lines, self._pending = self._pending, ([] if self._pending is not None else None)
+        while lines and not lines[-1]:
+            lines.pop()
+        if not lines:
+            return
+        if len(lines) <= PASTE_LINES:
+            for line in lines:
+                if line:
+                    self._run(Command("say", (line,)), line)
+            return
+        messages = paste_messages(lines)
+        for text in messages:
+            self._run(Command("say", (text,)), text)
+        self.say(
+            f"paste of {len(lines)} lines: sending it as "
+            + ("one multi-line message" if len(messages) == 1 else f"{len(messages)} messages")
+        )
+
+    def do_paste(self, join: bool) -> None:
+        self._join_pastes = join
+        if join:
+            self.say(f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message")
+        else:
+            self.say("every line is sent as a message of its own, pasted or not")
 
     def do_msg(self, target: str, text: str) -> None:
         self._chat.direct(target, text)
@@ -336,17 +368,29 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         if self._chat.connect(address):
             self.say(f"connecting to {address}")
         else:
-            self.say(f"already keeping a link to {address}")
+            self.say(f"already linked to or dialling {address}")
+
+    def do_disconnect(self, address: PeerAddress) -> None:
+        if self._chat.disconnect(address):
+            self.say(f"disconnected from {address}; it is not dialled again")
+        else:
+            self.say(f"not linked to nor dialling {address}; nothing to do")
 
     def do_status(self) -> None:
         for key, value in self._chat.status().items():
             self.say(f"{key}: {value}")
 
     def do_block(self, who: str) -> None:
+        if self._chat.resolve(who) in self._chat.blocked():
+            self.say(f"{self._label(self._chat.resolve(who))} is already blocked")
+            return
         node_id = self._chat.block(who)
         self.say(f"blocked {self._label(node_id)}; their messages are still relayed to others")
 
     def do_unblock(self, who: str) -> None:
+        if self._chat.resolve(who) not in self._chat.blocked():
+            self.say(f"{self._label(self._chat.resolve(who))} is not blocked; nothing to do")
+            return
         self.say(f"unblocked {self._label(self._chat.unblock(who))}")
 
     def do_blocked(self) -> None:
@@ -360,11 +404,15 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         return f"{self._chat.name_of(node_id) or '?'} ({short_id(node_id)})"
 
     def do_nick(self, name: str) -> None:
+        if name == self._chat.name:
+            self.say(f"you are already {name}")
+            return
+        # Every console of this author, this one included, is told
+        # "*** OLD is now known as NEW".
         self._chat.set_name(name)
-        self.say(f"you are now {name}")
 
     def do_help(self) -> None:
-        for line in HELP.splitlines():
+        for line in help_lines():
             self.say(line)
 
     def do_quit(self) -> None:

@@ -13,30 +13,20 @@ from typing import Optional, Tuple
 
 from p2pchat.chat import (
     LOBBY,
-    Message,
     RoomNameError,
     SearchRefused,
     normalise_room,
     printable,
     short_id,
 )
+from p2pchat.faces.words import DEFAULT_HISTORY
 
-DEFAULT_HISTORY = 20
 MAX_HISTORY = 1000
 # ASCII digits only: str.isdigit() and int() also accept other scripts'
 # digits and superscripts, some of which int() then refuses.  Leading zeros
 # are skipped and at most 9 digits kept, so int() never sees a huge number.
 _NUMBER = re.compile(r"0*([0-9]{1,9})")
 
-ROOM_HELP = """\
-  /join #ROOM       join (or create) a room; lines you type now go there
-  /part [#ROOM]     leave a room (default: the current one); its history stays
-  /rooms            list every room: members, messages, topic; * marks yours
-  /topic [#ROOM] [TEXT]  show, or set, a room's topic
-  /names [#ROOM]    list a room's members and their state
-  /switch #ROOM     send the lines you type to ROOM (also /room #ROOM)
-  /history [#ROOM] [N]  show the last N messages of a room (default 20)
-  /search [#ROOM] TEXT  show a room's messages containing every word of TEXT"""
 
 
 class RoomCommandError(ValueError):
@@ -131,22 +121,6 @@ class RoomCommands:
         """
         for room in self._chat.rooms.joined():
             self._chat.rooms.mark_read(room)
-
-    def format_room(self, message: Message, stamp: str, name: str, text: str) -> str:
-        """
-        @return: how this session prints a room event, or a message (its
-            room shown when it is not the current room).
-        """
-        room = message.room
-        if message.event == "join":
-            return f"[{stamp}] *** {name} joined {room}"
-        if message.event == "part":
-            return f"[{stamp}] *** {name} left {room}"
-        if message.event == "topic":
-            return f"[{stamp}] *** {name} set the topic of {room}: {text}"
-        if room == self.room:
-            return f"[{stamp}] <{name}> {text}"
-        return f"[{stamp}] {room} <{name}> {text}"
 
     def do_say(self, text: str) -> None:
         self._chat.rooms.post(self.room, text)

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.test_reconnect -*-
 """
 A client endpoint for links: a connection counts only once its hello
-handshake has succeeded, so a dialer (L{twisted.application.internet.ClientService})
-backs off from a peer that refuses or breaks the handshake.
+handshake has succeeded, so a dialer (the node's L{p2pchat.mesh.dialer.Dialer},
+or L{twisted.application.internet.ClientService}) backs off from a peer that
+refuses or breaks the handshake.
 """
 
 from typing import List
@@ -25,6 +26,12 @@ class LinkHandle(Protocol):
 
     """
 
+    def link_made(self, link: "PeerProtocol") -> None:
+        """
+        The link this handle stands for was accepted (just after
+        C{makeConnection}).
+        """
+
     def link_lost(self, link: "PeerProtocol") -> None:
         """
         The link this handle stands for closed (just before
@@ -45,16 +52,25 @@ class HandshakeEndpoint:
     does not handle.
     """
 
-    def __init__(self, endpoint: IStreamClientEndpoint, peer_factory: PeerFactory):
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        peer_factory: PeerFactory,
+        description: str = "a peer",
+    ):
         """
         @param endpoint: the transport endpoint (TCP, TLS ...).
         @param peer_factory: builds the L{PeerProtocol} that runs the link.
+        @param description: where it connects, in words (C{HOST:PORT}).
         """
         self._endpoint = endpoint
         self._peer_factory = peer_factory
+        self._description = description
 
     def __repr__(self) -> str:
-        return f"<HandshakeEndpoint {self._endpoint}>"
+        # ClientService logs its endpoint ("Scheduling retry ..."): words,
+        # not the nested reprs of Twisted's endpoints.
+        return f"<HandshakeEndpoint to {self._description}>"
 
     def connect(self, factory: Factory) -> Deferred:
         """
@@ -80,6 +96,7 @@ class HandshakeEndpoint:
         def accepted(link: PeerProtocol) -> Protocol:
             handle = factory.buildProtocol(link.transport.getPeer())
             handle.makeConnection(link.transport)
+            handle.link_made(link)
 
             def lost(reason: Failure) -> None:
                 # The handle may be wrapped (ClientService wraps it in a

@@ -21,6 +21,7 @@ from p2pchat.config import PeerAddress
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.mesh import wire
 from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.member_words import log_words
 from p2pchat.mesh.membership import IMembershipOutput, Member, Membership, MembershipConfig
 from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.mesh.wire import FrameError
@@ -162,10 +163,50 @@ class Links:
             peer=link.describe(), seconds=penalty_s,
         )
 
+    def at(self, address: PeerAddress) -> List[PeerProtocol]:
+        """
+        @return: the accepted links at C{address}: the peer advertises it,
+            or the link's transport is connected to it.
+        """
+        found = []
+        for link in self._links:
+            get_peer = getattr(link.transport, "getPeer", None)
+            peer = get_peer() if get_peer is not None else None
+            if link.remote_address == str(address) or (
+                getattr(peer, "host", None) == address.host
+                and getattr(peer, "port", None) == address.port
+            ):
+                found.append(link)
+        return found
+
+    def close_at(self, address: PeerAddress, reason: str) -> int:
+        """
+        Close the accepted links at C{address}.
+
+        @return: how many.
+        """
+        found = self.at(address)
+        for link in found:
+            link.close(reason)
+        return len(found)
+
+    def _initiator(self, link: PeerProtocol) -> str:
+        return self._identity.node_id if link.outbound else link.remote_id
+
     def link_up(self, link: PeerProtocol) -> Optional[str]:
-        refusal = self._refusal(link)
+        twin = self.link_to(link.remote_id)
+        refusal = self._refusal(link, replacing=twin is not None)
         if refusal is not None:
             return refusal
+        if twin is not None:
+            # Two links to one peer (both dialled at once, or one dialled
+            # an address the other already linked from): both sides keep
+            # the link opened by the lower node id, and the first one if
+            # one side opened both.
+            if self._initiator(link) >= self._initiator(twin):
+                return f"already linked to {short_id(link.remote_id)}"
+            self.link_down(twin)
+            twin.close(f"replaced by the link opened by {short_id(self._initiator(link))}")
         producer = self._links[link] = self._producer(link)
         link.set_producer(producer)
         for observer in list(self.observers):
@@ -176,8 +217,9 @@ class Links:
         self.on_change()
         return None
 
-    def _refusal(self, link: PeerProtocol) -> Optional[str]:
+    def _refusal(self, link: PeerProtocol, replacing: bool = False) -> Optional[str]:
         """
+        @param replacing: C{link} replaces a link to the same peer.
         @return: why C{link} is not taken, or C{None}.
         """
         if self.stopping:
@@ -187,6 +229,8 @@ class Links:
         until = self._penalties.get(link.remote_id, (0.0, 0))[0]
         if self._clock.seconds() < until:
             return f"refused for {until - self._clock.seconds():.0f} s more after invalid input"
+        if replacing:
+            return None
         if len(self) >= MAX_LINKS:
             return f"too many links (at most {MAX_LINKS})"
         config = self.membership.config
@@ -202,6 +246,9 @@ class Links:
         return None
 
     def link_down(self, link: PeerProtocol) -> None:
+        if link not in self._links:
+            # Already taken down when a twin replaced it.
+            return
         producer = self._links.pop(link, None)
         for observer in list(self.observers):
             observer.link_down(link)
@@ -317,15 +364,14 @@ class _MembershipOutput:
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
         who = f"{printable(member.name)} ({short_id(member.node_id)})"
+        change = log_words(old_state, member.state)
         if self._lines.take():
-            self.log.info(
-                "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state
-            )
+            self.log.info("member {who} {change}", who=who, change=change)
         else:
             # Kinds: a fixed set of state pairs (rows carry only known states).
             self._limiter.log(
                 f"{old_state}>{member.state}", self.log.info,
-                "member {who} is {state} (was {old})", who=who, state=member.state, old=old_state,
+                "member {who} {change}", who=who, change=change,
             )
         for watcher in list(self._links.member_watchers):
             watcher(member, old_state)

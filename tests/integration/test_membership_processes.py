@@ -43,7 +43,10 @@ CHAT_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] [<*]")
 # What a node logs when its view of the network changes (so /peers or
 # /status may answer differently): a member learned or changed state, a
 # link up or down.
-VIEW_CHANGED = re.compile(rb"member .* is \w+ \(was |link (up|down) with")
+VIEW_CHANGED = re.compile(
+    rb"member .* (joined|is back|seems down|is down|left|is known, \w+)$|link (up|down) with",
+    re.MULTILINE,
+)
 LINK_SLACK = MembershipConfig().link_slack
 # How long the bounded-links test watches links after they settled.
 WATCH_S = 5.0
@@ -169,8 +172,9 @@ class Member:
 
         @return: when it arrived (C{time.monotonic()}).
         """
+        words = {"dead": "is down", "left": "left", "alive": "is back"}[state]
         pattern = re.compile(
-            rf"\*\*\* {re.escape(other.name)} \({other.short}\) is {state}\r\n".encode()
+            rf"\*\*\* {re.escape(other.name)} \({other.short}\) {words}\r\n".encode()
         )
         self.console.wait_for(pattern, start, deadline_s=max(0.0, deadline - time.monotonic()))
         return time.monotonic()

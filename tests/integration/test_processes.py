@@ -92,6 +92,7 @@ class NodeProcessTests(NodeTestMixin, SynchronousTestCase):
         """
         alice = self.start("alice")
         console = self.console(alice)
+        console.command("/paste off", rb"pasted or not\r\n")
         for i in range(50):
             console.send(f"durable {i}")
         console.wait_for(rb"<alice> durable 49\r\n")

@@ -30,6 +30,7 @@ class ReplicationProcessTests(NodeTestMixin, SynchronousTestCase):
         bob_port = bob.peer_address.rsplit(":", 1)[1]
         self.assertEqual(bob.stop(), 0)
         alice_console = self.console(alice)
+        alice_console.command("/paste off", rb"pasted or not\r\n")
         for i in range(500):
             alice_console.send(f"while bob was away {i}")
         alice_console.wait_for(rb"<alice> while bob was away 499\r\n")
@@ -50,6 +51,7 @@ class ReplicationProcessTests(NodeTestMixin, SynchronousTestCase):
         bob = self.start("bob", "--peer", alice.peer_address)
         bob.wait_for_log(rb"link up with alice")
         bob_console, alice_console = self.console(bob), self.console(alice)
+        alice_console.command("/paste off", rb"pasted or not\r\n")
         alice_console.socket.sendall(b"".join(b"burst %d\r\n" % i for i in range(2000)))
         bob_console.wait_for(rb"<alice> burst 300\r\n")
         bob.stop(signal.SIGKILL)

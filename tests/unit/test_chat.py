@@ -76,7 +76,8 @@ class ChatServiceTests(SynchronousTestCase):
 
     def test_notice_reaches_subscribers(self):
         """
-        A member that fails is announced to every subscriber.
+        A member that joins, then fails, is announced to every subscriber
+        in words.
         """
         bob = self.net.node("bob")
         _, client = self.net.link(self.node, bob)
@@ -84,7 +85,52 @@ class ChatServiceTests(SynchronousTestCase):
         self.net.settle()
         self.net.tick(seconds=0.2, times=50)
         notices = [call for call in self.listener.calls if call[0] == "notice"]
-        self.assertEqual(notices[0], ("notice", f"bob ({bob.identity.short_id}) is suspect"))
+        self.assertEqual(notices[:2], [
+            ("notice", f"bob ({bob.identity.short_id}) joined"),
+            ("notice", f"bob ({bob.identity.short_id}) seems down"),
+        ])
+
+    def test_member_notices_limited(self):
+        """
+        Beyond a burst of NOTICE_BURST, member notices are counted, and the
+        count goes with the next notice shown once the bucket refills.
+        """
+        from p2pchat.chat.service import NOTICE_BURST, NOTICES_PER_S
+        from p2pchat.mesh.membership import Member
+
+        def member(n):
+            return Member(f"{n:08x}" + "0" * 56, f"m{n}", None, 1, "alive", False, 0.0)
+
+        for n in range(NOTICE_BURST + 3):
+            self.node.chat.member_changed(member(n), None)
+        notices = [text for kind, text in self.listener.calls if kind == "notice"]
+        self.assertEqual(len(notices), NOTICE_BURST)
+        self.assertEqual(notices[0], f"m0 ({0:08x}) joined")
+        self.net.clock.advance(1 / NOTICES_PER_S)
+        self.node.chat.member_changed(member(1000), None)
+        self.assertEqual(
+            self.listener.calls[-1],
+            ("notice", f"m1000 ({1000:08x}) joined (and 3 more changes not shown; "
+                       "/peers lists everyone)"),
+        )
+
+    def test_change_words(self):
+        """
+        Every change of state has its words; a member first heard of in
+        another state than alive is told only to the log.
+        """
+        from p2pchat.mesh.member_words import change_words, log_words
+        self.assertEqual(
+            [change_words(old, new) for old, new in [
+                (None, "alive"), ("suspect", "alive"), ("dead", "alive"), ("left", "alive"),
+                ("alive", "suspect"), ("suspect", "dead"), ("alive", "left"),
+                (None, "dead"), ("alive", "alive"),
+            ]],
+            ["joined", "is back", "is back", "is back", "seems down", "is down", "left",
+             None, None],
+        )
+        self.assertEqual(log_words(None, "left"), "is known, left")
+        self.assertEqual(log_words(None, "alive"), "joined")
 
     def test_author_is_not_the_member(self):
         """

@@ -18,6 +18,7 @@ from p2pchat.faces.console import (
     ConsoleProtocol,
     parse_command,
 )
+from p2pchat.faces.words import COMMANDS, format_clock
 from p2pchat.log.entry import MAX_TEXT_BYTES, create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import wire
@@ -227,6 +228,12 @@ class ConsoleProtocolTests(SynchronousTestCase):
         transport.clear()
         return console, transport
 
+    def stamp(self):
+        """
+        How the console shows the time of an entry made now.
+        """
+        return format_clock(1_700_000_000_000, now=1_700_000_000.0)
+
     def lines(self, transport=None):
         transport = transport or self.transport
         output = transport.value().decode("utf-8").split("\r\n")
@@ -274,23 +281,26 @@ class ConsoleProtocolTests(SynchronousTestCase):
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
         bob_console, bob_transport = self.connect(bob)
+        self.lines()
         self.type(b"/msg bob psst\r\n")
         self.assertRegex(self.lines(bob_transport)[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* psst$")
         self.assertRegex(self.lines()[0], r"^\[\d\d:\d\d:\d\d\] \*alice\* \(to bob\) psst$")
 
     def test_control_characters_are_escaped(self):
         """
-        A received message with a line break or a terminal escape sequence
-        is shown on one line with those characters escaped, so it cannot
-        fake a line from someone else.
+        A received message with a carriage return or a terminal escape
+        sequence has those characters escaped; the lines of a multi-line
+        message after the first are marked as its continuation, so none
+        can fake a line from someone else.
         """
         mallory = Identity.generate()
         body = {"name": "mallory", "text": "hi\r\n[12:00:00] <bob> send money\x1b[2J"}
         entry = create_entry(mallory, 1, None, 1, 0, "chat", body)
         self.node.feed.rx_entry(entry.to_wire(), None)
         self.net.settle()
-        (line,) = self.lines()
-        self.assertTrue(line.endswith("<mallory> hi\\r\\n[12:00:00] <bob> send money\\x1b[2J"))
+        first, second = self.lines()
+        self.assertTrue(first.endswith("<mallory> hi\\r"), first)
+        self.assertEqual(second, "    | [12:00:00] <bob> send money\\x1b[2J")
 
     def test_sent_dm_names_a_member_known_by_gossip(self):
         """
@@ -383,6 +393,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual(self.lines(), ["no known peers"])
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
+        self.assertEqual(self.lines(), [f"*** bob ({bob.node_id[:8]}) joined"])
         self.type(b"/peers\r\n")
         self.assertEqual(
             self.lines(),
@@ -396,6 +407,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
+        self.lines()
         member = self.node.membership.member(bob.node_id)
         member.address, member.name = "x:1\r\nfake 1", "bob\x1b[2J"
         self.patch(self.node.membership, "members", lambda: [member])
@@ -414,20 +426,59 @@ class ConsoleProtocolTests(SynchronousTestCase):
 
     def test_connect_twice(self):
         """
-        /connect to an address the node already keeps a link to says so.
+        /connect to an address the node already links or dials says so.
         """
         self.patch(self.node.chat, "_connect", lambda address: False)
         self.type(b"/connect example.org:9000\r\n")
-        self.assertEqual(self.lines(), ["already keeping a link to example.org:9000"])
+        self.assertEqual(self.lines(), ["already linked to or dialling example.org:9000"])
+
+    def test_disconnect(self):
+        """
+        /disconnect HOST:PORT asks the node to stop dialling and close the
+        link there, and says whether there was anything to stop.
+        """
+        self.type(b"/disconnect example.org:9000\r\n")
+        self.assertEqual(self.net.disconnects, [PeerAddress("example.org", 9000)])
+        self.assertEqual(
+            self.lines(), ["disconnected from example.org:9000; it is not dialled again"]
+        )
+        self.patch(self.node.chat, "_disconnect", lambda address: False)
+        self.type(b"/disconnect example.org:9000\r\n/disconnect\r\n")
+        self.assertEqual(self.lines(), [
+            "not linked to nor dialling example.org:9000; nothing to do",
+            "error: /disconnect needs HOST:PORT; try /help",
+        ])
 
     def test_nick(self):
         """
-        /nick changes the name used on later messages.
+        /nick changes the name used on later messages; every console of
+        the node is told, and /nick to the same name says so.
         """
+        other, other_transport = self.connect()
         self.type(b"/nick zed\r\nhi\r\n")
         lines = self.lines()
-        self.assertEqual(lines[0], "you are now zed")
+        self.assertEqual(lines[0], "*** alice is now known as zed")
         self.assertIn("<zed> hi", lines[1])
+        self.assertEqual(self.lines(other_transport)[0], "*** alice is now known as zed")
+        self.type(b"/nick zed\r\n")
+        self.assertEqual(self.lines(), ["you are already zed"])
+
+    def test_peer_rename_shown(self):
+        """
+        A peer's live message under a new name (its entries are signed)
+        is announced before it is shown.
+        """
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        bob.chat.post("hi")
+        self.net.settle()
+        bob.chat.set_name("robert")
+        bob.chat.post("it is me")
+        self.net.settle()
+        self.assertEqual(self.lines()[2:], [
+            "*** bob is now known as robert",
+            f"[{self.stamp()}] <robert> it is me",
+        ])
 
     def test_errors_keep_session(self):
         """
@@ -508,6 +559,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         bob = self.net.node("bob")
         self.net.link(self.node, bob)
+        self.lines()
         self.type(b"/block bob\r\n")
         self.assertEqual(self.lines(), [
             f"blocked bob ({bob.node_id[:8]}); their messages are still relayed to others"])
@@ -539,7 +591,11 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertIn("messages: ", other_transport.value().decode())
         self.net.clock.advance(10 / CONSOLE_LINES_PER_S + 0.01)
         self.net.settle()
-        self.assertEqual(self.node.chat.status()["messages"], CONSOLE_LINE_BURST + 10)
+        # Each read is a paste: its lines arrive as multi-line messages.
+        texts = [m.text for m in self.node.chat.history(CONSOLE_LINE_BURST)]
+        self.assertEqual(
+            "\n".join(texts).split("\n"), [f"line {i}" for i in range(CONSOLE_LINE_BURST + 10)]
+        )
 
     def test_quit_closes_only_session(self):
         """
@@ -560,6 +616,145 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         self.type(b"/help\r\n")
         text = "\n".join(self.lines())
-        for command in ("/msg", "/peers", "/connect", "/history", "/search",
-                        "/status", "/nick", "/help", "/quit"):
+        for command in ("/msg", "/peers", "/connect", "/disconnect", "/history", "/search",
+                        "/status", "/block", "/unblock", "/blocked", "/hide", "/show",
+                        "/nick", "/help", "/quit"):
             self.assertIn(command, text)
+
+    def test_help_columns_aligned(self):
+        """
+        /help lists every command in two columns: each description starts
+        at the same column, two spaces after the longest usage.
+        """
+        self.type(b"/help\r\n")
+        lines = self.lines()
+        rows = [line for line in lines if line.startswith("  ")]
+        self.assertEqual(len(rows), len(COMMANDS))
+        width = max(len(row.split("  ")[1]) for row in rows)
+        self.assertEqual(width, len("/disconnect HOST:PORT"))
+        starts = {len(row) - len(row[2 + width:].lstrip()) for row in rows}
+        self.assertEqual(starts, {2 + width + 2})
+        self.assertIn(
+            "  /disconnect HOST:PORT  stop dialling HOST:PORT and close its link", rows
+        )
+
+    def test_msg_to_yourself(self):
+        """
+        A direct message to yourself is sent (only you can read it) and
+        shown as such.
+        """
+        self.type(f"/msg {self.node.node_id} note to self\r\n".encode())
+        self.assertEqual(self.lines(), [f"[{self.stamp()}] *alice* (to yourself) note to self"])
+
+    def test_block_twice_and_unblock_not_blocked(self):
+        """
+        /block of someone blocked and /unblock of someone not blocked say
+        so and change nothing.
+        """
+        bob = self.net.node("bob")
+        self.net.link(self.node, bob)
+        self.lines()
+        label = f"bob ({bob.node_id[:8]})"
+        self.type(b"/unblock bob\r\n/block bob\r\n/block bob\r\n/unblock bob\r\n/unblock bob\r\n")
+        self.assertEqual(self.lines(), [
+            f"{label} is not blocked; nothing to do",
+            f"blocked {label}; their messages are still relayed to others",
+            f"{label} is already blocked",
+            f"unblocked {label}",
+            f"{label} is not blocked; nothing to do",
+        ])
+
+    def test_history_shows_the_date_when_not_today(self):
+        """
+        /history shows HH:MM:SS for today's messages and the date too for
+        older ones.
+        """
+        self.type(b"old news\r\n")
+        self.lines()
+        self.patch(self.node.chat, "now", lambda: 1_700_000_000.0 + 3 * 86_400)
+        self.type(b"/history\r\n")
+        (line,) = self.lines()
+        self.assertRegex(line, r"^\[2023-11-1\d \d\d:\d\d:\d\d\] <alice> old news$")
+        self.assertTrue(line.endswith(f"{self.stamp()}] <alice> old news"))
+
+    def test_paste_sent_as_one_message(self):
+        """
+        More than PASTE_LINES text lines in one read are sent as one
+        multi-line message (blank lines kept inside it), said so, and
+        shown with continuation lines; commands in the read still run, in
+        order.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        paste = [f"row {i}" for i in range(PASTE_LINES + 2)]
+        paste.insert(3, "")
+        self.type(("\r\n".join(paste) + "\r\n/status\r\n").encode())
+        lines = self.lines()
+        self.assertEqual(lines[0], "paste of 8 lines: sending it as one multi-line message")
+        messages = self.node.chat.history(10)
+        self.assertEqual([m.text for m in messages], ["\n".join(paste)])
+        # /status commits what is queued first: the message shows before it.
+        self.assertEqual(lines[1:9], [
+            f"[{self.stamp()}] <alice> row 0", "    | row 1", "    | row 2", "    | ",
+            "    | row 3", "    | row 4", "    | row 5", "    | row 6",
+        ])
+        self.assertTrue(lines[9].startswith("id: "))
+
+    def test_paste_off(self):
+        """
+        After /paste off every line is a message of its own, pasted or
+        not; /paste on joins pastes again.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        self.type(b"/paste off\r\n")
+        self.assertEqual(
+            self.lines(), ["every line is sent as a message of its own, pasted or not"]
+        )
+        self.type(b"".join(b"line %d\r\n" % i for i in range(PASTE_LINES + 5)))
+        texts = [m.text for m in self.node.chat.history(20)]
+        self.assertEqual(texts, [f"line {i}" for i in range(PASTE_LINES + 5)])
+        self.type(b"/paste on\r\n/paste\r\n")
+        self.assertEqual(self.lines()[-2:], [
+            f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message",
+            "error: /paste needs on or off; try /help",
+        ])
+
+    def test_few_lines_in_one_read_are_separate_messages(self):
+        """
+        Up to PASTE_LINES lines in one read are sent one by one.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        self.type(b"".join(b"line %d\r\n" % i for i in range(PASTE_LINES)))
+        texts = [m.text for m in self.node.chat.history(10)]
+        self.assertEqual(texts, [f"line {i}" for i in range(PASTE_LINES)])
+
+    def test_big_paste_split_at_the_size_limit(self):
+        """
+        A paste over the size limit is sent as as few messages as fit it.
+        """
+        line = "x" * 1000
+        self.type(("\r\n".join([line] * 10) + "\r\n").encode())
+        self.assertEqual(self.lines()[0], "paste of 10 lines: sending it as 3 messages")
+        texts = [m.text for m in self.node.chat.history(10)]
+        self.assertEqual([t.count("\n") + 1 for t in texts], [4, 4, 2])
+        self.assertTrue(all(len(t.encode()) <= MAX_TEXT_BYTES for t in texts))
+
+    def test_membership_notices_in_words(self):
+        """
+        A member first seen alive joined; one that stops linking seems
+        down, then is down; one that leaves left.
+        """
+        bob = self.net.node("bob")
+        server, client = self.net.link(self.node, bob)
+        self.assertEqual(self.lines(), [f"*** bob ({bob.node_id[:8]}) joined"])
+        self.net.unlink(server, client)
+        self.net.tick(seconds=0.2, times=100)
+        self.assertEqual(self.lines(), [
+            f"*** bob ({bob.node_id[:8]}) seems down", f"*** bob ({bob.node_id[:8]}) is down",
+        ])
+        carol = self.net.node("carol")
+        self.net.link(self.node, carol)
+        carol.stop()
+        self.net.settle()
+        self.assertEqual(self.lines(), [
+            f"*** carol ({carol.node_id[:8]}) joined", f"*** carol ({carol.node_id[:8]}) left",
+        ])

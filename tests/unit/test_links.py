@@ -160,6 +160,56 @@ class LinksTests(SynchronousTestCase):
         self.assertEqual(self.links.link_up(self.link(CAROL)), "node is stopping")
         self.assertEqual(self.recorder.calls, [])
 
+    def test_twin_links_keep_the_lower_initiator(self):
+        """
+        A second link to a linked peer: both sides keep the link opened by
+        the lower node id.  The twin opened by the higher id is refused;
+        one opened by the lower id replaces the other, which is taken down
+        (observers, producer) and closed; membership still has the peer
+        linked, and the replaced link's own link_down later does nothing.
+        """
+        low = min([ME, BOB], key=lambda i: i.node_id)
+        # Links is ME's; BOB's inbound link was opened by BOB, outbound by ME.
+        mine, bobs = self.link(BOB, outbound=True), self.link(BOB, outbound=False)
+        first, second = (bobs, mine) if low is ME else (mine, bobs)
+        self.assertIsNone(self.links.link_up(first))
+        self.recorder.calls.clear()
+        self.assertIsNone(self.links.link_up(second))
+        self.assertEqual(self.recorder.calls, [
+            ("observer.link_down", BOB.node_id), ("stopProducing", BOB.node_id), ("on_change",),
+            ("close", BOB.node_id,
+             f"replaced by the link opened by {low.node_id[:8]}", False),
+            ("producer", BOB.node_id), ("set_producer", BOB.node_id),
+            ("observer.link_up", BOB.node_id), ("send_frame", BOB.node_id, "gossip"),
+            ("on_change",),
+        ])
+        self.assertEqual(list(self.links), [second])
+        self.assertTrue(self.links.membership.member(BOB.node_id).linked)
+        self.recorder.calls.clear()
+        self.links.link_down(first)
+        self.assertEqual(self.recorder.calls, [])
+        self.assertEqual(
+            self.links.link_up(self.link(BOB, outbound=second.outbound)),
+            f"already linked to {BOB.node_id[:8]}",
+        )
+        self.assertEqual(self.links.link_up(first), f"already linked to {BOB.node_id[:8]}")
+        self.assertEqual(list(self.links), [second])
+
+    def test_links_at_an_address(self):
+        """
+        The links at an address are those whose peer advertises it;
+        close_at closes them and counts them.
+        """
+        bob, carol = self.link(BOB), self.link(CAROL)
+        carol.remote_address = None
+        self.links.link_up(bob)
+        self.links.link_up(carol)
+        self.recorder.calls.clear()
+        self.assertEqual(self.links.at(PeerAddress("peer.example", 9090)), [bob])
+        self.assertEqual(self.links.at(PeerAddress("peer.example", 9091)), [])
+        self.assertEqual(self.links.close_at(PeerAddress("peer.example", 9090), "bye now"), 1)
+        self.assertEqual(self.recorder.calls, [("close", BOB.node_id, "bye now", False)])
+
     def test_routes(self):
         """
         Frames go to the handler registered for their type; a handler's

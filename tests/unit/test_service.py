@@ -177,8 +177,8 @@ class ServiceTreeTests(SynchronousTestCase):
     def test_children_in_start_order(self):
         """
         Data dir, store, node, then the peer and console listeners; the
-        --peer dialers are children of the node, so they stop after it
-        said goodbye.
+        --peer addresses are the node's dialer's seeds; it stops after the
+        node said goodbye.
         """
         peer = PeerAddress("127.0.0.1", 9999)
         service = NodeService(config(self.data_dir, peers=(peer,)), reactor=self.reactor)
@@ -190,7 +190,7 @@ class ServiceTreeTests(SynchronousTestCase):
         self.assertEqual([child.what for child in list(service)[4:]], ["peers", "consoles"])
         service.startService()
         self.addCleanup(service.stopService)
-        self.assertEqual([type(c).__name__ for c in service.holder], ["ClientService"])
+        self.assertEqual(service.holder.dialer.seeds, {peer})
         self.assertTrue(all(child.running for child in service))
 
     def test_stop_stops_every_child_newest_first(self):
