@@ -342,3 +342,32 @@ class SuspicionTests(SynchronousTestCase):
             [c[2:] for c in h.output.of("member_changed") if c[1] == CAROL.node_id],
             [(None, ALIVE), (ALIVE, SUSPECT), (SUSPECT, ALIVE)],
         )
+
+
+class WireTests(SynchronousTestCase):
+    """
+    The probe frames on the wire (L{wire.parse_frame}).
+    """
+
+    def test_round_trip(self):
+        for frame in (
+            wire.probe(0),
+            wire.probe_ack(2**53),
+            wire.probe_ack(5, BOB.node_id),
+            wire.probe_req(18, BOB.node_id),
+            wire.unlink(),
+        ):
+            self.assertEqual(wire.parse_frame(wire.encode_frame(frame)), frame)
+        self.assertEqual(wire.encode_frame(wire.probe(17)), b'{"seq":17,"type":"probe"}')
+
+    def test_bad_frames(self):
+        for line, reason in (
+            (b'{"type":"probe"}', "probe.seq is not an integer in 0..2**53"),
+            (b'{"type":"probe","seq":-1}', "probe.seq is not an integer in 0..2**53"),
+            (b'{"type":"probe-ack","seq":true}', "probe-ack.seq is not an integer in 0..2**53"),
+            (b'{"type":"probe-ack","seq":1.5}', "probe-ack.seq is not an integer in 0..2**53"),
+            (b'{"type":"probe-req","seq":1}', "probe-req.target is not a node id"),
+            (b'{"type":"probe-ack","seq":1,"target":"bob"}', "probe-ack.target is not a node id"),
+        ):
+            error = self.assertRaises(wire.FrameError, wire.parse_frame, line)
+            self.assertEqual(str(error), reason)
