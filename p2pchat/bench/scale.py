@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership_scale -*-
 """
 C{python -m p2pchat.bench --scale [--quick] [--json F]}: membership's
 cost and speed against the network's size, simulated

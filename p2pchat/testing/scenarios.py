@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership_scale -*-
 """
 Measurements of membership on a L{Simulation}, for C{python -m
 p2pchat.bench}: L{simulate} (the C{membership} scenario) and

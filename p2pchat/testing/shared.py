@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_membership_scale -*-
 """
 Work the nodes of a L{p2pchat.testing.simulation.Simulation} share, since
 they run in one process: checking a row's signature (each distinct

@@ -5,7 +5,10 @@ positive under frame loss and pauses, and the simulator's byte count
 matching the wire.  All time here is simulated; nothing is timed.
 """
 
+import io
+import json
 import math
+import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -125,3 +128,30 @@ class StormTests(SynchronousTestCase):
         self.assertEqual(point["false_positives"], 0)
         self.assertLess(point["bytes_per_node_s"], 2048)
         self.assertGreater(point["frames_per_node_s"], 0)
+
+
+class ScaleBenchTests(SynchronousTestCase):
+    """
+    C{python -m p2pchat.bench --scale --json F} (at a size made small).
+    """
+
+    def test_json_results_scale(self):
+        from p2pchat.bench import __main__ as bench_main
+        from p2pchat.bench import scale
+
+        self.patch(scale, "FULL_SIZES", ((12, 4.0), (20, 4.0)))
+        self.patch(sys, "stdout", io.StringIO())
+        self.patch(sys, "stderr", io.StringIO())
+        path = self.mktemp()
+        self.assertEqual(bench_main.main(["--scale", "--json", path]), 0)
+        with open(path) as f:
+            report = json.load(f)
+        points = report["results"]["scale"]
+        self.assertEqual([p["nodes"] for p in points], [12, 20])
+        for point in points:
+            for key in ("bytes_per_node_s", "rounds_to_converge", "detect_s", "false_positives"):
+                self.assertIsNotNone(point[key], key)
+            self.assertEqual(point["false_positives"], 0)
+        self.assertIn("10,000", report["results"]["scale_note"])
+        self.assertIn("cores", report["machine"])
+        self.assertIn("membership at scale", sys.stdout.getvalue())

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_probe -*-
 """
 Gossip membership: who is in the network, where they listen, and whether
 they are alive, suspect, dead or gone.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership -*-
+# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership_probe -*-
 """
 Failure detection: suspicion and its time-out (Lifeguard's), and
 tombstone pruning.
