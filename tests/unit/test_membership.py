@@ -382,7 +382,8 @@ class GossipTests(SynchronousTestCase):
         A table of 2,000 members with the longest names and addresses goes
         out in several frames, each one line under C{MAX_LINE_BYTES}, and
         together they carry every row (at most C{FLUSH_ROWS_PER_TICK} per
-        tick, so over a few ticks).
+        flush, and beyond the peer's new-member burst of 1,000 at its
+        refill rate of 20 a second, so over about 50 s).
         """
         h = Harness()
         rows = [
@@ -395,6 +396,8 @@ class GossipTests(SynchronousTestCase):
             h.clock.advance(0.5)  # the global signature budget refills
         h.membership.link_up(DAVE.node_id, "dave", "10.0.0.4:9000", outbound=True)
         h.advance(1.0)
+        self.assertEqual(len(h.output.sent(DAVE.node_id)), 1000 + 20)
+        h.advance(50.0)
         frames = [call[2] for call in h.output.of("send")]
         self.assertGreater(len(frames), 1)
         for frame in frames:

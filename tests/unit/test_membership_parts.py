@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.mesh import wire
 from p2pchat.mesh.membership import ALIVE, DEAD, LEFT, SUSPECT, MembershipConfig
-from p2pchat.mesh.membership.admission import Admission
+from p2pchat.mesh.membership.admission import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_S, Admission
 from p2pchat.mesh.membership.detector import (
     CONFIRMATIONS,
     SUSPICION_MIN_FRACTION,
@@ -210,6 +210,28 @@ class DisseminationTests(SynchronousTestCase):
         self.assertEqual(
             p.output.calls, [("send", BOB.node_id, wire.gossip([carol.row(), p.own.row()]))]
         )
+
+    def test_table_pushed_within_peer_new_member_budget(self):
+        """
+        A table larger than the peer's new-member burst goes out at link-up
+        up to the burst; the rest follows at the peer's refill rate, so
+        the peer drops none (it would never get them again).
+        """
+        p = Parts()
+        records = [p.add(who) for who in strangers(NEW_MEMBERS_BURST + 30)]
+        p.links.link_up(BOB.node_id, 0.0, outbound=True)
+        p.links.flush()
+        first = [r["id"] for call in p.output.calls for r in call[2]["rows"]]
+        self.assertEqual(len(first), NEW_MEMBERS_BURST)
+        p.output.clear()
+        p.clock.advance(1.0)
+        p.links.flush()
+        later = [r["id"] for call in p.output.calls for r in call[2]["rows"]]
+        self.assertEqual(len(later), NEW_MEMBERS_PER_S)
+        p.clock.advance(1.0)
+        p.links.flush()
+        sent = {r["id"] for call in p.output.calls for r in call[2]["rows"]} | set(first)
+        self.assertEqual(sent, {r.node_id for r in records} | {ME.node_id})
 
     def test_sync_rows_in_turn(self):
         """

@@ -14,7 +14,11 @@ direction): a row goes to a link only if it tells the peer something new
 (per-link reconciliation).  A new link gets the whole table at once
 (push-pull: both ends push), and every C{sync_interval_s} one random link
 gets the next L{SYNC_ROWS} rows of the table again, in turn
-(anti-entropy at a bounded cost, repairs lost frames).  Gossip goes to a
+(anti-entropy at a bounded cost, repairs lost frames).  Repairs go to a
+link within the receiver's new-member budget (L{NEW_MEMBERS_BURST} at
+once, then L{NEW_MEMBERS_PER_S}): a table larger than the burst is not
+pushed into a receiver that would drop the rest (and, thinking them
+known, never send them again).  Gossip goes to a
 link only while its transport takes more (L{IMembershipOutput.ready}),
 at most L{FLUSH_ROWS_PER_TICK} rows per link per flush, changes before
 repairs, this node's own and proven members' first.
@@ -26,7 +30,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from twisted.internet.interfaces import IReactorTime
 
 from p2pchat.mesh import wire
-from p2pchat.mesh.membership.admission import Admission
+from p2pchat.mesh.membership.admission import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_S, Admission
 from p2pchat.mesh.membership.own import OwnRow
 from p2pchat.mesh.membership.rows import (
     DEAD,
@@ -38,6 +42,7 @@ from p2pchat.mesh.membership.rows import (
 )
 from p2pchat.mesh.membership.table import ROW_OVERHEAD_BYTES, MemberTable, Record
 from p2pchat.mesh.membership.types import SYNC_ROWS, IMembershipOutput, MembershipConfig
+from p2pchat.ratelimit import TokenBucket
 
 #: Budget for the rows of one sent gossip frame, leaving room for the
 #: envelope (the whole line must stay under L{wire.MAX_LINE_BYTES}).
@@ -57,6 +62,8 @@ class Link:
     @ivar count: open links to the peer.
     @ivar dirty: ids of rows that changed since they were last sent here.
     @ivar repair: ids of rows pushed again (link-up, anti-entropy).
+    @ivar pace: the budget of repair rows sent on the link (the peer's
+        new-member budget).
     @ivar again: ids of changed rows sent once, to send again at the next
         tick.
     @ivar knows: per member id, the newest C{(incarnation, rank,
@@ -65,7 +72,7 @@ class Link:
     @ivar outbound: whether this node opened the first of them.
     """
 
-    __slots__ = ("count", "dirty", "repair", "again", "knows", "since", "outbound")
+    __slots__ = ("count", "dirty", "repair", "again", "knows", "since", "outbound", "pace")
 
     def __init__(self, now: float, outbound: bool):
         self.count = 0
@@ -75,6 +82,7 @@ class Link:
         self.dirty: Dict[str, None] = {}
         self.repair: Dict[str, None] = {}
         self.again: Dict[str, None] = {}
+        self.pace: Optional[TokenBucket] = None
         self.knows: Dict[str, Tuple[int, int, int]] = {}
         self.since = now
         self.outbound = outbound
@@ -126,6 +134,7 @@ class Dissemination:
         link = self.links.get(peer_id)
         if link is None:
             link = self.links[peer_id] = Link(now, outbound)
+            link.pace = TokenBucket(NEW_MEMBERS_PER_S, NEW_MEMBERS_BURST, self._clock)
             self._dirty_all(link)
             if self._output.ready(peer_id):
                 self._flush(peer_id, link)
@@ -257,7 +266,8 @@ class Dissemination:
         batch.extend(
             (node_id, True) for node_id in take(link.dirty, FLUSH_ROWS_PER_TICK - len(batch))
         )
-        if len(batch) < FLUSH_ROWS_PER_TICK and link.repair:
+        pace = link.pace
+        if len(batch) < FLUSH_ROWS_PER_TICK and link.repair and (pace is None or pace.tokens >= 1):
             batch.extend(
                 (node_id, False) for node_id in take(link.repair, FLUSH_ROWS_PER_TICK - len(batch))
             )
@@ -268,7 +278,7 @@ class Dissemination:
         own = self._own
         sends = self._sends
         limit = self.retransmit_limit()
-        for node_id, change in batch:
+        for index, (node_id, change) in enumerate(batch):
             if node_id == own.node_id:
                 if own.hidden or own.left:
                     continue
@@ -289,6 +299,10 @@ class Dissemination:
                     continue
             elif not newer_key(key, knows.get(node_id)):
                 continue
+            if change is False and pace is not None and not pace.take():
+                # Over the peer's new-member budget: the rest wait.
+                link.repair.update(dict.fromkeys(n for n, _ in batch[index:]))
+                break
             if change is not False:
                 sent = sends.get(node_id, 0)
                 if sent >= limit:
