@@ -233,35 +233,6 @@ class DisseminationTests(SynchronousTestCase):
         sent = {r["id"] for call in p.output.calls for r in call[2]["rows"]} | set(first)
         self.assertEqual(sent, {r.node_id for r in records} | {ME.node_id})
 
-    def test_new_change_waits_for_peer_budget(self):
-        """
-        A change about a member never exchanged with the peer, while the
-        peer's new-member budget is spent, waits (it is not sent to be
-        dropped); it goes once the budget refills.  Changes about members
-        the peer knows cost nothing and go at once.
-        """
-        p = Parts()
-        for who in strangers(NEW_MEMBERS_BURST):
-            p.add(who)
-        p.add(CAROL)
-        p.links.link_up(BOB.node_id, 0.0, outbound=True)
-        p.links.flush()
-        sent = {r["id"] for call in p.output.calls for r in call[2]["rows"]}
-        self.assertEqual(len(sent), NEW_MEMBERS_BURST)
-        unsent = CAROL.node_id if CAROL.node_id not in sent else ME.node_id
-        known = next(iter(sent - {ME.node_id}))
-        p.output.clear()
-        p.links.mark(unsent)
-        p.table.get(known).state = SUSPECT
-        p.table.get(known).changed()
-        p.links.mark(known)
-        p.links.flush()
-        self.assertEqual([r["id"] for r in p.output.sent(BOB.node_id)], [known])
-        p.output.clear()
-        p.clock.advance(1.0)
-        p.links.flush()
-        self.assertIn(unsent, [r["id"] for r in p.output.sent(BOB.node_id)])
-
     def test_sync_rows_in_turn(self):
         """
         With more than L{SYNC_ROWS} members, each sync pushes the next

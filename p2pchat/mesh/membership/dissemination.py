@@ -14,11 +14,11 @@ direction): a row goes to a link only if it tells the peer something new
 (per-link reconciliation).  A new link gets the whole table at once
 (push-pull: both ends push), and every C{sync_interval_s} one random link
 gets the next L{SYNC_ROWS} rows of the table again, in turn
-(anti-entropy at a bounded cost, repairs lost frames).  Rows of members
-never exchanged with a peer (perhaps new to it) go to its link within its
-new-member budget (L{NEW_MEMBERS_BURST} at once, then
-L{NEW_MEMBERS_PER_S}); the rest wait: a receiver would drop them and the
-sender, thinking them known, never send them again.  Gossip goes to a
+(anti-entropy at a bounded cost, repairs lost frames).  Repairs go to a
+link within the receiver's new-member budget (L{NEW_MEMBERS_BURST} at
+once, then L{NEW_MEMBERS_PER_S}): a table larger than the burst is not
+pushed into a receiver that would drop the rest (and, thinking them
+known, never send them again).  Gossip goes to a
 link only while its transport takes more (L{IMembershipOutput.ready}),
 at most L{FLUSH_ROWS_PER_TICK} rows per link per flush, changes before
 repairs, this node's own and proven members' first.
@@ -62,8 +62,8 @@ class Link:
     @ivar count: open links to the peer.
     @ivar dirty: ids of rows that changed since they were last sent here.
     @ivar repair: ids of rows pushed again (link-up, anti-entropy).
-    @ivar pace: the budget of rows about members never exchanged with the
-        peer (its new-member budget).
+    @ivar pace: the budget of repair rows sent on the link (the peer's
+        new-member budget).
     @ivar again: ids of changed rows sent once, to send again at the next
         tick.
     @ivar knows: per member id, the newest C{(incarnation, rank,
@@ -278,7 +278,7 @@ class Dissemination:
         own = self._own
         sends = self._sends
         limit = self.retransmit_limit()
-        for node_id, change in batch:
+        for index, (node_id, change) in enumerate(batch):
             if node_id == own.node_id:
                 if own.hidden or own.left:
                     continue
@@ -292,19 +292,17 @@ class Dissemination:
                 row = record.row()
                 row_size = record.size()
                 key = record.key
-            known = knows.get(node_id)
             if change is None:
                 # The second copy: only if unchanged and the peer told us
                 # nothing newer meanwhile.
-                if known != key:
+                if knows.get(node_id) != key:
                     continue
-            elif not newer_key(key, known):
+            elif not newer_key(key, knows.get(node_id)):
                 continue
-            if known is None and pace is not None and not pace.take():
-                # Perhaps new to the peer, and over its new-member budget
-                # (which would drop it): it waits.
-                (link.dirty if change else link.repair)[node_id] = None
-                continue
+            if change is False and pace is not None and not pace.take():
+                # Over the peer's new-member budget: the rest wait.
+                link.repair.update(dict.fromkeys(n for n, _ in batch[index:]))
+                break
             if change is not False:
                 sent = sends.get(node_id, 0)
                 if sent >= limit:
