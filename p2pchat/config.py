@@ -31,8 +31,8 @@ class NodeConfig:
     @ivar handshake_timeout_s: how long a link may take to say hello.
     @ivar max_links: how many peer links the node aims to keep open.
     @ivar hidden: whether the node leaves itself out of membership gossip.
-    @ivar failure_timeout_s: how long a member may stay silent before it is
-        suspected (it is declared dead after as long again).
+    @ivar failure_timeout_s: how long a suspected member has to refute
+        before it is declared dead (see L{MembershipConfig}).
     @ivar tls: the files for mutual TLS on peer links, or C{None}.
     @ivar manhole: a server endpoint string for the SSH manhole, or C{None}.
     @ivar manhole_keys: an authorized_keys file for the manhole.

@@ -126,8 +126,8 @@ class Options(usage.Options):
             "failure-timeout",
             None,
             str(DEFAULT_FAILURE_TIMEOUT_S),
-            "Seconds without news from a member before it is suspected; "
-            "it is declared dead after as long again.",
+            "Seconds a suspected member has to refute before it is declared "
+            "dead (down to 5/8 of it as other nodes confirm).",
         ],
         ["tls-cert", None, None, "PEM certificate of this node (with "
          "--tls-key and --tls-ca: every peer link is mutual TLS)."],

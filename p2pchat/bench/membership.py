@@ -3,7 +3,7 @@ membership: gossip convergence, failure detection and false positives,
 simulated.
 
 C{membership_nodes} instances of the sans-IO membership state machine
-(C{p2pchat.mesh.membership}, simulated by C{p2pchat.testing.simulation}) run in this
+(C{p2pchat.mesh.membership}, simulated by C{p2pchat.testing.scenarios}) run in this
 process over in-memory links, driven by a simulated clock:
 
   - C{rounds_to_converge}: gossip rounds from start (each node knowing
@@ -15,7 +15,7 @@ process over in-memory links, driven by a simulated clock:
 
 The simulation itself belongs to the membership module, which knows its
 own inputs and timers: this scenario calls
-C{p2pchat.testing.simulation.simulate(nodes=N, seed=S, kill_after_s=K,
+C{p2pchat.testing.scenarios.simulate(nodes=N, seed=S, kill_after_s=K,
 watch_s=W)}, which must return a mapping with the three numbers above
 (and may add more, such as C{rounds}).  A build without the module, or
 whose module has no C{simulate}, reports C{unsupported} and says which.
@@ -47,15 +47,15 @@ def run(sizes, workdir, progress):
     """
     nodes = sizes.membership_nodes
     try:
-        module = importlib.import_module("p2pchat.testing.simulation")
+        module = importlib.import_module("p2pchat.testing.scenarios")
     except ImportError as e:
         return unsupported(
-            f"there is no p2pchat.testing.simulation module ({e})", KEYS, nodes=nodes
+            f"there is no p2pchat.testing.scenarios module ({e})", KEYS, nodes=nodes
         )
     simulate = getattr(module, "simulate", None)
     if simulate is None:
         return unsupported(
-            "p2pchat.testing.simulation has no simulate(nodes, seed, kill_after_s, "
+            "p2pchat.testing.scenarios has no simulate(nodes, seed, kill_after_s, "
             "watch_s) for the bench to drive",
             KEYS,
             nodes=nodes,
@@ -73,7 +73,7 @@ def run(sizes, workdir, progress):
     missing = [key for key in REQUIRED if key not in outcome]
     if missing:
         return unsupported(
-            f"p2pchat.testing.simulation.simulate returned no {', '.join(missing)}",
+            f"p2pchat.testing.scenarios.simulate returned no {', '.join(missing)}",
             KEYS,
             nodes=nodes,
         )

@@ -35,6 +35,10 @@ MAX_PENALTY_S = 3600.0
 # Membership changes logged before they are rate-limited (see
 # _MembershipOutput.member_changed).
 MEMBER_LOG_BURST = 100
+# Membership frames a protocol-2 peer does not know (it would close the
+# link on them), and the first version that does.
+PROBE_FRAMES = frozenset({"probe", "probe-ack", "probe-req", "unlink"})
+PROBES_VERSION = 3
 
 
 @implementer(IPeerHandler)
@@ -327,6 +331,7 @@ class _MembershipOutput:
 
     def __init__(self, links: Links, clock: IReactorTime):
         self._links = links
+        self._clock = clock
         # A flood of fake members changes state by the thousand: the
         # first lines (refilled at 1/s) are logged, then one per kind of
         # change per 10 s with the count held back.
@@ -335,8 +340,18 @@ class _MembershipOutput:
 
     def send(self, peer_id: str, frame: dict) -> None:
         link = self._links.link_to(peer_id)
-        if link is not None:
-            link.send_frame(frame)
+        if link is None:
+            return
+        if frame["type"] in PROBE_FRAMES and (link.version or 0) < PROBES_VERSION:
+            # A protocol-2 peer closes a link on frames it does not know:
+            # it is not probed; its open link (kept alive by pings, closed
+            # after IDLE_TIMEOUT_S of silence) answers for it.
+            if frame["type"] == "probe":
+                self._clock.callLater(
+                    0, self._links.membership.rx_frame, peer_id, wire.probe_ack(frame["seq"])
+                )
+            return
+        link.send_frame(frame)
 
     def ready(self, peer_id: str) -> bool:
         return self._links.ready(peer_id)

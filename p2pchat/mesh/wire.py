@@ -176,6 +176,20 @@ def check_gossip(frame: Dict[str, Any]) -> None:
         raise FrameError(f"gossip frame has more than {MAX_ROWS_PER_FRAME} rows")
 
 
+def _check_probe(frame: Dict[str, Any]) -> None:
+    """
+    C{probe}, C{probe-ack} and C{probe-req}: C{seq} is an integer in
+    0..2**53 and C{target}, required in a C{probe-req} and optional in a
+    C{probe-ack}, is a node id.
+    """
+    kind = frame["type"]
+    if not _is_seq(frame.get("seq")):
+        raise FrameError(f"{kind}.seq is not an integer in 0..2**53")
+    wants_target = kind == "probe-req" or (kind == "probe-ack" and "target" in frame)
+    if wants_target and not is_node_id(frame.get("target")):
+        raise FrameError(f"{kind}.target is not a node id")
+
+
 FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "hello": _check_hello,
     "entry": _check_entry,
@@ -191,6 +205,12 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "prune": _check_nothing,
     # Membership gossip; its rows are checked by p2pchat.mesh.membership.
     "gossip": check_gossip,
+    # Membership probes (SWIM's ping, ack and ping-req through links).
+    "probe": _check_probe,
+    "probe-ack": _check_probe,
+    "probe-req": _check_probe,
+    # "I am closing this link on purpose (I have too many)": do not suspect me.
+    "unlink": _check_nothing,
 }
 
 
@@ -270,6 +290,42 @@ def gossip(rows: list) -> Dict[str, Any]:
     @return: a C{gossip} frame carrying them.
     """
     return {"type": "gossip", "rows": rows}
+
+
+def probe(seq: int) -> Dict[str, Any]:
+    """
+    @return: a C{probe} frame: "answer C{seq} with a C{probe-ack}".
+    """
+    return {"type": "probe", "seq": seq}
+
+
+def probe_ack(seq: int, target: Optional[str] = None) -> Dict[str, Any]:
+    """
+    @param target: for the answer to a C{probe-req}: the member that
+        answered the probe made on the requester's behalf.
+    @return: a C{probe-ack} frame answering the probe (or probe-req)
+        C{seq}.
+    """
+    if target is None:
+        return {"type": "probe-ack", "seq": seq}
+    return {"type": "probe-ack", "seq": seq, "target": target}
+
+
+def unlink() -> Dict[str, Any]:
+    """
+    @return: an C{unlink} frame: the sender closes this link on purpose
+        next (it has more links than it keeps), so its loss is no sign
+        of failure.
+    """
+    return {"type": "unlink"}
+
+
+def probe_req(seq: int, target: str) -> Dict[str, Any]:
+    """
+    @return: a C{probe-req} frame: "probe C{target} for me, and send me a
+        C{probe-ack} with C{seq} if it answers".
+    """
+    return {"type": "probe-req", "seq": seq, "target": target}
 
 
 def entry_frame(wire_entry: Dict[str, Any], sync: bool = False) -> Dict[str, Any]:

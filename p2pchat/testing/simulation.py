@@ -3,13 +3,14 @@ A network of L{Membership} objects in one process: in-memory links with
 latency and optional frame loss, one shared L{Clock}, and an event queue
 that runs each node's tick and each frame's delivery in time order.
 
-The queue is this module's own (a heap), not C{Clock.callLater}, which
-re-sorts its whole list on every call; the L{Clock} only carries the time
-the objects under test read.
+The queue is this module's own (a heap), not C{Clock.callLater}; the
+L{Clock} only carries the time the objects under test read.  Frames
+travel as dicts (no JSON) unless C{wire_check} is set; their encoded size
+is still counted (L{Simulation.bytes_sent}).  Signature checks and row
+sizes are shared by the nodes (L{p2pchat.testing.shared}).
 """
 
 import heapq
-import json
 from random import Random
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -26,6 +27,7 @@ from p2pchat.mesh.membership import (
     Membership,
     MembershipConfig,
 )
+from p2pchat.testing.shared import SharedWork
 
 
 @implementer(IMembershipOutput)
@@ -49,8 +51,11 @@ class SimOutput:
         self._sim.connect(self._node, address)
 
     def disconnect(self, peer_id: str, reason: str) -> None:
-        self._sim.disconnects.append((self._sim.clock.seconds(), self._node.node_id, peer_id))
-        self._sim.close_links(self._node.node_id, peer_id)
+        sim = self._sim
+        sim.disconnects.append((sim.clock.seconds(), self._node.node_id, peer_id))
+        # The close travels like a frame: what was sent before it arrives
+        # first (TCP delivers the bytes, then the FIN).
+        sim.close_after_frames(self._node.node_id, peer_id)
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
         self._sim.changes.append(
@@ -74,6 +79,9 @@ class SimNode:
         self.running = True
         self.membership: Optional[Membership] = None
         self.generation = 0
+        #: While the clock is before this, the node is paused (see
+        #: L{Simulation.pause}).
+        self.paused_until = 0.0
 
     def __repr__(self) -> str:
         return f"<SimNode {self.name} {self.node_id[:8]}>"
@@ -91,6 +99,7 @@ class Simulation:
     @ivar rows_sent: rows in those frames.
     @ivar largest_line: the longest encoded frame, in bytes (only counted
         with C{wire_check}).
+    @ivar bytes_sent: the encoded size of those frames, newlines included.
     """
 
     def __init__(
@@ -128,6 +137,8 @@ class Simulation:
         self.rows_sent = 0
         self.frames_dropped = 0
         self.largest_line = 0
+        self.bytes_sent = 0
+        self._shared = SharedWork()
 
     # Building
 
@@ -165,7 +176,7 @@ class Simulation:
         node.membership = Membership(
             node.node_id, node.name, node.address, self.clock, SimOutput(self, node),
             config, Random(self.rng.getrandbits(64)), incarnation=incarnation,
-            signer=node.identity.sign,
+            signer=node.identity.sign, verify=self._shared.verify,
         )
         phase = self.rng.uniform(0, self.config.gossip_interval_s)
         self._schedule(phase, self._tick, node, node.generation)
@@ -191,13 +202,16 @@ class Simulation:
     def _tick(self, node: SimNode, generation: int) -> None:
         if not node.running or node.generation != generation:
             return
+        if node.paused_until > self.clock.seconds():
+            self._schedule(
+                node.paused_until - self.clock.seconds(), self._tick, node, generation
+            )
+            return
         node.membership.tick()
         self._schedule(self.config.gossip_interval_s, self._tick, node, generation)
 
     def linked(self, a: str, b: str) -> bool:
-        """
-        @return: whether a link joins C{a} and C{b}.
-        """
+        """@return: whether a link joins C{a} and C{b}."""
         return self._links.get((a, b), 0) > 0
 
     def _latency_between(self, a: str, b: str) -> float:
@@ -214,9 +228,12 @@ class Simulation:
         if self.wire_check:
             line = wire.encode_frame(frame)
             self.largest_line = max(self.largest_line, len(line))
+            self.bytes_sent += len(line) + 1
             if len(line) > wire.MAX_LINE_BYTES:
                 raise AssertionError(f"frame of {len(line)} bytes")
-            frame = json.loads(line)
+            frame = wire.parse_frame(line)
+        else:
+            self.bytes_sent += self._shared.size(frame)
         if self.drop_rate and self.rng.random() < self.drop_rate:
             self.frames_dropped += 1
             return
@@ -231,7 +248,16 @@ class Simulation:
             return
         if not self.linked(sender.node_id, receiver.node_id):
             return
+        if receiver.paused_until > self.clock.seconds():
+            # A paused process reads its links when it resumes (TCP keeps
+            # the bytes), in order.
+            self._schedule(
+                receiver.paused_until - self.clock.seconds(),
+                self._deliver, sender, receiver, generation, frame,
+            )
+            return
         try:
+            receiver.membership.heard_from(sender.node_id)
             receiver.membership.rx_frame(sender.node_id, frame)
         except wire.FrameError as e:
             self.frame_errors.append((receiver.node_id, sender.node_id, str(e)))
@@ -259,6 +285,13 @@ class Simulation:
         opener.membership.link_up(b, listener.name, listener.address, True)
         listener.membership.link_up(a, opener.name, opener.address, False)
 
+    def close_after_frames(self, a: str, b: str) -> None:
+        """
+        Close every link between C{a} and C{b} once the frames already
+        sent on them arrived.
+        """
+        self._schedule(self._latency_between(a, b), self.close_links, a, b)
+
     def close_links(self, a: str, b: str) -> None:
         """
         Close every link between C{a} and C{b}; both ends hear of it.
@@ -285,6 +318,14 @@ class Simulation:
         and receiving, but its links stay open.
         """
         node.running = False
+
+    def pause(self, node: SimNode, seconds: float) -> None:
+        """
+        The node stalls for C{seconds} (a long garbage collection, a
+        stopped process): it neither ticks nor reads, its links stay
+        open, and what was sent to it waits; then it goes on.
+        """
+        node.paused_until = max(node.paused_until, self.clock.seconds() + seconds)
 
     def leave(self, node: SimNode, linger_s: float = 0.1) -> None:
         """
@@ -336,9 +377,7 @@ class Simulation:
     # Looking
 
     def running(self) -> List[SimNode]:
-        """
-        @return: the nodes that are running.
-        """
+        """@return: the nodes that are running."""
         return [n for n in self.nodes if n.running]
 
     def neighbours(self, node_id: str) -> List[str]:
@@ -407,42 +446,3 @@ class Simulation:
             if change[0] >= since and change[4] != ALIVE and self.by_id[change[2]].running
         ]
 
-
-def simulate(nodes: int, seed: int, kill_after_s: float, watch_s: float) -> Dict[str, object]:
-    """
-    Measure membership at default settings, for C{python -m p2pchat.bench}.
-
-    C{nodes} nodes start as a chain (each knows only the one before it);
-    the gossip rounds until every node lists every other as alive are
-    counted.  The network then runs C{watch_s} simulated seconds with no
-    failure, counting false alarms; then, after C{kill_after_s} more, one
-    node is killed (its links drop) and the time until every other node
-    shows it dead is measured.
-
-    @return: C{rounds_to_converge}, C{detect_s}, C{false_positives},
-        C{links_per_node} (min, max) and C{rows_per_node_s} (gossip rows
-        sent per node per simulated second while watching).
-    """
-    sim = Simulation(seed=seed)
-    members = [sim.add_node() for _ in range(nodes)]
-    for i in range(1, nodes):
-        sim.link(members[i], members[i - 1])
-    interval = sim.config.gossip_interval_s
-    took = sim.run_until(sim.converged, 60.0, interval)
-    rounds = None if took is None else round(took / interval)
-    watch_from, rows_from = sim.clock.seconds(), sim.rows_sent
-    sim.run(watch_s)
-    rows_per_node_s = (sim.rows_sent - rows_from) / nodes / max(watch_s, 1e-9)
-    false_positives = len(sim.false_alarms(since=watch_from))
-    sim.run(kill_after_s)
-    victim = members[nodes // 2]
-    sim.kill(victim)
-    detect = sim.run_until(lambda: sim.everyone_sees(victim.node_id, "dead"), 60.0, 0.05)
-    degrees = sim.degrees()
-    return {
-        "rounds_to_converge": rounds,
-        "detect_s": None if detect is None else round(detect, 2),
-        "false_positives": false_positives,
-        "links_per_node": [min(degrees), max(degrees)],
-        "rows_per_node_s": round(rows_per_node_s, 1),
-    }

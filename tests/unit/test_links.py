@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 from p2pchat.config import PeerAddress
 from p2pchat.log.identity import Identity
 from p2pchat.mesh import links as links_module
+from p2pchat.mesh import wire
 from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.links import MAX_PENALTY_S, PENALTY_S, Links
 from p2pchat.mesh.wire import FrameError
@@ -44,8 +45,9 @@ class FakeLink:
     The parts of a L{PeerProtocol} Links uses.
     """
 
-    def __init__(self, recorder, identity, outbound=True, remote_links=0):
+    def __init__(self, recorder, identity, outbound=True, remote_links=0, version=3):
         self._recorder = recorder
+        self.version = version
         self.remote_id = identity.node_id
         self.remote_name = "peer"
         self.remote_address = "peer.example:9090"
@@ -105,6 +107,35 @@ class LinksTests(SynchronousTestCase):
 
     def link(self, identity=BOB, **kwargs):
         return FakeLink(self.recorder, identity, **kwargs)
+
+    def test_protocol_2_links_are_not_probed(self):
+        """
+        A protocol-2 peer would close the link on a frame it does not know:
+        membership's probe frames are never sent on its link, and a probe
+        is answered at once for it (its open link answers for it); a
+        protocol-3 link carries them.
+        """
+        old, new = self.link(BOB, version=2), self.link(CAROL, version=3)
+        self.links.link_up(old)
+        self.links.link_up(new)
+        answered = []
+        real = self.links.membership.rx_frame
+        self.patch(
+            self.links.membership, "rx_frame",
+            lambda peer, frame: answered.append((peer, frame)) or real(peer, frame),
+        )
+        output = self.links.membership._output
+        del self.recorder.calls[:]
+        for frame in (wire.probe(7), wire.probe_req(8, CAROL.node_id), wire.unlink()):
+            output.send(BOB.node_id, frame)
+            output.send(CAROL.node_id, frame)
+        self.clock.advance(0)
+        self.assertEqual(self.recorder.calls, [
+            ("send_frame", CAROL.node_id, "probe"),
+            ("send_frame", CAROL.node_id, "probe-req"),
+            ("send_frame", CAROL.node_id, "unlink"),
+        ])
+        self.assertEqual(answered, [(BOB.node_id, wire.probe_ack(7))])
 
     def test_is_a_peer_handler(self):
         self.assertTrue(verifyObject(IPeerHandler, self.links))

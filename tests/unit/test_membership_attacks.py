@@ -104,9 +104,10 @@ class TakeoverTests(SynchronousTestCase):
         own = self.h.membership.own_row()
         self.h.membership.rx_frame(BOB.node_id, gossip(dict(own, state=SUSPECT)))
         self.h.advance(0.2)
-        [sent] = [r for r in self.h.output.sent(BOB.node_id) if r["id"] == ME.node_id]
-        self.assertEqual((sent["inc"], sent["state"]), (1, ALIVE))
-        self.assertTrue(verify_row(sent))
+        sent = [r for r in self.h.output.sent(BOB.node_id) if r["id"] == ME.node_id]
+        # At once, and its second copy at the next tick.
+        self.assertEqual([(r["inc"], r["state"]) for r in sent], [(1, ALIVE)] * 2)
+        self.assertTrue(verify_row(sent[0]))
 
     def test_heartbeat_ahead_of_ours_refuted(self):
         """
@@ -160,7 +161,15 @@ class LifeguardTests(SynchronousTestCase):
         h = linked_to_carol()
         rumour = row(CAROL, 6, DEAD)
         h.membership.rx_frame(BOB.node_id, gossip(rumour))
-        self.assertEqual(h.output.calls, [("send", CAROL.node_id, gossip(rumour))])
+        # The rumour goes to carol alone; her new signed row (alive) goes
+        # on every link that does not know it yet.
+        self.assertEqual(
+            h.output.calls,
+            [
+                ("send", CAROL.node_id, gossip(rumour)),
+                ("send", CAROL.node_id, gossip(row(CAROL, 6))),
+            ],
+        )
         self.assertEqual((h.state(CAROL), carol_view(h)[1]), (ALIVE, 6))
 
     def test_dead_at_a_new_incarnation_only_suspect_while_fresh(self):
@@ -227,7 +236,7 @@ class TableTests(SynchronousTestCase):
         """
         With the table full (and nothing unproven to evict), a new link
         still gets per-link gossip state: the whole table at once, then
-        this node's heartbeats.
+        this node's changes.
         """
         h = Harness(MembershipConfig(max_members=1))
         h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
@@ -236,7 +245,8 @@ class TableTests(SynchronousTestCase):
         sent = h.output.sent(DAVE.node_id)
         self.assertEqual(sorted(r["id"] for r in sent), sorted([ME.node_id]))
         h.output.clear()
-        h.advance(1.0)
+        h.membership.set_name("me2")
+        h.advance(0.2)
         for peer in (BOB, DAVE):
             self.assertIn(ME.node_id, [r["id"] for r in h.output.sent(peer.node_id)])
 

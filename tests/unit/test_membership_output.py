@@ -49,6 +49,7 @@ class Endpoint:
     def __init__(self):
         self.frames = []
         self.links_down = []
+        self.heard = []
 
     def tick(self):
         pass
@@ -59,7 +60,13 @@ class Endpoint:
     def link_down(self, peer_id):
         self.links_down.append(peer_id)
 
+    def heard_from(self, peer_id):
+        # The simulation, like the node, notes every frame's sender first.
+        self.heard.append(peer_id)
+
     def rx_frame(self, peer_id, frame):
+        if self.heard[-1:] != [peer_id]:
+            raise AssertionError(f"a frame from {peer_id[:8]} not noted as heard from first")
         self.frames.append((peer_id, frame))
 
 
@@ -87,6 +94,8 @@ class SimOutputTests(IMembershipOutputContract, SynchronousTestCase):
 
     def closed(self):
         closed = [peer for _, who, peer in self.sim.disconnects if who == self.alice.node_id]
+        # The close reaches the far end after the frames sent before it.
+        self.sim.run(1.0)
         # And the link is really gone: both ends heard of it.
         self.assertFalse(self.sim.linked(self.alice.node_id, self.bob.node_id))
         self.assertEqual(self.bob.membership.links_down, [self.alice.node_id])

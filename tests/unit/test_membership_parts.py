@@ -6,6 +6,7 @@ L{FailureDetector} (suspicion, death, pruning) and L{ActiveView} (dial
 and drop).  Whole-object behaviour is in C{test_membership}.
 """
 
+import math
 from random import Random
 
 from twisted.internet.task import Clock
@@ -14,12 +15,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.mesh import wire
 from p2pchat.mesh.membership import ALIVE, DEAD, LEFT, SUSPECT, MembershipConfig
-from p2pchat.mesh.membership.admission import Admission
-from p2pchat.mesh.membership.detector import FailureDetector
+from p2pchat.mesh.membership.admission import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_S, Admission
+from p2pchat.mesh.membership.detector import (
+    CONFIRMATIONS,
+    SUSPICION_MIN_FRACTION,
+    FailureDetector,
+)
 from p2pchat.mesh.membership.dissemination import FLUSH_ROWS_PER_TICK, Dissemination
 from p2pchat.mesh.membership.own import OwnRow
 from p2pchat.mesh.membership.rows import STATE_RANK
 from p2pchat.mesh.membership.table import MemberTable, Record
+from p2pchat.mesh.membership.types import SYNC_ROWS
 from p2pchat.mesh.membership.view import MAX_RETRY_DOUBLINGS, ActiveView
 from p2pchat.safe import LogLimiter
 from tests.unit.test_membership import BOB, CAROL, DAVE, ME, RecordingOutput, row
@@ -189,8 +195,8 @@ class DisseminationTests(SynchronousTestCase):
 
     def test_sync_pushes_table_again_to_one_link(self):
         """
-        Every C{sync_interval_s}, one link forgets what it knows and gets
-        the whole table again.
+        Every C{sync_interval_s}, one link forgets what it knows of the
+        next L{SYNC_ROWS} rows (this node's own last) and gets them again.
         """
         p = Parts()
         carol = p.add(CAROL)
@@ -204,6 +210,47 @@ class DisseminationTests(SynchronousTestCase):
         self.assertEqual(
             p.output.calls, [("send", BOB.node_id, wire.gossip([carol.row(), p.own.row()]))]
         )
+
+    def test_table_pushed_within_peer_new_member_budget(self):
+        """
+        A table larger than the peer's new-member burst goes out at link-up
+        up to the burst; the rest follows at the peer's refill rate, so
+        the peer drops none (it would never get them again).
+        """
+        p = Parts()
+        records = [p.add(who) for who in strangers(NEW_MEMBERS_BURST + 30)]
+        p.links.link_up(BOB.node_id, 0.0, outbound=True)
+        p.links.flush()
+        first = [r["id"] for call in p.output.calls for r in call[2]["rows"]]
+        self.assertEqual(len(first), NEW_MEMBERS_BURST)
+        p.output.clear()
+        p.clock.advance(1.0)
+        p.links.flush()
+        later = [r["id"] for call in p.output.calls for r in call[2]["rows"]]
+        self.assertEqual(len(later), NEW_MEMBERS_PER_S)
+        p.clock.advance(1.0)
+        p.links.flush()
+        sent = {r["id"] for call in p.output.calls for r in call[2]["rows"]} | set(first)
+        self.assertEqual(sent, {r.node_id for r in records} | {ME.node_id})
+
+    def test_sync_rows_in_turn(self):
+        """
+        With more than L{SYNC_ROWS} members, each sync pushes the next
+        L{SYNC_ROWS} rows of the table, wrapping around: anti-entropy
+        costs the same whatever the table's size.
+        """
+        p = Parts()
+        records = [p.add(who) for who in strangers(SYNC_ROWS + 10)]
+        p.links.link_up(BOB.node_id, 0.0, outbound=True)
+        p.output.clear()
+        interval = p.config.sync_interval_s
+        for turn in (1, 2):
+            p.links.sync(interval * turn, Random(0))
+            p.links.flush()
+        first, second = (call[2]["rows"] for call in p.output.calls)
+        self.assertEqual(first, [record.row() for record in records[:SYNC_ROWS]])
+        wrapped = [record.row() for record in records[SYNC_ROWS:]] + [p.own.row()]
+        self.assertEqual(second, wrapped + [r.row() for r in records[: SYNC_ROWS - len(wrapped)]])
 
     def test_announce_left(self):
         """
@@ -231,17 +278,22 @@ class FailureDetectorTests(SynchronousTestCase):
     L{FailureDetector}: time-outs with suspicion.
     """
 
-    def test_silent_member_suspect_then_dead_then_pruned(self):
+    def test_suspect_then_dead_then_pruned(self):
         """
-        Silent for C{failure_timeout_s}: suspect; as long again: dead;
-        C{tombstone_s} later: pruned.  Each change is gossiped.
+        Suspected on this node's evidence alone: dead after
+        C{failure_timeout_s} (no confirmation shrinks it); C{tombstone_s}
+        later, pruned.  Each change is gossiped.
         """
         p = Parts()
-        p.add(CAROL)
+        carol = p.add(CAROL)
         p.links.link_up(BOB.node_id, 0.0, outbound=True)
         p.output.clear()
+        p.detector.check(0.0)
+        p.detector.suspect(carol, 0.0, "test", ME.node_id)
+        p.links.flush()
         timeout = p.config.failure_timeout_s
-        for at in (timeout - 0.1, timeout, 2 * timeout, 2 * timeout + p.config.tombstone_s):
+        self.assertEqual(p.detector.next_check_at, timeout)
+        for at in (timeout - 0.1, timeout, timeout + p.config.tombstone_s):
             p.clock.advance(at - p.clock.seconds())
             p.detector.check(at)
             p.links.flush()
@@ -261,40 +313,64 @@ class FailureDetectorTests(SynchronousTestCase):
         self.assertEqual((p.table.get(CAROL.node_id), p.forgotten), (None, [CAROL.node_id]))
         self.assertNotIn(CAROL.node_id, p.links.get(BOB.node_id).knows)
 
+    def test_confirmations_shrink_suspicion(self):
+        """
+        Each independent confirmation brings death nearer, Lifeguard's
+        formula: C{max - (max - min) * log(C + 1) / log(K + 1)}, down to
+        C{min} (5/8 of C{failure_timeout_s}) after L{CONFIRMATIONS}; more
+        change nothing, nor one node confirming twice.
+        """
+        p = Parts()
+        carol = p.add(CAROL)
+        p.detector.check(0.0)
+        p.detector.suspect(carol, 0.0, "test", ME.node_id)
+        most = p.config.failure_timeout_s
+        least = most * SUSPICION_MIN_FRACTION
+        expected = [most]
+        for confirmer in (BOB, BOB, DAVE, CAROL, ME):
+            p.detector.confirm(carol, confirmer.node_id)
+            expected.append(p.detector.next_check_at)
+        self.assertEqual(
+            expected,
+            [
+                most,
+                most - (most - least) * math.log(2) / math.log(4),
+                most - (most - least) * math.log(2) / math.log(4),
+                most - (most - least) * math.log(3) / math.log(4),
+                least,
+                least,
+            ],
+        )
+        self.assertEqual(CONFIRMATIONS, 3)
+        p.detector.check(least - 0.01)
+        self.assertEqual(carol.state, SUSPECT)
+        p.detector.check(least)
+        self.assertEqual(carol.state, DEAD)
+
+    def test_suspect_only_alive_advertised(self):
+        """
+        Only an alive member known by gossip can be suspected: not one
+        already suspect, dead or left, nor one known only by a hello.
+        """
+        p = Parts()
+        dead, hello_only = p.add(CAROL, state=DEAD), p.add(DAVE)
+        hello_only.advertised = False
+        for record in (dead, hello_only):
+            p.detector.suspect(record, 0.0, "test", ME.node_id)
+        self.assertEqual((p.output.calls, dead.state, hello_only.state), ([], DEAD, ALIVE))
+
     def test_next_check_at(self):
         """
-        After a check, the next one is due when the first member can time
-        out; a member learned later in another state brings it forward.
+        With no suspect, the next check is due when a tombstone could be
+        pruned; C{due_by} brings it forward.
         """
         p = Parts()
         p.add(CAROL)
         p.clock.advance(1.0)
         p.detector.check(1.0)
-        self.assertEqual(p.detector.next_check_at, p.config.failure_timeout_s)
+        self.assertEqual(p.detector.next_check_at, 1.0 + p.config.tombstone_s)
         p.detector.due_by(2.0)
         self.assertEqual(p.detector.next_check_at, 2.0)
-
-    def test_link_loss_suspected_after_grace(self):
-        """
-        Our last link to a member closed: unless its heartbeat advances
-        within C{link_loss_grace_s}, it is suspect then.
-        """
-        p = Parts()
-        carol, dave = p.add(CAROL), p.add(DAVE)
-        p.detector.link_lost(carol, 0.0)
-        p.detector.link_lost(dave, 0.0)
-        grace = p.config.link_loss_grace_s
-        self.assertEqual(p.detector.next_check_at, 0.0)
-        p.clock.advance(grace / 2)
-        dave.last_heard = p.clock.seconds()
-        p.detector.check(grace / 2)
-        self.assertEqual(p.detector.next_check_at, grace)
-        p.clock.advance(grace / 2)
-        p.detector.check(grace)
-        self.assertEqual(
-            p.output.calls, [("member_changed", CAROL.node_id, ALIVE, SUSPECT)]
-        )
-        self.assertIsNone(dave.link_lost_at)
 
     def test_left_pruned_is_remembered(self):
         """
@@ -364,7 +440,8 @@ class ActiveViewTests(SynchronousTestCase):
     def test_drops_one_settled_link_when_over(self):
         """
         Above C{max_links + link_slack} it drops one settled link (one
-        linked twice first), once, and says why.
+        linked twice first), once, and says why, telling the peer first
+        (C{unlink}: it is no sign of failure).
         """
         p = Parts(MembershipConfig(max_links=1, link_slack=1))
         p.links.link_up(BOB.node_id, 0.0, outbound=False)
@@ -375,6 +452,12 @@ class ActiveViewTests(SynchronousTestCase):
         self.assertEqual(p.output.calls, [])
         p.view.keep(1.0)
         p.view.keep(1.2)
-        self.assertEqual(p.output.calls, [("disconnect", CAROL.node_id, "more than 2 links")])
+        self.assertEqual(
+            p.output.calls,
+            [
+                ("send", CAROL.node_id, wire.unlink()),
+                ("disconnect", CAROL.node_id, "more than 2 links"),
+            ],
+        )
         link = p.links.release(CAROL.node_id) or p.links.release(CAROL.node_id)
         self.assertTrue(p.view.unlinked(CAROL.node_id, link, None, 1.4))

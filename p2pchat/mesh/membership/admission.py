@@ -32,6 +32,11 @@ filling the table with members that do not exist.  Three bounds do:
     heartbeat interval on a link (plus a full table at link-up and sync),
     so each link has a bucket refilled at C{members / heartbeat_interval}
     per second holding twice the table; rows over it are ignored.
+  - B{Probes per link.}  A link's C{probe} and C{probe-req} frames share
+    a bucket (L{PROBE_BURST}, L{PROBES_PER_S}); honest peers send about
+    one per C{probe_interval_s} (0.5 s) each, plus a few probe-reqs when
+    a member stalls.  Frames over it are ignored (each one honoured costs
+    one small frame, two for a probe-req).
   - B{Eviction of unproven members first.}  A member is I{proven} only
     once this node has completed a handshake with it (the peer proved it
     holds the key of its id on a link this node opened or accepted).
@@ -43,7 +48,7 @@ filling the table with members that do not exist.  Three bounds do:
     L{p2pchat.mesh.membership.dissemination} and
     L{p2pchat.mesh.membership.view}).
 
-Memory: three token buckets per link and one in all, and one dictionary
+Memory: four token buckets per link and one in all, and one dictionary
 entry per unproven member (bounded by the table's C{max_members}).
 """
 
@@ -61,6 +66,8 @@ VERIFIES_BURST = MAX_ROWS_PER_FRAME
 VERIFIES_PER_S = 200.0
 GLOBAL_VERIFIES_BURST = 1000
 GLOBAL_VERIFIES_PER_S = 1000.0
+PROBES_PER_S = 10.0
+PROBE_BURST = 20
 
 
 class Admission:
@@ -75,6 +82,7 @@ class Admission:
         self._new: Dict[str, TokenBucket] = {}
         self._verify: Dict[str, TokenBucket] = {}
         self._beats: Dict[str, TokenBucket] = {}
+        self._probes: Dict[str, TokenBucket] = {}
         self._verify_all = TokenBucket(GLOBAL_VERIFIES_PER_S, GLOBAL_VERIFIES_BURST, clock)
         #: Unproven members, oldest first (dicts keep insertion order).
         self._unproven: Dict[str, None] = {}
@@ -83,11 +91,13 @@ class Admission:
         if peer_id not in self._new:
             self._new[peer_id] = TokenBucket(NEW_MEMBERS_PER_S, NEW_MEMBERS_BURST, self._clock)
             self._verify[peer_id] = TokenBucket(VERIFIES_PER_S, VERIFIES_BURST, self._clock)
+            self._probes[peer_id] = TokenBucket(PROBES_PER_S, PROBE_BURST, self._clock)
 
     def link_down(self, peer_id: str) -> None:
         self._new.pop(peer_id, None)
         self._verify.pop(peer_id, None)
         self._beats.pop(peer_id, None)
+        self._probes.pop(peer_id, None)
 
     def may_learn(self, peer_id: str) -> bool:
         """
@@ -106,6 +116,14 @@ class Admission:
         if bucket is not None and not bucket.take():
             return False
         return self._verify_all.take()
+
+    def may_probe(self, peer_id: str) -> bool:
+        """
+        @return: whether a C{probe} or C{probe-req} from C{peer_id} may be
+            answered now (spends one token).
+        """
+        bucket = self._probes.get(peer_id)
+        return bucket is not None and bucket.take()
 
     def may_beat(self, peer_id: str, members: int) -> bool:
         """

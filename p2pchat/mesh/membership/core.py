@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_attacks -*-
+# -*- test-case-name: tests.unit.test_membership,tests.unit.test_membership_probe -*-
 """
 Gossip membership: who is in the network, where they listen, and whether
 they are alive, suspect, dead or gone.
@@ -29,12 +29,14 @@ L{Membership} is the facade of the package; each concern has its module:
     incarnation, then state precedence, then heartbeat; local
     confirmation of rumours; refuting rumours about this node).
   - L{p2pchat.mesh.membership.dissemination}: which rows go on which link
-    (per-link dirty sets and reconciliation, push-pull at link-up,
-    anti-entropy every C{sync_interval_s}, at most
-    C{FLUSH_ROWS_PER_TICK} rows per link per tick; per link one C{knows}
-    entry per member).
-  - L{p2pchat.mesh.membership.detector}: failure detection (heartbeat
-    time-out with suspicion, link-loss grace, tombstone pruning).
+    (changes only, each sent a bounded number of times; per-link dirty
+    sets and reconciliation, push-pull at link-up, bounded anti-entropy
+    every C{sync_interval_s}, at most C{FLUSH_ROWS_PER_TICK} rows per
+    link per flush; per link one C{knows} entry per member).
+  - L{p2pchat.mesh.membership.probe}: probing linked peers (SWIM's
+    probe and probe-req through links; a lost link is a fast hint).
+  - L{p2pchat.mesh.membership.detector}: suspicion with Lifeguard's
+    shrinking time-out, and tombstone pruning.
   - L{p2pchat.mesh.membership.view}: the active view (HyParView's): which
     links to keep, dial and drop.
 """
@@ -51,6 +53,7 @@ from p2pchat.mesh.membership.dissemination import Dissemination
 from p2pchat.mesh.membership.intake import FRAME_TYPES, Intake
 from p2pchat.mesh.membership.merge import Merge
 from p2pchat.mesh.membership.own import OwnRow
+from p2pchat.mesh.membership.probe import PROBE_FRAMES, Prober
 from p2pchat.mesh.membership.rows import ALIVE, SUSPECT
 from p2pchat.mesh.membership.table import MemberTable, Record
 from p2pchat.mesh.membership.types import IMembershipOutput, Member, MembershipConfig
@@ -68,7 +71,7 @@ class Membership:
     @ivar config: its parameters.
     """
 
-    frame_types: ClassVar[frozenset] = FRAME_TYPES
+    frame_types: ClassVar[frozenset] = FRAME_TYPES | PROBE_FRAMES
     log = Logger()
 
     def __init__(
@@ -82,6 +85,7 @@ class Membership:
         rng: Optional[Random] = None,
         incarnation: int = 0,
         signer: Optional[Callable[[bytes], bytes]] = None,
+        verify: Optional[Callable[[dict], bool]] = None,
     ):
         """
         @param incarnation: the incarnation to start at.  The node passes
@@ -91,6 +95,9 @@ class Membership:
         @param signer: signs with this node's key (the node passes
             C{identity.sign}); every row this node gossips about itself
             is signed with it (see L{p2pchat.mesh.membership.rows}).
+        @param verify: checks a received row's signature (C{None}:
+            L{p2pchat.mesh.membership.rows.verify_row}; a simulation of
+            many nodes in one process passes one that remembers answers).
         @raise ValueError: without a signer.
         """
         if signer is None:
@@ -111,7 +118,7 @@ class Membership:
         self._detector = FailureDetector(
             self._table, self._links, output, config, limiter, log, now
         )
-        self._intake = Intake(self._own, self._table, admission, limiter, log)
+        self._intake = Intake(self._own, self._table, admission, limiter, log, verify)
         self._merge = Merge(
             self._own, self._table, self._links, self._detector, admission, output, config,
             limiter, log,
@@ -119,8 +126,11 @@ class Membership:
         self._view = ActiveView(
             self._own, self._table, self._links, admission, output, config, rng
         )
+        self._prober = Prober(
+            node_id, self._table, self._links, self._detector, admission, output, config, rng,
+            now,
+        )
         self._rng = rng
-        self._next_heartbeat_at = now + config.heartbeat_interval_s
 
     def _forget_links(self, node_id: str) -> None:
         self._links.forget(node_id)
@@ -200,16 +210,16 @@ class Membership:
         if record is not None:
             record.links += 1
             record.last_heard = now
-            record.link_lost_at = None
         self._view.linked(record, address)
         self._admission.link_up(peer_id)
         self._links.link_up(peer_id, now, outbound)
 
     def link_down(self, peer_id: str) -> None:
         """
-        A link to C{peer_id} closed.  If it was the last one and the member
-        is not heard from through other links within C{link_loss_grace_s},
-        it becomes suspect.
+        A link to C{peer_id} closed.  If it was the last one (and this
+        node did not drop it on purpose), the member becomes suspect
+        unless another link reaches it within C{probe_timeout_s} (see
+        L{p2pchat.mesh.membership.probe}).
         """
         if peer_id not in self._links:
             return
@@ -221,63 +231,68 @@ class Membership:
             return
         self._admission.link_down(peer_id)
         now = self.clock.seconds()
-        dropped = self._view.unlinked(peer_id, link, record, now)
+        told = self._prober.unlinked(peer_id)
+        dropped = self._view.unlinked(peer_id, link, record, now) or told
         if record is None or record.links:
             return
         if not record.advertised:
             del self._table.records[peer_id]
         elif record.state == ALIVE and not dropped and not self._own.left:
-            self._detector.link_lost(record, now)
+            self._prober.link_lost(record, now)
 
     def rx_frame(self, peer_id: str, frame: dict) -> None:
         """
-        A frame of one of L{frame_types} arrived from C{peer_id}.
+        A frame of one of L{frame_types} arrived from C{peer_id} (probes
+        are checked by L{p2pchat.mesh.wire.parse_frame}).
 
-        The whole frame is checked (form, and the signature of every row
+        The whole gossip frame is checked (form, and the signature of every row
         that would change a signed part) before any row is applied.  Rows
         over the link's budgets are dropped, not fatal.
 
         @raise p2pchat.mesh.wire.FrameError: if it is malformed or a row's signature is not
             its member's (a forgery: the node closes the link).
         """
+        if frame.get("type") in PROBE_FRAMES:
+            if not self._own.left:
+                self._prober.rx_probe(peer_id, frame)
+            return
         rows = self._intake.check_frame(peer_id, frame)
         if self._own.left:
             return
         self._merge.apply(peer_id, rows, self.clock.seconds())
+        # Pass changes on at once, not at the next tick: a change crosses
+        # the network in network latencies, not in gossip intervals.
+        self._links.flush()
 
     def heard_from(self, peer_id: str) -> None:
         """
         A linked peer sent a frame (any frame proves it is alive), or this
         node is holding its link (not reading it, so its frames wait
         unread): a member this node is not reading is never blamed for
-        its silence.  A frozen peer sends nothing and is not held; the
-        link's keep-alive closes it and the usual time-outs follow.
+        its silence (any frame, or a held link, answers a probe).  A
+        frozen peer sends nothing and is not held: its probes time out.
         """
         record = self._table.get(peer_id)
         if record is not None and record.links and record.state in (ALIVE, SUSPECT):
             record.last_heard = self.clock.seconds()
-            record.link_lost_at = None
 
     def tick(self) -> None:
         """
-        Run timers (heartbeat, failure detection, pruning, anti-entropy,
+        Run timers (probes, suspicion time-outs, pruning, anti-entropy,
         link upkeep) and send each link the rows it has not seen.  The node
         calls this every C{gossip_interval_s}.
         """
         if self._own.left:
             return
         now = self.clock.seconds()
-        if now >= self._next_heartbeat_at:
-            self._next_heartbeat_at = max(
-                self._next_heartbeat_at + self.config.heartbeat_interval_s, now
-            )
-            self._own.beat()
-            self._links.mark_self()
-        if now >= self._detector.next_check_at:
+        # A late tick: this node stalled, and refutations may wait unread.
+        stalled = self._prober.stalled(now)
+        self._prober.tick(now)
+        if now >= self._detector.next_check_at and not stalled:
             self._detector.check(now)
         self._links.sync(now, self._rng)
         self._view.keep(now)
-        self._links.flush()
+        self._links.flush(tick=True)
 
     def leave(self) -> None:
         """

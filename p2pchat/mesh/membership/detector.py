@@ -1,15 +1,27 @@
-# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership -*-
+# -*- test-case-name: tests.unit.test_membership_parts,tests.unit.test_membership_probe -*-
 """
-Failure detection: heartbeat time-out with suspicion.
+Failure detection: suspicion and its time-out (Lifeguard's), and
+tombstone pruning.
 
-A member whose heartbeat has not advanced for C{failure_timeout_s}
-becomes suspect; suspect for another C{failure_timeout_s} with no
-heartbeat, dead.  Losing the last link to a member is a strong hint: if
-its heartbeat does not advance through other links within
-C{link_loss_grace_s}, it is suspected at once.  Dead and left members are
-pruned after C{tombstone_s}.  Suspect and dead are gossiped (the
-detector marks the row for every link).
+A member is suspected on evidence: this node's probes of it went
+unanswered, or its last link closed and no other link reaches it (see
+L{p2pchat.mesh.membership.probe}), or a peer gossips a suspect claim
+(see L{p2pchat.mesh.membership.merge}).  A suspect member that does not
+refute (a higher incarnation) within the suspicion time-out (counted
+from its last frame to this node, if later) is declared dead.  The
+time-out starts at C{failure_timeout_s} and shrinks as independent
+confirmations arrive (distinct nodes that sent the claim, or
+this node's own evidence), Lifeguard's formula:
+
+    timeout = max(min, max - (max - min) * log(C + 1) / log(K + 1))
+
+with C{max = failure_timeout_s}, C{min = max * }L{SUSPICION_MIN_FRACTION}
+and C{K = }L{CONFIRMATIONS} confirmations beyond the first.  Dead and
+left members are pruned after C{tombstone_s}.  Suspect and dead are
+gossiped (the detector marks the row for every link).
 """
+
+import math
 
 from twisted.logger import Logger
 
@@ -19,6 +31,12 @@ from p2pchat.mesh.membership.rows import ALIVE, DEAD, SUSPECT
 from p2pchat.mesh.membership.table import MemberTable, Record
 from p2pchat.mesh.membership.types import IMembershipOutput, MembershipConfig
 from p2pchat.safe import LogLimiter, printable
+
+#: Confirmations (beyond the first suspicion) that bring the suspicion
+#: time-out down to its least.
+CONFIRMATIONS = 3
+#: The least suspicion time-out, as a fraction of C{failure_timeout_s}.
+SUSPICION_MIN_FRACTION = 0.625
 
 
 class FailureDetector:
@@ -53,50 +71,68 @@ class FailureDetector:
         """
         self.next_check_at = min(self.next_check_at, at)
 
-    def link_lost(self, record: Record, now: float) -> None:
+    def suspicion_timeout(self, record: Record) -> float:
         """
-        Our last link to C{record}'s member closed: suspect it unless its
-        heartbeat advances within C{link_loss_grace_s}.
+        @return: how long C{record}'s member may stay suspect, given how
+            many independent nodes confirmed the suspicion.
         """
-        record.link_lost_at = now
-        self.due_by(now + self._config.link_loss_grace_s)
+        most = self._config.failure_timeout_s
+        least = most * SUSPICION_MIN_FRACTION
+        extra = max(0, len(record.suspecters or ()) - 1)
+        shrink = math.log(extra + 1) / math.log(CONFIRMATIONS + 1)
+        return max(least, most - (most - least) * shrink)
+
+    def suspect(self, record: Record, now: float, why: str, by: str) -> None:
+        """
+        Suspect C{record}'s member (if alive and gossiped) on C{by}'s
+        evidence (C{by} is this node's id for its own).
+        """
+        if record.state != ALIVE or not record.advertised:
+            return
+        self._limiter.log(
+            "suspect", self._log.info,
+            "suspecting {name} ({who}): {why}",
+            name=printable(record.name), who=short_id(record.node_id), why=why,
+        )
+        self.confirm(record, by)
+        self.set_state(record, SUSPECT, now)
+
+    def confirm(self, record: Record, by: str) -> None:
+        """
+        C{by} suspects C{record}'s member at its current incarnation: one
+        more independent confirmation (at most L{CONFIRMATIONS} + 1 are
+        kept), which may bring its death nearer.
+        """
+        suspecters = record.suspecters
+        if suspecters is None:
+            suspecters = record.suspecters = set()
+        if by in suspecters or len(suspecters) > CONFIRMATIONS:
+            return
+        suspecters.add(by)
+        if record.state == SUSPECT:
+            since = max(record.state_since, record.last_heard)
+            self.due_by(since + self.suspicion_timeout(record))
 
     def check(self, now: float) -> None:
         """
-        Suspect silent members, declare long-suspect ones dead, prune old
+        Declare dead the suspects whose time-out passed, prune old
         tombstones, and note when the next of these can be due.
         """
-        timeout = self._config.failure_timeout_s
-        grace = self._config.link_loss_grace_s
-        next_at = now + timeout
+        next_at = now + self._config.tombstone_s
         prune = []
         for record in list(self._table.records.values()):
             if not record.advertised:
                 continue
             state = record.state
-            if state == ALIVE:
-                if record.link_lost_at is not None:
-                    if record.last_heard > record.link_lost_at:
-                        record.link_lost_at = None
-                    elif now >= record.link_lost_at + grace:
-                        self._suspect(record, now, "our last link to it closed")
-                        next_at = min(next_at, now + timeout)
-                        continue
-                    else:
-                        next_at = min(next_at, record.link_lost_at + grace)
-                due = record.last_heard + timeout
-                if now >= due:
-                    self._suspect(record, now, f"no heartbeat for {timeout:g} s")
-                    next_at = min(next_at, now + timeout)
-                else:
-                    next_at = min(next_at, due)
-            elif state == SUSPECT:
-                due = max(record.state_since, record.last_heard) + timeout
+            if state == SUSPECT:
+                # A suspect that still sends us frames will refute: its
+                # time-out runs from the last one.
+                due = max(record.state_since, record.last_heard) + self.suspicion_timeout(record)
                 if now >= due:
                     self.set_state(record, DEAD, now)
                 else:
                     next_at = min(next_at, due)
-            elif record.links == 0:
+            elif state != ALIVE and record.links == 0:
                 due = record.state_since + self._config.tombstone_s
                 if now >= due:
                     prune.append(record.node_id)
@@ -122,15 +158,10 @@ class FailureDetector:
         and tell the output.
         """
         record.state_since = now
-        if record.state != ALIVE:
-            self.due_by(now + self._config.failure_timeout_s)
+        if record.state == ALIVE:
+            record.suspecters = None
+        elif record.state == SUSPECT:
+            self.due_by(now + self.suspicion_timeout(record))
+        else:
+            self.due_by(now + self._config.tombstone_s)
         self._output.member_changed(record.member(), old_state)
-
-    def _suspect(self, record: Record, now: float, why: str) -> None:
-        self._limiter.log(
-            "suspect", self._log.info,
-            "suspecting {name} ({who}): {why}",
-            name=printable(record.name), who=short_id(record.node_id), why=why,
-        )
-        record.link_lost_at = None
-        self.set_state(record, SUSPECT, now)

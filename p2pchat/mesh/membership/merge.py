@@ -81,7 +81,10 @@ class Merge:
                 and record.name == row["name"]
                 and record.address == row["addr"]
             ):
-                # The common case: a heartbeat, perhaps new.
+                # The common case: a heartbeat, perhaps new, or one more
+                # node's suspect claim (a Lifeguard confirmation).
+                if record.state == SUSPECT:
+                    self._detector.confirm(record, peer_id)
                 heartbeat = row["hb"]
                 key = record.key
                 known = knows.get(record.node_id)
@@ -95,7 +98,6 @@ class Merge:
                     # strings decoded from JSON, not these constants.
                     if record.state == ALIVE or record.state == SUSPECT:
                         record.last_heard = now
-                        record.link_lost_at = None
                     record.changed()
                     self._links.mark(record.node_id)
             else:
@@ -121,7 +123,10 @@ class Merge:
         if record is None:
             return
         old_state = record.state
+        restart = False
         if not record.advertised or incarnation > record.incarnation:
+            restart = record.state == SUSPECT
+            record.suspecters = None
             record.advertised = True
             record.incarnation = incarnation
             # The signature vouches for the member's statement at this
@@ -134,9 +139,8 @@ class Merge:
             record.sig = row["sig"]
             if state == ALIVE:
                 record.last_heard = now
-                record.link_lost_at = None
             elif state != LEFT:
-                self._rumour(record, row, now)
+                self._rumour(record, row, now, peer_id)
         elif incarnation == record.incarnation:
             if (record.sig, record.name, record.address, base_state(record.state)) != (
                 row["sig"], row["name"], row["addr"], base_state(state)
@@ -146,12 +150,13 @@ class Merge:
                 return
             changed = False
             if rank > STATE_RANK[record.state]:
-                changed = self._rumour(record, row, now)
+                changed = self._rumour(record, row, now, peer_id)
+            elif record.state == SUSPECT and state in (SUSPECT, DEAD):
+                self._detector.confirm(record, peer_id)
             if row["hb"] > record.heartbeat:
                 record.heartbeat = row["hb"]
                 if record.state in (ALIVE, SUSPECT):
                     record.last_heard = now
-                    record.link_lost_at = None
                 changed = True
             if not changed:
                 return
@@ -161,17 +166,19 @@ class Merge:
             link = self._links.get(peer_id)
             if link is not None:
                 link.knows[node_id] = key
-                link.dirty[node_id] = None
+                link.repair[node_id] = None
             return
         record.changed()
         self._links.mark(node_id)
-        if record.state != old_state:
+        if record.state != old_state or (restart and record.state == SUSPECT):
+            # (A suspicion at a new incarnation is timed from now.)
             self._detector.state_changed(record, old_state, now)
 
-    def _rumour(self, record: Record, row: dict, now: float) -> bool:
+    def _rumour(self, record: Record, row: dict, now: float, row_sender: str) -> bool:
         """
         Someone claims C{record} is suspect or dead at its current
-        incarnation.  Local confirmation (Lifeguard): a node linked to the
+        incarnation (C{row_sender} sent the claim: one more confirmation
+        of the suspicion).  Local confirmation (Lifeguard): a node linked to the
         member that heard from it within C{failure_timeout_s} keeps it
         alive and passes the rumour to the member alone (once per
         incarnation), which refutes it; a node that saw its heartbeat
@@ -189,6 +196,8 @@ class Merge:
                 return False
             if state == DEAD:
                 state = SUSPECT
+        if state in (SUSPECT, DEAD):
+            self._detector.confirm(record, row_sender)
         if STATE_RANK[state] <= STATE_RANK[record.state]:
             return False
         record.state = state

@@ -11,7 +11,6 @@ from twisted.logger import Logger
 from p2pchat.mesh.membership.rows import (
     ALIVE,
     LEFT,
-    MAX_HEARTBEAT,
     MAX_INCARNATION,
     make_row,
     sign_row,
@@ -26,7 +25,8 @@ class OwnRow:
     @ivar name: its display name.
     @ivar address: where it accepts links, or C{None}.
     @ivar incarnation: its incarnation.
-    @ivar heartbeat: its heartbeat counter.
+    @ivar heartbeat: its heartbeat counter (it stays 0: liveness comes
+        from probes, not from gossiped heartbeats).
     @ivar hidden: whether it keeps itself out of gossip.
     @ivar left: whether it left (then it says nothing more).
     """
@@ -66,12 +66,6 @@ class OwnRow:
             self.node_id, self.incarnation, state, self.heartbeat, self.name, self.address,
             self._signed[1],
         )
-
-    def beat(self) -> None:
-        """
-        Advance the heartbeat (it stops at L{MAX_HEARTBEAT}).
-        """
-        self.heartbeat = min(self.heartbeat + 1, MAX_HEARTBEAT)
 
     def raise_incarnation(self, incarnation: int) -> None:
         """

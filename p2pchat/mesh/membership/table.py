@@ -40,17 +40,18 @@ class Record:
     @ivar links: open links to it.
     @ivar last_heard: clock time of its last sign of life.
     @ivar state_since: clock time its state last changed.
-    @ivar link_lost_at: when our last link to it closed (C{None} when the
-        grace check is not pending).
     @ivar key: C{(incarnation, state rank, heartbeat)}, for the merge.
     @ivar told_inc: the incarnation of the last rumour passed to the
         member itself.
+    @ivar suspecters: the nodes (this one included) that suspect it at
+        its current incarnation, as far as this node knows (Lifeguard's
+        confirmations; a few at most), or C{None}.
     """
 
     __slots__ = (
         "node_id", "name", "address", "incarnation", "state", "heartbeat", "sig",
-        "advertised", "links", "last_heard", "state_since", "link_lost_at", "_row",
-        "_size", "key", "told_inc",
+        "advertised", "links", "last_heard", "state_since", "_row",
+        "_size", "key", "told_inc", "suspecters",
     )
 
     def __init__(self, node_id, name, address, incarnation, state, heartbeat, now):
@@ -65,11 +66,11 @@ class Record:
         self.links = 0
         self.last_heard = now
         self.state_since = now
-        self.link_lost_at: Optional[float] = None
         self._row: Optional[dict] = None
         self._size: Optional[int] = None
         self.key = (incarnation, STATE_RANK[state], heartbeat)
         self.told_inc = -1
+        self.suspecters: Optional[set] = None
 
     def changed(self) -> None:
         """

@@ -77,22 +77,35 @@ class MembershipConfig:
     Membership parameters.
 
     @ivar max_links: the active view: how many links a node keeps.
-    @ivar failure_timeout_s: heartbeat silent this long: suspect; suspect
-        and silent as long again: dead.
+    @ivar failure_timeout_s: how long a member may stay suspect before it
+        is declared dead, when no other node confirms the suspicion; down
+        to 5/8 of it as confirmations arrive (Lifeguard's suspicion; see
+        L{p2pchat.mesh.membership.detector}).
     @ivar gossip_interval_s: how often the node calls L{Membership.tick}.
-    @ivar heartbeat_interval_s: how often a node bumps its heartbeat.
+    @ivar heartbeat_interval_s: the heartbeat budget's unit: a link may
+        bring about one heartbeat-only row per member per interval.  (This
+        node's heartbeat does not advance: rows change only when a
+        member's incarnation, state, name or address does.)
     @ivar tombstone_s: dead and left members are kept this long.
     @ivar hidden: start hidden (not advertised in gossip).
     @ivar link_slack: inbound links may take a node this far above
         C{max_links} before it drops extras.
-    @ivar sync_interval_s: how often the whole table is pushed to one
-        random link.
-    @ivar link_loss_grace_s: after our last link to a member closes, its
-        heartbeat must advance within this long or it is suspected.
+    @ivar sync_interval_s: how often the next L{SYNC_ROWS} rows of the
+        table (in turn) are pushed again to one random link
+        (anti-entropy).
     @ivar connect_retry_s: the least time between two connection attempts
         to one address; it doubles (up to 16 times) while they fail.
     @ivar connects_per_tick: new connection attempts per tick, at most.
     @ivar max_members: members (tombstones included) this node keeps.
+    @ivar probe_interval_s: how often a linked peer is probed (SWIM's
+        protocol period).
+    @ivar probe_timeout_s: how long a probe (then the probes made by
+        others on this node's behalf) may go unanswered.
+    @ivar indirect_probes: how many other linked peers are asked to probe
+        a member that did not answer (SWIM's k).
+    @ivar retransmit_mult: a changed row is sent at most this many times
+        ceil(log2(N + 1)) by each node, N the members it knows
+        (memberlist's retransmit multiplier).
     """
 
     max_links: int = 5
@@ -103,7 +116,14 @@ class MembershipConfig:
     hidden: bool = False
     link_slack: int = 2
     sync_interval_s: float = 30.0
-    link_loss_grace_s: float = 2.0
     connect_retry_s: float = 5.0
     connects_per_tick: int = 1
     max_members: int = 10_000
+    probe_interval_s: float = 0.5
+    probe_timeout_s: float = 0.4
+    indirect_probes: int = 3
+    retransmit_mult: int = 4
+
+
+#: Rows of the table pushed again to one link every C{sync_interval_s}.
+SYNC_ROWS = 32

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Dict, Optional, Set
 
+from p2pchat.mesh import wire
 from p2pchat.mesh.membership.admission import Admission
 from p2pchat.mesh.membership.dissemination import Dissemination, Link
 from p2pchat.mesh.membership.own import OwnRow
@@ -70,17 +71,22 @@ class ActiveView:
         """
         The last link to C{peer_id} closed (C{link} was its gossip state).
 
-        @return: whether this node dropped it on purpose (so its member is
-            not suspected for it).
+        @return: whether its member is not to be suspected for it: this
+            node dropped it on purpose, or the member refused it at once
+            (it answered the handshake, so it is alive).
         """
-        if link.outbound and record is not None and now - link.since < self._config.connect_retry_s:
+        refused = (
+            link.outbound and record is not None
+            and now - link.since < self._config.connect_retry_s
+        )
+        if refused:
             # Refused or closed at once (a full node takes the handshake,
             # then says no): back off as after a failed attempt, or we
             # would redial it every tick.
             self._failed_attempt(record.address, now, pending=False)
         dropped = peer_id in self._dropping
         self._dropping.discard(peer_id)
-        return dropped
+        return dropped or refused
 
     def keep(self, now: float) -> None:
         """
@@ -126,6 +132,9 @@ class ActiveView:
             if settled:
                 peer_id = self._rng.choice(sorted(doubled or settled))
                 self._dropping.add(peer_id)
+                # Said first, so the peer does not take the loss for a
+                # failure (frames go out before the link closes).
+                self._output.send(peer_id, wire.unlink())
                 self._output.disconnect(
                     peer_id, f"more than {config.max_links + config.link_slack} links"
                 )
