@@ -5,7 +5,6 @@ are in C{tests.integration.test_tls}).
 """
 
 import os
-import shutil
 
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -106,25 +105,3 @@ class ConfigErrorTests(SynchronousTestCase):
         wrap_server_endpoint(
             reactor, f"ssl:0:privateKey={alice.key}:certKey={alice.cert}", alice
         )
-
-
-OPENSSL = shutil.which("openssl")
-
-CA_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = v3_ca
-[dn]
-CN = openssl test CA
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-"""
-
-NODE_EXTENSIONS = """\
-subjectAltName = DNS:{name}
-extendedKeyUsage = {usage}
-basicConstraints = CA:FALSE
-"""
