@@ -136,6 +136,7 @@ class NodeHolder(MultiService):
             lambda address: bool(links.at(address)),
             lambda: len(links),
             lambda address: links.close_at(address, "disconnected by this node's user"),
+            linked_peer=lambda node_id: links.link_to(node_id) is not None,
         )
         service.metrics.collect_from(self.node.metrics_status)
         self.node.start()

@@ -85,7 +85,9 @@ class Names:
             names = {node_id: "" for node_id in names}
             names.update(self.attestations.names)
         for node_id in self._local():
-            names.pop(node_id, None)
+            # A local author is reached by its id or short id (a note to
+            # yourself), never by a name: a name stays the others'.
+            names[node_id] = ""
         by_id = []
         if len(who) >= 4 and all(c in "0123456789abcdef" for c in who.lower()):
             by_id = [n for n in names if n.startswith(who.lower())]

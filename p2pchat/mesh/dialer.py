@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from p2pchat.addresses import PeerAddress
+from p2pchat.log.identity import short_id
 from p2pchat.safe import printable
 
 INITIAL_DELAY_S = 0.5
@@ -59,6 +60,7 @@ class Dialer:
         link_count: Callable[[], int],
         close: Callable[[PeerAddress], int],
         jitter: Callable[[], float] = random.random,
+        linked_peer: Callable[[str], bool] = lambda node_id: False,
     ):
         """
         @param attempt: opens a link to an address: a L{Deferred} firing
@@ -70,6 +72,9 @@ class Dialer:
         @param link_count: how many accepted links the node has.
         @param close: closes the node's links at an address; returns how
             many it closed.
+        @param linked_peer: whether the node has an accepted link to a
+            node id (a seed whose handshake failed because it reached a
+            peer already linked under another address is not redialled).
         """
         self._clock = clock
         self._attempt = attempt
@@ -77,6 +82,7 @@ class Dialer:
         self._link_count = link_count
         self._close = close
         self._jitter = jitter
+        self._linked_peer = linked_peer
         self.seeds: Set[PeerAddress] = set()
         self.dropped: Set[PeerAddress] = set()
         self._dialling: Dict[PeerAddress, Deferred] = {}
@@ -211,6 +217,10 @@ class Dialer:
         delay = backoff_delay(failures - 1, self._jitter())
         self._not_before[address] = self._clock.seconds() + delay
         seed = address in self.seeds and not self._stopped
+        peer_id = getattr(failure.value, "peer_id", None)
+        if seed and peer_id is not None and self._linked_peer(peer_id):
+            self._stop_seed(address, f"it reaches {short_id(peer_id)}, already linked")
+            return
         self.log.info(
             "could not link to {address}: {reason}{then}",
             address=str(address), reason=printable(failure.getErrorMessage()),

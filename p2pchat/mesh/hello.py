@@ -20,7 +20,13 @@ class HandshakeFailed(Exception):
     """
     The link closed, or the peer misbehaved, before the hello exchange
     finished.
+
+    @ivar peer_id: the id the peer's hello gave, if one came.
     """
+
+    def __init__(self, message: str, peer_id: Optional[str] = None):
+        super().__init__(message)
+        self.peer_id = peer_id
 
 
 def signed_hello(handler, transport) -> Dict[str, Any]:

@@ -317,9 +317,8 @@ class PeerProtocol(LineReceiver):
             self._handler.link_down(self)
             if not self._outcome.decided:
                 refused = f": {self.remote_error}" if self.remote_error else ""
-                self._outcome.decide(
-                    Failure(HandshakeFailed(f"{self.describe()} refused the link{refused}"))
-                )
+                refused = f"{self.describe()} refused the link{refused}"
+                self._outcome.decide(Failure(HandshakeFailed(refused, self.remote_id)))
         elif not self._outcome.decided:
             if reason is not None and reason.check(SSL.Error):
                 self._warn(
@@ -328,9 +327,8 @@ class PeerProtocol(LineReceiver):
                     peer=self.describe(),
                     reason=tls_failure_reason(reason),
                 )
-            self._outcome.decide(
-                Failure(HandshakeFailed(f"link to {self.describe()} closed before hello"))
-            )
+            closed = f"link to {self.describe()} closed before hello"
+            self._outcome.decide(Failure(HandshakeFailed(closed, self.remote_id)))
 
     @property
     def handshake_done(self) -> Deferred:

@@ -645,6 +645,11 @@ class ConsoleProtocolTests(SynchronousTestCase):
         """
         self.type(f"/msg {self.node.node_id} note to self\r\n".encode())
         self.assertEqual(self.lines(), [f"[{self.stamp()}] *alice* (to yourself) note to self"])
+        # By a short id too (a name is never one's own: it stays the others').
+        self.type(f"/msg {self.node.node_id[:6]} and another\r\n".encode())
+        self.assertEqual(self.lines(), [f"[{self.stamp()}] *alice* (to yourself) and another"])
+        self.type(b"/msg alice by name\r\n")
+        self.assertEqual(self.lines(), ["error: no known peer called alice"])
 
     def test_block_twice_and_unblock_not_blocked(self):
         """

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.config import PeerAddress
 from p2pchat.mesh.dialer import Dialer, backoff_delay
+from p2pchat.mesh.hello import HandshakeFailed
 
 BOB = PeerAddress("bob.example", 9090)
 CAROL = PeerAddress("carol.example", 9090)
@@ -31,9 +32,10 @@ class DialerTests(SynchronousTestCase):
         self.attempts = []
         self.linked = set()
         self.count = 0
+        self.linked_ids = set()
         self.dialer = Dialer(
             self.clock, self.attempt, lambda a: a in self.linked, lambda: self.count,
-            self.close, jitter=lambda: 0.0,
+            self.close, jitter=lambda: 0.0, linked_peer=lambda i: i in self.linked_ids,
         )
 
     def attempt(self, address):
@@ -77,6 +79,22 @@ class DialerTests(SynchronousTestCase):
         self.attempts[-1].callback(FakeLink(self.calls, BOB))
         self.clock.advance(100)
         self.assertEqual(len(self.calls), 3)
+
+    def test_seed_reaching_a_linked_peer_stops(self):
+        """
+        A seed whose handshake fails because it reached a peer already
+        linked under another address (one link per pair of nodes) is not
+        dialled again; one that failed reaching a peer not linked is.
+        """
+        self.linked_ids.add("a" * 64)
+        self.assertTrue(self.dialer.keep(BOB))
+        self.attempts[-1].errback(Failure(HandshakeFailed("refused", "b" * 64)))
+        self.clock.advance(0.5)
+        self.assertEqual(self.calls, [("attempt", "bob.example:9090")] * 2)
+        self.attempts[-1].errback(Failure(HandshakeFailed("already linked", "a" * 64)))
+        self.clock.advance(100)
+        self.assertEqual(len(self.calls), 2)
+        self.assertNotIn(BOB, self.dialer.seeds)
 
     def test_one_attempt_per_address(self):
         """
