@@ -35,10 +35,6 @@ MAX_PENALTY_S = 3600.0
 # Membership changes logged before they are rate-limited (see
 # _MembershipOutput.member_changed).
 MEMBER_LOG_BURST = 100
-# Membership frames a protocol-2 peer does not know (it would close the
-# link on them), and the first version that does.
-PROBE_FRAMES = frozenset({"probe", "probe-ack", "probe-req", "unlink"})
-PROBES_VERSION = 3
 
 
 @implementer(IPeerHandler)
@@ -342,7 +338,7 @@ class _MembershipOutput:
         link = self._links.link_to(peer_id)
         if link is None:
             return
-        if frame["type"] in PROBE_FRAMES and (link.version or 0) < PROBES_VERSION:
+        if frame["type"] in wire.PROBE_FRAMES and (link.version or 0) < wire.PROBES_VERSION:
             # A protocol-2 peer closes a link on frames it does not know:
             # it is not probed; its open link (kept alive by pings, closed
             # after IDLE_TIMEOUT_S of silence) answers for it.

@@ -21,6 +21,11 @@ from p2pchat.log.identity import is_node_id
 # "max_version" the highest; see docs/protocol.md.
 PROTOCOL_VERSION = 3
 MIN_PROTOCOL_VERSION = 2
+# Membership's failure-detection frames, new in version 3: a version 2 peer
+# closes the link on a frame type it does not know, so they are never sent
+# on a link that speaks less than PROBES_VERSION.
+PROBE_FRAMES = frozenset({"probe", "probe-ack", "probe-req", "unlink"})
+PROBES_VERSION = 3
 MAX_LINE_BYTES = 65536
 MAX_ADDRESS_LENGTH = 300
 MAX_IDS_PER_FRAME = 500

@@ -47,8 +47,8 @@ from p2pchat.mesh.membership.rows import ALIVE
 from p2pchat.mesh.membership.table import MemberTable, Record
 from p2pchat.mesh.membership.types import IMembershipOutput, MembershipConfig
 
-#: The frame types the prober handles.
-PROBE_FRAMES = frozenset({"probe", "probe-ack", "probe-req", "unlink"})
+#: The frame types the prober handles (defined with the wire format).
+PROBE_FRAMES = wire.PROBE_FRAMES
 #: Rounds of probes (the first direct only) before a member is suspected.
 PROBE_ATTEMPTS = 3
 #: Probes made for other nodes (answers to C{probe-req}) under way at once.
