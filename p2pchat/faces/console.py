@@ -160,7 +160,10 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         # Text lines of the read being handled, sent once it is (see
         # dataReceived); None outside one.
         self._pending: Optional[List[str]] = None
-        self._join_pastes = True
+        # A raw connection (nc, a script, a pipe) sends one message a line;
+        # a telnet client that answered the console's offers is a person at
+        # a terminal, whose pastes are joined (see TelnetConsole).
+        self._join_pastes = False
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -334,8 +337,15 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
             + ("one multi-line message" if len(messages) == 1 else f"{len(messages)} messages")
         )
 
-    def do_paste(self, join: bool) -> None:
+    def join_pastes(self, join: bool) -> None:
+        """
+        Send a paste of more than L{PASTE_LINES} lines as one multi-line
+        message (C{True}) or every line as a message of its own.
+        """
         self._join_pastes = join
+
+    def do_paste(self, join: bool) -> None:
+        self.join_pastes(join)
         if join:
             self.say(f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message")
         else:

@@ -18,6 +18,10 @@ and acts on telnet commands:
     no line feed"), so on a terminal the greeting overwrites what C{nc}
     shows of those bytes; a raw client that never answers is not affected
     otherwise (its text arrives as before, C{CR LF} lines included).
+  - a client that answers the offer (yes or no) is a telnet client, a
+    person at a terminal: from then on a paste of many lines is sent as one
+    multi-line message (L{ConsoleProtocol.join_pastes}); a raw client keeps
+    one message a line.
   - BINARY and SUPPRESS-GO-AHEAD are agreed to whenever the client asks;
     SGA is not offered, because the stock client then switches to
     character-at-a-time mode, loses its local line editing and sends
@@ -195,6 +199,10 @@ class TelnetConsole(TelnetProtocol):
         self.console.makeConnection(self.transport)
 
     def _ask_binary(self, ignored=None) -> None:
+        # An answer to the offer (yes or no) comes only from a telnet
+        # client: a person at a terminal, whose pastes are joined.  A raw
+        # client (nc, a script) never answers and keeps one message a line.
+        self.console.join_pastes(True)
         self.transport.do(BINARY).addErrback(_ignore)
 
     def _refused(self, failure) -> None:

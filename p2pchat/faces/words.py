@@ -53,8 +53,8 @@ def help_lines() -> List[str]:
         + [f"  {usage.ljust(width)}  {what}" for usage, what in COMMANDS]
         + [
             "Lines starting with // send a message that starts with /.",
-            f"More than {PASTE_LINES} lines pasted at once are sent as one multi-line message"
-            " (/paste off: one message a line).",
+            f"In telnet, more than {PASTE_LINES} lines pasted at once are sent as one"
+            " multi-line message (/paste off: one message a line).",
         ]
     )
 

@@ -591,11 +591,9 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertIn("messages: ", other_transport.value().decode())
         self.net.clock.advance(10 / CONSOLE_LINES_PER_S + 0.01)
         self.net.settle()
-        # Each read is a paste: its lines arrive as multi-line messages.
-        texts = [m.text for m in self.node.chat.history(CONSOLE_LINE_BURST)]
-        self.assertEqual(
-            "\n".join(texts).split("\n"), [f"line {i}" for i in range(CONSOLE_LINE_BURST + 10)]
-        )
+        # A raw connection sends one message a line, none lost.
+        texts = [m.text for m in self.node.chat.history(CONSOLE_LINE_BURST + 10)]
+        self.assertEqual(texts, [f"line {i}" for i in range(CONSOLE_LINE_BURST + 10)])
 
     def test_quit_closes_only_session(self):
         """
@@ -690,6 +688,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         order.
         """
         from p2pchat.faces.words import PASTE_LINES
+        self.console.join_pastes(True)
         paste = [f"row {i}" for i in range(PASTE_LINES + 2)]
         paste.insert(3, "")
         self.type(("\r\n".join(paste) + "\r\n/status\r\n").encode())
@@ -704,12 +703,25 @@ class ConsoleProtocolTests(SynchronousTestCase):
         ])
         self.assertTrue(lines[9].startswith("id: "))
 
+    def test_raw_connection_sends_a_message_a_line(self):
+        """
+        A console that no telnet client answered (nc, a script, a pipe)
+        sends every line of a burst as a message of its own, so a script's
+        1,000 lines are 1,000 messages.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        self.type(b"".join(b"line %d\r\n" % i for i in range(PASTE_LINES * 4)))
+        texts = [m.text for m in self.node.chat.history(100)]
+        self.assertEqual(texts, [f"line {i}" for i in range(PASTE_LINES * 4)])
+        self.assertNotIn("paste of", "\n".join(self.lines()))
+
     def test_paste_off(self):
         """
         After /paste off every line is a message of its own, pasted or
         not; /paste on joins pastes again.
         """
         from p2pchat.faces.words import PASTE_LINES
+        self.console.join_pastes(True)
         self.type(b"/paste off\r\n")
         self.assertEqual(
             self.lines(), ["every line is sent as a message of its own, pasted or not"]
@@ -737,6 +749,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         A paste over the size limit is sent as as few messages as fit it.
         """
         line = "x" * 1000
+        self.console.join_pastes(True)
         self.type(("\r\n".join([line] * 10) + "\r\n").encode())
         self.assertEqual(self.lines()[0], "paste of 10 lines: sending it as 3 messages")
         texts = [m.text for m in self.node.chat.history(10)]

@@ -39,6 +39,7 @@ from p2pchat.faces.telnet import (
     ConsoleTelnetTransport,
     TelnetConsoleFactory,
 )
+from p2pchat.faces.words import PASTE_LINES
 from tests.nodes import Network
 
 OFFERS = IAC + WILL + BINARY + b"\r\0"
@@ -123,6 +124,25 @@ class NegotiationTests(_TelnetTestCase):
         session, transport = self.connected()
         session.dataReceived(IAC + DONT + BINARY)
         self.assertEqual(transport.value(), IAC + DO + BINARY)
+
+    def test_pastes_joined_once_a_telnet_client_answered(self):
+        """
+        A client that answered the offer (yes or no) is a telnet client at
+        a terminal: a paste of many lines is one multi-line message.  A
+        client that never answered (nc, a script) sends a message a line.
+        """
+        paste = b"".join(b"row %d\r\n" % i for i in range(PASTE_LINES + 3))
+        raw, _ = self.connected()
+        self.type(raw, paste)
+        self.assertEqual(len(self.node.chat.history(100)), PASTE_LINES + 3)
+        for answer in (IAC + DO + BINARY, IAC + DONT + BINARY):
+            session, transport = self.connected()
+            self.type(session, answer + paste)
+            self.assertIn(b"one multi-line message", transport.value())
+            self.assertEqual(
+                self.node.chat.history(1)[0].text,
+                "\n".join(f"row {i}" for i in range(PASTE_LINES + 3)),
+            )
 
     def test_agrees_to_sga_and_binary_when_asked(self):
         """
@@ -223,13 +243,10 @@ class CommandTests(_TelnetTestCase):
         self.net.clock.advance(20 / CONSOLE_LINES_PER_S)
         self.net.settle()
         self.assertEqual(transport.producerState, "producing")
-        # The flood's reads are pastes: their lines arrive as multi-line
-        # messages, none lost.
-        texts = [m.text for m in self.node.chat.history(lines)]
-        self.assertEqual(
-            "\n".join(texts).split("\n"), [f"line {i}" for i in range(lines)] + ["ed"]
-        )
-        self.assertIn(b"    | ed\r\n", transport.value())
+        # A client that never answered the offers is a script: one message
+        # a line, none lost.
+        texts = [m.text for m in self.node.chat.history(lines + 1)]
+        self.assertEqual(texts, [f"line {i}" for i in range(lines)] + ["ed"])
         self.assertNotIn(b"unfinish", transport.value())
 
     def test_interrupt_ends_over_long_line(self):
