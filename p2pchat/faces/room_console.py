@@ -167,6 +167,9 @@ class RoomCommands:
     def do_names(self, room: Optional[str]) -> None:
         room = room or self.room
         members = self._chat.rooms.names(room)
+        if not members:
+            self.say(f"{room}: nobody has joined it (/rooms lists the rooms known here)")
+            return
         self.say(f"{room}: {len(members)} member(s)")
         for member in members:
             self.say(f"{printable(member.name)} ({short_id(member.node_id)}) {member.state}")

@@ -98,6 +98,10 @@ class ConsoleRoomTests(SynchronousTestCase):
         self.assertEqual(lines[0], "#a: 2 member(s)")
         self.assertEqual(sorted(re.sub(r"\(\w+\)", "(ID)", line) for line in lines[1:]),
                          ["alice (ID) alive", "bob (ID) alive"])
+        self.type(self.b, "/names #nope")
+        self.assertLines(
+            self.b_out, r"#nope: nobody has joined it \(/rooms lists the rooms known here\)"
+        )
         self.type(self.b, "/rooms")
         self.assertLines(self.b_out, r"\* #lobby  members 2  messages 0",
                          r"\* #a  members 2  messages 0  topic: borrow checker")
