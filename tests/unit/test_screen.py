@@ -290,6 +290,23 @@ class ScreenTests(SynchronousTestCase):
         self.assertEqual(self.scrollback()[1:], [f"[{self.stamp}] <alice> hello there"])
         self.assertEqual(self.screen.editor.text, "")
 
+    def test_paste_is_one_message(self):
+        """
+        Many lines arriving in one read of the terminal (a paste) are sent
+        as one multi-line message; a command after them still runs, after
+        it; lines typed one read at a time stay messages of their own.
+        """
+        from p2pchat.faces.words import PASTE_LINES
+        rows = [f"row {i}" for i in range(PASTE_LINES + 2)]
+        self.type("\r".join(rows).encode() + b"\r/blocked\r")
+        self.assertEqual([m.text for m in self.node.chat.history(10)], ["\n".join(rows)])
+        shown = self.scrollback()
+        self.assertIn("nobody is blocked", shown)
+        self.assertIn(f"paste of {len(rows)} lines: sending it as one multi-line message", shown)
+        for row in rows[:3]:
+            self.type(row.encode() + b"\r")
+        self.assertEqual([m.text for m in self.node.chat.history(10)][1:], rows[:3])
+
     def test_history_with_arrow_keys(self):
         self.type(b"/help\r/blocked\r")
         self.output()
