@@ -53,7 +53,7 @@ def help_lines() -> List[str]:
         + [f"  {usage.ljust(width)}  {what}" for usage, what in COMMANDS]
         + [
             "Lines starting with // send a message that starts with /.",
-            f"In telnet, more than {PASTE_LINES} lines pasted at once are sent as one"
+            f"On the screen and in telnet, more than {PASTE_LINES} pasted lines are sent as one"
             " multi-line message (/paste off: one message a line).",
         ]
     )
