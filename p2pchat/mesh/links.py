@@ -23,6 +23,7 @@ from p2pchat.mesh import wire
 from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.member_words import log_words
 from p2pchat.mesh.membership import IMembershipOutput, Member, Membership, MembershipConfig
+from p2pchat.mesh.membership.rows import MAX_HEARTBEAT
 from p2pchat.mesh.peer import PeerProtocol
 from p2pchat.mesh.wire import FrameError
 from p2pchat.ratelimit import TokenBucket
@@ -35,6 +36,9 @@ MAX_PENALTY_S = 3600.0
 # Membership changes logged before they are rate-limited (see
 # _MembershipOutput.member_changed).
 MEMBER_LOG_BURST = 100
+# How often a protocol-2 peer is sent this node's row with a new heartbeat:
+# version 0.2.0 suspects a member whose heartbeat is still for 4 s.
+PROTOCOL_2_HEARTBEAT_S = 1.0
 
 
 @implementer(IPeerHandler)
@@ -78,6 +82,10 @@ class Links:
         self._links: Dict[PeerProtocol, object] = {}
         self._routes: Dict[str, Callable[[PeerProtocol, dict], None]] = {}
         self._penalties: Dict[str, tuple] = {}
+        # The heartbeat this node shows protocol-2 peers, and when it is
+        # next sent (see _beat_to_protocol_2).
+        self._old_heartbeat = 0
+        self._next_old_beat = 0.0
         self._closed_traffic = [0, 0]
         self._counted_traffic = [0, 0]
         self.stopping = False
@@ -284,6 +292,7 @@ class Links:
             if link.held:
                 # We are not reading it: its silence is ours, not its.
                 self.membership.heard_from(link.remote_id)
+        self._beat_to_protocol_2()
         if self._penalties:
             now = self._clock.seconds()
             # Keep the strike count for an hour after a penalty ends, so a
@@ -293,6 +302,28 @@ class Links:
                 for node_id, (until, strikes) in self._penalties.items()
                 if now < until + MAX_PENALTY_S
             }
+
+    def _beat_to_protocol_2(self) -> None:
+        """
+        A protocol-2 peer has no probes: it judges a member alive while
+        the member's heartbeat advances, and this node's stays 0 (its
+        liveness is probed).  So once every L{PROTOCOL_2_HEARTBEAT_S}, each
+        link to such a peer gets this node's row with the next heartbeat
+        (not part of the signed statement), and the peer stops suspecting
+        it every few seconds.  Links of protocol 3 never see these rows.
+        """
+        now = self._clock.seconds()
+        if now < self._next_old_beat:
+            return
+        old = [link for link in self._links if (link.version or 0) < wire.PROBES_VERSION]
+        row = self.membership.own_row()
+        if not old or row["state"] != "alive":
+            return
+        self._next_old_beat = now + PROTOCOL_2_HEARTBEAT_S
+        self._old_heartbeat = min(self._old_heartbeat + 1, MAX_HEARTBEAT)
+        frame = wire.gossip([dict(row, hb=self._old_heartbeat)])
+        for link in old:
+            link.send_frame(frame)
 
     def new_traffic(self) -> List[int]:
         """

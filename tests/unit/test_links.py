@@ -28,6 +28,7 @@ class Recorder:
 
     def __init__(self):
         self.calls = []
+        self.frames = []
 
 
 class FakeProducer:
@@ -65,6 +66,7 @@ class FakeLink:
 
     def send_frame(self, frame):
         self._recorder.calls.append(("send_frame", self.remote_id, frame["type"]))
+        self._recorder.frames.append((self.remote_id, frame))
 
     def close(self, reason, misbehaved=False):
         self._recorder.calls.append(("close", self.remote_id, reason, misbehaved))
@@ -136,6 +138,35 @@ class LinksTests(SynchronousTestCase):
             ("send_frame", CAROL.node_id, "unlink"),
         ])
         self.assertEqual(answered, [(BOB.node_id, wire.probe_ack(7))])
+
+    def test_protocol_2_links_get_heartbeats(self):
+        """
+        A protocol-2 peer suspects a member whose heartbeat does not
+        advance: once a second its link gets this node's row with the next
+        heartbeat (the same signature); protocol-3 links never do, and
+        nothing is sent while no protocol-2 link is up.
+        """
+        from p2pchat.mesh.links import PROTOCOL_2_HEARTBEAT_S
+        from p2pchat.mesh.membership.rows import signed_part
+        new = self.link(CAROL, version=3)
+        self.links.link_up(new)
+        self.links.tick()
+        del self.recorder.frames[:]
+        old = self.link(BOB, version=2)
+        self.links.link_up(old)
+        del self.recorder.frames[:]
+        own = self.links.membership.own_row()
+        beats = []
+        for _ in range(5):
+            self.clock.advance(PROTOCOL_2_HEARTBEAT_S / 2)
+            self.links.tick()
+            beats += [(peer, [row["hb"] for row in frame["rows"]])
+                      for peer, frame in self.recorder.frames if frame["type"] == "gossip"]
+            for _, frame in self.recorder.frames:
+                self.assertEqual([signed_part(row) for row in frame["rows"]], [signed_part(own)])
+            del self.recorder.frames[:]
+        self.assertEqual(beats, [(BOB.node_id, [1]), (BOB.node_id, [2]), (BOB.node_id, [3])])
+        self.assertEqual(own["hb"], 0)
 
     def test_is_a_peer_handler(self):
         self.assertTrue(verifyObject(IPeerHandler, self.links))
