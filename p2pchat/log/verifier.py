@@ -34,8 +34,9 @@ entry read still is taken (nothing valid is dropped: a flooder's entries
 are slowed, never lost) but holds its link ten times as long, so all links
 together add at most C{MAX_LINKS / (10 x hold_s)} = 128 entries a second
 while verification drains thousands.  In all: about 2,064 entries and
-8 MiB + 64 x 64 KiB of signed bytes, about twice that in memory with the
-parsed fields, plus that slow trickle while verification lags.
+8 MiB + 64 x 64 KiB of signed bytes (of line bytes, for a raw entry not
+yet decoded), about twice that in memory with the parsed fields, plus that
+slow trickle while verification lags.
 """
 
 from collections import deque
@@ -57,6 +58,13 @@ VERIFY_BYTES_BUDGET = 8 * 1024 * 1024
 # batches, so this also bounds that turn: 100 kept the longest turn of a
 # flooded node at 94-161 ms where 250 gave 149-296 ms, with catch-up as fast.
 VERIFY_BATCH = 100
+# Entries that catch this node up (not live) go in batches of up to this
+# many: their results come back, and are committed, together, and each
+# commit costs a sync of the store's file (4-12 ms on the 2-core machine):
+# per entry, at 100 a batch, as much as its signature check.  Nothing
+# waits for them to be shown, and a catch-up batch's turn stays near the
+# one of a flooded node (500 x ~40 us of storing and reporting).
+CATCHUP_BATCH = 500
 # Batches in the thread pool at once (this machine class has two cores).
 MAX_BATCHES_IN_THREADS = 2
 # Entries taken beyond a full budget (one per link of MAX_LINKS) before
@@ -192,6 +200,7 @@ class ThreadedVerifier:
         budget: int = VERIFY_BUDGET,
         bytes_budget: int = VERIFY_BYTES_BUDGET,
         batch: int = VERIFY_BATCH,
+        catchup_batch: int = CATCHUP_BATCH,
         overshoot: int = OVERSHOOT,
         hold_s: float = HOLD_S,
     ):
@@ -202,6 +211,7 @@ class ThreadedVerifier:
         self.bytes_budget = bytes_budget
         self.bytes_in_flight = 0
         self._batch_size = batch
+        self._catchup_batch = catchup_batch
         self._hold_s = hold_s
         self._overshoot = overshoot
         self.admit: Admit = _admit_all
@@ -287,13 +297,11 @@ class ThreadedVerifier:
             self._dispatch_call = None
         while self._in_threads < MAX_BATCHES_IN_THREADS:
             if self._waiting:
-                batch = self._waiting[: self._batch_size]
-                del self._waiting[: self._batch_size]
+                batch = self._next_batch(self._waiting)
                 work, done = [pending.candidate for pending in batch], self._verified
                 call = verify_batch
             elif self._undecoded:
-                batch = self._undecoded[: self._batch_size]
-                del self._undecoded[: self._batch_size]
+                batch = self._next_batch(self._undecoded)
                 work, done = [pending.raw for pending in batch], self._decoded
                 call = decode_batch
             else:
@@ -301,6 +309,23 @@ class ThreadedVerifier:
             self._in_threads += 1
             d = self._defer(call, work)
             d.addCallbacks(done, self._failed, (batch,), None, (batch,), None)
+
+    def _next_batch(self, queue: List[_Pending]) -> List[_Pending]:
+        """
+        Take the next batch off C{queue}: up to L{CATCHUP_BATCH} entries
+        that catch this node up, or up to L{VERIFY_BATCH} when live
+        entries are among them.
+        """
+        size = self._batch_size
+        if not queue[0].live:
+            size = next(
+                (i for i, p in enumerate(queue[: self._catchup_batch]) if p.live),
+                min(len(queue), self._catchup_batch),
+            )
+            size = max(size, min(len(queue), self._batch_size))
+        batch = queue[:size]
+        del queue[:size]
+        return batch
 
     def _decoded(self, results: List[object], batch: List[_Pending]) -> None:
         """

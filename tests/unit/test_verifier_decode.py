@@ -296,3 +296,51 @@ class NodeDecodesOffTheReactorTests(SynchronousTestCase):
         ]
         self.assertEqual(len(refused), 1)
         self.assertIn("rejected entry: bad frame: line is not valid JSON", refused[0])
+
+
+class CatchUpBatchTests(SynchronousTestCase):
+    def test_catch_up_entries_go_in_larger_batches(self):
+        """
+        Entries that catch the node up (not live) go to the thread in
+        batches of up to C{catchup_batch}, so they are committed together;
+        live entries in batches of up to C{batch}.
+        """
+        threads = FakeThreads()
+        clock = Clock()
+        verifier = ThreadedVerifier(
+            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5
+        )
+        parsed = verifier_module.decode_batch([raw(item) for item in entries(9)])
+        for candidate in parsed[:6]:
+            verifier.submit(candidate, None, False)
+        for candidate in parsed[6:]:
+            verifier.submit(candidate, None, True)
+        clock.advance(0)
+        self.assertEqual([len(args[0]) for _, args, _ in threads.calls], [2, 2])
+        threads.fire_all()
+        sizes = [len(args[0]) for _, args, _ in threads.calls]
+        # 2 + 2 dispatched at once (batch reached), then 2 catch-up entries
+        # with the live ones after them, at most 2 a batch.
+        self.assertEqual(sizes, [2, 2, 2, 2, 1])
+        self.assertEqual(verifier.in_flight, 0)
+
+    def test_catch_up_batch_when_threads_busy(self):
+        """
+        Catch-up entries that wait while the threads are busy go in one
+        batch of up to C{catchup_batch}.
+        """
+        threads = FakeThreads()
+        clock = Clock()
+        verifier = ThreadedVerifier(
+            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5
+        )
+        parsed = verifier_module.decode_batch([raw(item) for item in entries(14)])
+        for candidate in parsed[:2]:
+            verifier.submit(candidate, None, False)
+            clock.advance(0)
+        # Both threads busy: these wait, and go 5 at a time.
+        for candidate in parsed[2:]:
+            verifier.submit(candidate, None, False)
+        clock.advance(0)
+        threads.fire_all()
+        self.assertEqual([len(args[0]) for _, args, _ in threads.calls], [1, 1, 5, 5, 2])
