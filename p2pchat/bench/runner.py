@@ -92,17 +92,26 @@ def judge(results: Dict[str, dict]) -> None:
         verify_result["ratio_to_raw_line_throughput"] = ratio(verify_per_s, lines_per_s)
         decode = verify_result.get("decode_entry_per_s")
         verify_result["decode_entry_ratio_to_verify_limit"] = ratio(decode, verify_per_s)
+        decode_ratio = ratio(verify_result.get("decode_per_s"), verify_per_s)
+        verify_result["decode_ratio_to_verify_limit"] = decode_ratio
+        verify_result["decode_goal"] = (
+            f"decoding (all but the signature check) at least "
+            f"{verify.GOAL_DECODE_RATIO:g} x verify_limit"
+        )
+        verify_result["meets_decode_goal"] = _at_least(decode_ratio, verify.GOAL_DECODE_RATIO)
 
     result = results.get("catchup")
     if result is not None:
+        goal_ratio = result.get("cores_idle_ratio_goal") or catchup.GOAL_RATIO_TO_VERIFY
         result["goal"] = (
             f"at least {catchup.GOAL_PER_S} entries/s and at least "
-            f"{catchup.GOAL_RATIO_TO_VERIFY:g} of verify_limit"
+            f"{goal_ratio:g} of verify_limit ({catchup.GOAL_RATIO_IDLE_CORE:g} when a "
+            f"second core was idle)"
         )
         ratio_to_verify = result.get("ratio_to_verify_limit")
         result["meets_goal"] = _all(
             _at_least(result.get("value"), catchup.GOAL_PER_S),
-            _at_least(ratio_to_verify, catchup.GOAL_RATIO_TO_VERIFY),
+            _at_least(ratio_to_verify, goal_ratio),
             None if result.get("value") is None else result.get("received") == result["entries"],
             _sized(result, result.get("entries"), catchup.GOAL_MIN_ENTRIES, "entries"),
         )
@@ -247,12 +256,14 @@ def summary(name: str, result: dict) -> str:
     if name == "verify_limit":
         return (
             f"{_n(result['value'])} verifications/s; decode_entry "
-            f"{_n(result.get('decode_entry_per_s'))}/s"
+            f"{_n(result.get('decode_entry_per_s'))}/s; decode "
+            f"{_n(result.get('decode_per_s'))}/s"
         )
     if name == "catchup":
         return (
             f"{_n(result['value'])} entries/s over {_n(result['entries'])} entries, "
-            f"peak RSS {_n(result['peak_rss_mb'], ' MB', 1)}"
+            f"peak RSS {_n(result['peak_rss_mb'], ' MB', 1)}, "
+            f"{_n(result.get('idle_cores'), '', 2)} cores idle before"
         )
     if name == "live_throughput":
         return (

@@ -31,6 +31,7 @@ from p2pchat.log.entry import (
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.log.store import Store, StoreError
 from p2pchat.log.verifier import InlineVerifier
+from p2pchat.mesh.raw_entry import RawEntry
 from p2pchat.ops.metrics import Metrics
 from p2pchat.safe import LogLimiter, printable
 from p2pchat.trust.attest import Attestations
@@ -98,6 +99,7 @@ class Feed:
         self.metrics = metrics or Metrics()
         self.attestations = attestations
         self.verifier = verifier(self._verified)
+        self.verifier.admit = self._admit
         self.listeners: List[object] = []
         self.forks = 0
         self.entries_received = 0
@@ -129,12 +131,12 @@ class Feed:
 
     # Entries in
 
-    def rx_entry(self, wire_entry: dict, source, live: bool = True) -> bool:
+    def rx_entry(self, wire_entry, source, live: bool = True) -> bool:
         """
-        Check an entry received from C{source}; C{self.verifier} checks its
-        signature and calls L{_verified}.  An entry whose id is held, queued
-        or being verified is dropped unverified (the id hashes the whole
-        signed entry).
+        Check an entry received from C{source} (its wire object, or a
+        L{RawEntry} whose line C{self.verifier} decodes in a batch): parse
+        it, L{_admit} it, and have C{self.verifier} check its signature and
+        call L{_verified}.
 
         @return: whether it was valid and new (or taken for verification).
         """
@@ -142,22 +144,30 @@ class Feed:
             return False
         if source is not None:
             self.entries_received += 1
+        if isinstance(wire_entry, RawEntry):
+            return self.verifier.submit_raw(wire_entry, source, live)
         try:
             candidate = parse_entry(wire_entry)
-            known = self._known(candidate)
-            if not known and source is not None and not self._admit_feed(
-                source, candidate.author, live
-            ):
-                return False
         except InvalidEntry as e:
             return self._verified(None, None, e, source, live)
-        if known:
+        if not self._admit(candidate, source, live):
+            return False
+        return self.verifier.submit(candidate, source, live)
+
+    def _admit(self, candidate: UnverifiedEntry, source, live: bool) -> bool:
+        """
+        Whether a parsed entry is worth a signature check.  An entry whose
+        id is held, queued or being verified is dropped unverified (the id
+        hashes the whole signed entry), and so is a new author's past its
+        link's new-feed budget.
+        """
+        if self._known(candidate):
             if source is not None:
                 self.duplicates_received += 1
                 for listener in list(self.listeners):
                     listener.duplicate(source, live)
             return False
-        return self.verifier.submit(candidate, source, live)
+        return source is None or self._admit_feed(source, candidate.author, live)
 
     def _verified(self, candidate, entry: Optional[Entry], error, source, live: bool) -> bool:
         """

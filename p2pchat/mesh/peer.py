@@ -41,6 +41,7 @@ from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.hello import HandshakeFailed, HandshakeOutcome, signed_hello, tls_failure_reason
 from p2pchat.mesh.keepalive import KeepAlive
 from p2pchat.mesh.lost import LostCallbacks
+from p2pchat.mesh.raw_entry import lazy_entry_frame
 from p2pchat.ratelimit import TokenBucket
 from p2pchat.safe import printable
 from p2pchat.throttle import ReadThrottle
@@ -174,7 +175,8 @@ class PeerProtocol(LineReceiver):
         if not line.strip():
             return
         try:
-            frame = wire.parse_frame(line)
+            # An entry frame is parsed later, in a batch off the reactor thread.
+            frame = (self._accepted and lazy_entry_frame(line)) or wire.parse_frame(line)
         except wire.FrameError as e:
             self.close(f"bad frame: {e}", misbehaved=True)
             return

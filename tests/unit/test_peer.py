@@ -19,6 +19,7 @@ from p2pchat.mesh.handler import IPeerHandler
 from p2pchat.mesh.hello import HandshakeFailed
 from p2pchat.mesh.keepalive import IDLE_TIMEOUT_S, KEEPALIVE_INTERVAL_S
 from p2pchat.mesh.peer import PeerProtocol
+from p2pchat.mesh.raw_entry import RawEntry
 from p2pchat.ratelimit import TokenBucket
 from tests import strategies
 
@@ -486,7 +487,10 @@ class AcceptedLinkTests(PeerTestCase):
         self.accept()
         frame = wire.entry_frame({"not": "verified here"})
         self.protocol.dataReceived(encode(frame))
-        self.assertEqual(self.handler.calls[1:], [("rx_frame", frame)])
+        # Unparsed: its line is parsed later, off the reactor thread.
+        raw = RawEntry(encode(frame).rstrip(b"\n"), False)
+        self.assertEqual(self.handler.calls[1:], [("rx_frame", {"type": "entry", "entry": raw})])
+        self.assertEqual(raw.load(), frame["entry"])
 
     def test_link_down_once(self):
         """
@@ -590,7 +594,7 @@ class StreamPropertyTests(PeerTestCase):
                 frame = call[1]
                 self.assertIsInstance(frame, dict)
                 self.assertIn(frame["type"], set(wire.FRAME_CHECKS) - handled_by_protocol)
-                if frame["type"] == "entry":
+                if frame["type"] == "entry" and not isinstance(frame["entry"], RawEntry):
                     self.assertIsInstance(frame["entry"], dict)
             else:
                 self.assertIn(call, [("link_down", BOB.node_id), ("link_misbehaved", BOB.node_id)])
@@ -636,9 +640,9 @@ class ConnectedPairTests(SynchronousTestCase):
 
         client.send_frame(wire.entry_frame({"n": 1}))
         pump.flush()
-        self.assertEqual(
-            bob.calls[-1], ("rx_frame", {"type": "entry", "entry": {"n": 1}})
-        )
+        # The entry's line is parsed later, off the reactor thread.
+        name, frame = bob.calls[-1]
+        self.assertEqual((name, frame["entry"].load()), ("rx_frame", {"n": 1}))
 
         client.leave()
         pump.flush()

@@ -25,6 +25,7 @@ class FakeThreads:
 
     def __init__(self):
         self.calls = []
+        self.fired = set()
 
     def __call__(self, f, *args):
         d = Deferred()
@@ -34,13 +35,26 @@ class FakeThreads:
     def fire(self, index):
         f, args, d = self.calls[index]
         d.callback(f(*args))
+        self.fired.add(index)
 
     @property
     def submitted(self):
         """
-        Every candidate sent to a thread, in order.
+        Every candidate sent to a thread to be verified, in order.
         """
-        return [candidate for _, args, _ in self.calls for candidate in args[0]]
+        return [
+            candidate for f, args, _ in self.calls if f is verifier_module.verify_batch
+            for candidate in args[0]
+        ]
+
+    def fire_all(self, settle=lambda: None):
+        """
+        Fire every call not yet fired, and the calls that makes, until
+        none is left; C{settle} runs after each.
+        """
+        while len(self.fired) < len(self.calls):
+            self.fire(min(set(range(len(self.calls))) - self.fired))
+            settle()
 
 
 class FakeLink:
@@ -295,7 +309,13 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         [entry] = candidates(1)
         self.send(alice_side, [entry._wire])
         self.assertEqual(self.bob.chat.status()["messages"], 0)
+        # Decoded in a thread, then verified in a thread.
+        self.assertIs(self.threads.calls[0][0], verifier_module.decode_batch)
         self.threads.fire(0)
+        self.net.settle()
+        self.assertEqual(self.bob.chat.status()["messages"], 0)
+        self.assertIs(self.threads.calls[1][0], verifier_module.verify_batch)
+        self.threads.fire(1)
         self.net.settle()
         self.assertEqual(self.bob.chat.status()["messages"], 1)
 
@@ -308,11 +328,16 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         _, carol_side = self.link("carol")
         [entry] = [c._wire for c in candidates(1)]
         self.send(alice_side, [entry])
-        self.send(carol_side, [entry])
-        self.assertEqual(len(self.threads.submitted), 1)
-        self.assertEqual(self.bob.feed.duplicates_received, 1)
         self.threads.fire(0)
         self.net.settle()
+        # alice's copy is being verified when carol's is decoded.
+        self.send(carol_side, [entry])
+        self.threads.fire(2)
+        self.net.settle()
+        self.assertEqual(len(self.threads.submitted), 1)
+        self.assertEqual(self.bob.feed.duplicates_received, 1)
+        self.threads.fire_all(self.net.settle)
+        self.assertEqual(len(self.threads.submitted), 1)
         self.assertEqual(self.bob.chat.status()["messages"], 1)
 
     def test_bad_signature_closes_only_its_link(self):
@@ -327,9 +352,7 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         carol_side.send_frame(wire.entry_frame(valid._wire))
         self.net.settle()
         self.assertEqual(len(self.bob.links), 2)
-        for index in range(len(self.threads.calls)):
-            self.threads.fire(index)
-        self.net.settle()
+        self.threads.fire_all(self.net.settle)
         self.assertEqual([link.remote_id for link in self.bob.links], [carol_side.node_id])
         self.assertEqual(self.bob.chat.status()["messages"], 1)
         self.assertTrue(self.bob.feed.holds(valid.id))
@@ -343,10 +366,15 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         _, alice_side = self.link("alice")
         first, second = candidates(2)
         self.send(alice_side, [first._wire])
-        self.send(alice_side, [second._wire])
-        self.assertEqual(len(self.threads.calls), 2)
         self.threads.fire(0)
-        self.bob.stop()
+        self.net.settle()
+        self.send(alice_side, [second._wire])
+        self.assertEqual(len(self.threads.calls), 3)
+        # first is verified; second is decoded, not yet verified.
         self.threads.fire(1)
+        self.threads.fire(2)
+        self.net.settle()
+        self.bob.stop()
+        self.threads.fire_all()
         self.assertTrue(self.bob.feed.holds(first.id))
         self.assertFalse(self.bob.feed.holds(second.id))
