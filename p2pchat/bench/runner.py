@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional
 
 from p2pchat.bench import (
     attacks,
+    burst,
     catchup,
     fanout,
     flood,
@@ -31,6 +32,7 @@ SCENARIOS = [
     ("verify_limit", verify, ("value",)),
     ("catchup", catchup, ("value", "entries", "peak_rss_mb")),
     ("live_throughput", live, ("value", "messages", "delivered")),
+    ("burst", burst, ("seconds", "first_ms", "messages", "delivered", "seed_s1_msg_per_s")),
     ("fanout", fanout, ("nodes", "p50_ms", "p99_ms", "redundancy", "delivered")),
     ("membership", membership, ("nodes", "rounds_to_converge", "detect_s", "false_positives")),
     ("search", search, ("messages", "p50_ms", "startup_s", "rss_mb")),
@@ -82,7 +84,7 @@ def judge(results: Dict[str, dict]) -> None:
     """
     lines_per_s = results.get("raw_line_throughput", {}).get("value")
     verify_per_s = results.get("verify_limit", {}).get("value")
-    for name in ("catchup", "live_throughput"):
+    for name in ("catchup", "live_throughput", "burst"):
         result = results.get(name)
         if result is not None:
             result["ratio_to_verify_limit"] = ratio(result.get("value"), verify_per_s)
@@ -117,12 +119,17 @@ def judge(results: Dict[str, dict]) -> None:
         )
     result = results.get("live_throughput")
     if result is not None:
-        result["goal"] = f"at least {live.GOAL_PER_S} messages/s, every one delivered"
+        result["goal"] = (
+            f"at least {live.GOAL_RATIO_TO_VERIFY:g} of verify_limit, every one delivered"
+        )
         result["meets_goal"] = _all(
-            _at_least(result.get("value"), live.GOAL_PER_S),
+            _at_least(result.get("ratio_to_verify_limit"), live.GOAL_RATIO_TO_VERIFY),
             _at_least(result.get("delivered"), 1.0),
             _sized(result, result.get("messages"), live.GOAL_MESSAGES, "messages"),
         )
+    result = results.get("burst")
+    if result is not None:
+        _judge_burst(result, verify_per_s)
     result = results.get("fanout")
     if result is not None:
         result["goal"] = (
@@ -186,6 +193,24 @@ def judge(results: Dict[str, dict]) -> None:
         )
     if results.get("attacks") is not None:
         attacks.judge(results["attacks"])
+
+
+def _judge_burst(result: dict, verify_per_s) -> None:
+    goal_s = burst.goal_seconds(result.get("messages") or 0, verify_per_s)
+    result["goal_s"] = goal_s
+    result["ratio_to_goal"] = ratio(result.get("seconds"), goal_s)
+    result["ratio_to_seed_s1"] = ratio(result.get("value"), result.get("seed_s1_msg_per_s"))
+    result["goal"] = (
+        f"stored at the linked node within {burst.GOAL_FIXED_S:g} s + N / "
+        f"({burst.GOAL_RATIO:g} x verify_limit), at least {burst.GOAL_TIMES_SEED_S1:g} x "
+        "seed S1's messages/s in the same run, every line delivered"
+    )
+    result["meets_goal"] = _all(
+        _at_most(result.get("ratio_to_goal"), 1.0),
+        _at_least(result.get("ratio_to_seed_s1"), burst.GOAL_TIMES_SEED_S1),
+        _at_least(result.get("delivered"), 1.0),
+        _sized(result, result.get("messages"), burst.GOAL_LINES, "lines"),
+    )
 
 
 def run_all(
@@ -269,6 +294,14 @@ def summary(name: str, result: dict) -> str:
         return (
             f"{_n(result['value'])} messages/s over {_n(result['messages'])}, "
             f"delivered {_pct(result['delivered'])}"
+        )
+    if name == "burst":
+        return (
+            f"{_n(result['messages'])} lines stored in {_n(result['seconds'], ' s', 3)} "
+            f"(first {_n(result['first_ms'], ' ms', 1)}), "
+            f"{_n(result.get('ratio_to_goal'), ' of goal', 2)}; seed S1 "
+            f"{_n(result['seed_s1_msg_per_s'], ' msg/s')}, "
+            f"x{_n(result.get('ratio_to_seed_s1'), '', 1)}"
         )
     if name == "fanout":
         return (

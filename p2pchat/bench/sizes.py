@@ -38,6 +38,8 @@ class Sizes:
         scenario.
     @ivar rooms_count: rooms they are spread over.
     @ivar rooms_queries: per-room histories and searches timed.
+    @ivar burst_lines: lines written at once to a console in the C{burst}
+        scenario (and messages seed S1 carries beside it).
     """
 
     name: str
@@ -63,6 +65,7 @@ class Sizes:
     rooms_entries: int = 1_000_000
     rooms_count: int = 1_000
     rooms_queries: int = 50
+    burst_lines: int = 1_000
 
 
 FULL = Sizes(
@@ -131,6 +134,7 @@ TINY = Sizes(
     rooms_entries=2_000,
     rooms_count=20,
     rooms_queries=10,
+    burst_lines=100,
 )
 
 BY_NAME = {sizes.name: sizes for sizes in (FULL, QUICK, TINY)}

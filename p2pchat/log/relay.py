@@ -4,9 +4,10 @@ Replication wiring: the L{Replicator} and what it asks of the node.
 L{Relay} owns the node's L{Replicator} and is its L{IReplicationOutput}: it
 sends on links, runs large replies through each link's producer (an
 L{EntryStreamer}) and reads the L{Feed}.  As an L{IFeedListener} it relays
-each committed entry: in full on the replicator's eager links, announced by
-id on a link whose transport is full, never on a link whose protocol version
-does not know it (L{p2pchat.log.rooms.reaches_link}).  It routes entry and replication
+each committed entry: in full on the replicator's eager links (through the
+link's producer when its transport is full, see L{EntryStreamer.push};
+announced by id past the producer's bound), never on a link whose protocol
+version does not know it (L{p2pchat.log.rooms.reaches_link}).  It routes entry and replication
 frames from the links to the feed and the replicator.
 """
 
@@ -100,12 +101,14 @@ class Relay:
         frame = None
         for link in links:
             producer = self._producer(link)
-            if producer is not None and producer.paused:
+            if producer is not None and (producer.paused or producer.pushing):
                 # The link's transport buffer is full (it paused our
-                # producer): announce instead of adding the whole entry,
-                # so a slow reader cannot make this node buffer without
-                # bound; the peer grafts it when it catches up.
-                self.replicator.announce(link, entry.id)
+                # producer), or earlier pushes wait for it: the producer
+                # sends this one after them (read back from the store, so
+                # a slow reader cannot make this node buffer without
+                # bound).  Past its bound, announce it: the peer grafts it.
+                if not producer.push(entry):
+                    self.replicator.announce(link, entry.id)
                 continue
             frame = frame or wire.entry_frame(entry.to_wire())
             link.send_frame(frame)

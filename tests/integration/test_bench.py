@@ -81,6 +81,21 @@ class WholeBenchTests(SynchronousTestCase):
             self.assertGreater(report["results"][ceiling]["value"], 0)
         self.assertIn("raw_line_throughput", log)
         self.assertAttackRows(report["results"]["attacks"], log)
+        self.assertBurst(report["results"]["burst"])
+
+    def assertBurst(self, result):
+        """
+        The C{burst} scenario stores every line at the linked node and
+        relates its time to the goal and its rate to seed S1's, measured
+        beside it.
+        """
+        self.assertEqual(result["status"], "measured")
+        self.assertEqual(result["delivered"], 1.0)
+        self.assertEqual(result["seed_s1_delivered"], 1.0)
+        for key in ("seconds", "first_ms", "goal_s", "ratio_to_goal", "seed_s1_msg_per_s",
+                    "ratio_to_seed_s1", "ratio_to_verify_limit"):
+            self.assertTrue(_is_number(result[key]), f"burst.{key} = {result[key]!r}")
+        self.assertIn(result["meets_goal"], (False, None))  # tiny: below the goal's size
 
     def assertAttackRows(self, result, log):
         """

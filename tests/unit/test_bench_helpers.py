@@ -56,12 +56,52 @@ class HelperTests(SynchronousTestCase):
         live = report["live_throughput"]
         self.assertEqual(live["ratio_to_verify_limit"], 0.3)
         self.assertEqual(live["ratio_to_raw_line_throughput"], 0.006)
-        self.assertIs(live["meets_goal"], True)
+        # The live goal is 0.7 of the verify ceiling of the same run.
+        self.assertIs(live["meets_goal"], False)
         self.assertIsNone(report["catchup"]["meets_goal"])
         self.assertIs(report["fanout"]["meets_goal"], False)
         self.assertIsNone(report["search"]["meets_goal"])
         self.assertIn("1,000,000 entries", report["search"]["goal_note"])
         self.assertEqual(report["verify_limit"]["decode_entry_ratio_to_verify_limit"], 0.75)
+
+    def test_judge_live_at_the_verify_ratio(self):
+        """
+        Live throughput meets its goal at 0.7 of the verify ceiling, every
+        message delivered.
+        """
+        report = {
+            "verify_limit": {"value": 10_000},
+            "live_throughput": {"value": 7_000, "messages": 5_000, "delivered": 1.0},
+        }
+        judge(report)
+        self.assertIs(report["live_throughput"]["meets_goal"], True)
+
+    def test_judge_burst(self):
+        """
+        A burst is related to its goal (0.25 s + N / (0.7 x verify_limit))
+        and to seed S1's rate in the same run; it meets the goal only
+        within that time, at 5 x S1 or more, every line delivered.
+        """
+        def burst(seconds, s1_per_s, delivered=1.0, messages=1000):
+            report = {
+                "verify_limit": {"value": 10_000},
+                "burst": {"seconds": seconds, "messages": messages, "delivered": delivered,
+                          "value": round(messages / seconds), "seed_s1_msg_per_s": s1_per_s},
+            }
+            judge(report)
+            return report["burst"]
+
+        result = burst(0.3, 400)
+        self.assertEqual(result["goal_s"], 0.393)
+        self.assertEqual(result["ratio_to_goal"], 0.763)
+        self.assertEqual(result["ratio_to_seed_s1"], 8.332)
+        self.assertEqual(result["ratio_to_verify_limit"], 0.333)
+        self.assertIs(result["meets_goal"], True)
+        self.assertIs(burst(0.4, 400)["meets_goal"], False)
+        self.assertIs(burst(0.3, 800)["meets_goal"], False)
+        self.assertIs(burst(0.3, 400, delivered=0.99)["meets_goal"], False)
+        self.assertIsNone(burst(0.03, 40, messages=100)["meets_goal"])
+        self.assertIsNone(burst(0.3, None)["meets_goal"])
 
     def test_judge_flood_chat(self):
         """

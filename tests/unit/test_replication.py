@@ -193,22 +193,27 @@ class AnnouncementTests(SynchronousTestCase):
         # One link's share (this changed with the per-link share, #10 item 11).
         self.assertEqual(len(bob.relay.replicator.missing), MAX_MISSING_PER_LINK)
 
-    def test_congested_link_gets_announcements(self):
+    def test_congested_link_gets_pushes_when_it_drains(self):
         """
         While a link's transport has paused the node's producer (its buffer
-        is full), new entries are announced on it, not pushed whole.
+        is full), new entries are neither written nor announced on it; the
+        producer pushes them whole, live, once the transport drains.
         """
         net = Network(self)
         alice, bob = net.node("alice"), net.node("bob")
         alice_side, _ = net.link(alice, bob)
-        alice.links.producer(alice_side).pauseProducing()
+        producer = alice.links.producer(alice_side)
+        producer.pauseProducing()
         sent = []
         self.patch(alice_side, "send_frame", sent.append)
         alice.chat.post("while congested")
         net.clock.advance(0)
-        self.assertEqual(sent, [])
         alice.relay.replicator.tick()
-        self.assertEqual([frame["type"] for frame in sent], ["ihave"])
+        self.assertEqual(sent, [])
+        producer.resumeProducing()
+        net.clock.advance(0)
+        self.assertEqual([(f["type"], f.get("sync", False), f["entry"]["body"]["text"])
+                          for f in sent], [("entry", False, "while congested")])
 
     def test_catch_up_is_announced_not_pushed(self):
         """

@@ -10,6 +10,7 @@ the whole network for as long as it stayed open.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from p2pchat.log import streaming
 from p2pchat.log.entry import MAX_TEXT_BYTES
 from p2pchat.log.identity import Identity
 from p2pchat.mesh.budgets import MAX_UNREAD_BYTES
@@ -65,6 +66,10 @@ class UnreadLinkTests(SynchronousTestCase):
         beyond its producer's streams (announcements, gossip) stays under
         C{max_unread_bytes}: past it, the node closes the link.
         """
+        # Posts to a full link wait as push runs in its producer (a run per
+        # author, no bytes written); with no room for runs they are
+        # announced by id, the small frames this test needs.
+        self.patch(streaming, "MAX_PUSH_RUNS", 0)
         silent, server = self.attacker(reading=False)
         talker, _ = self.attacker(reading=True)
         # Fill the silent link: alice's own posts are pushed to it live
