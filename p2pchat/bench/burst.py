@@ -121,15 +121,22 @@ def run_seed_s1(count: int, workdir: str, stall_s: float, progress) -> dict:
     """
     @return: the seed S1 half of the result.
     """
-    port_a, port_b = free_ports(2)
+    port_a, port_b, port_drdc = free_ports(3)
     command = [sys.executable, "-u", "-m", "p2pchat.bench.seed_s1"]
-    peers = [
-        subprocess.Popen(command + [workdir, str(mine), str(other)], stdin=subprocess.PIPE,
+    processes = [
+        subprocess.Popen(command + arguments, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, env=child_environment())
-        for mine, other in ((port_a, port_b), (port_b, port_a))
+        for arguments in (
+            ["drdc", str(port_drdc)],
+            ["peer", workdir, str(port_a), str(port_drdc), str(port_b)],
+            ["peer", workdir, str(port_b), str(port_drdc), str(port_a)],
+        )
     ]
+    peers = processes[1:]
     try:
         outputs = [bytearray(), bytearray()]
+        if not _read_until(processes[0], b"ready", bytearray(), DEADLINE_S):
+            raise Timeout("seed S1's coordinator did not start")
         for peer, output in zip(peers, outputs):
             if not _read_until(peer, b"ready", output, DEADLINE_S):
                 raise Timeout("a seed S1 peer did not start")
@@ -143,11 +150,11 @@ def run_seed_s1(count: int, workdir: str, stall_s: float, progress) -> dict:
         lines = bytes(outputs[1]).split(b"\n")
         stored = max(int(line.split()[1]) for line in lines if line.startswith(b"stored "))
     finally:
-        for peer in peers:
-            peer.kill()
-            peer.wait()
-            peer.stdin.close()
-            peer.stdout.close()
+        for process in processes:
+            process.kill()
+            process.wait()
+            process.stdin.close()
+            process.stdout.close()
     return {
         "seed_s1_messages": count,
         "seed_s1_delivered": round(stored / count, 4),
