@@ -86,7 +86,7 @@ class ChatNode:
         names = Names(self.membership, attestations, lambda: {identity.node_id})
         self.chat = ChatService(
             author, self.feed, self.links, names, clock, self._facts, connect, disconnect,
-            wall_clock,
+            wall_clock, self.relay.progress.snapshot,
         )
         self.links.member_watchers.append(self.chat.member_changed)
         self.feed.subscribe(self.chat)
@@ -134,6 +134,7 @@ class ChatNode:
         self.links.tick()
         self.membership.tick()
         self.relay.replicator.tick()
+        self.chat.catch_up.tick()
 
     def flush(self) -> None:
         self.feed.flush()
@@ -151,9 +152,18 @@ class ChatNode:
             "blocked": len(self.chat.blocked()),
             "entries_received": feed.entries_received,
             "duplicates_received": feed.duplicates_received,
+            "replication_lag": self.replication_lag(),
+            "catching_up": self.relay.progress.catching_up,
             "longest_reactor_turn_ms": round(self.stalls.longest_s * 1000, 1),
             "longest_store_call_ms": round(feed.longest_store_call_s * 1000, 1),
         }
+
+    def replication_lag(self) -> int:
+        """
+        @return: entries known to exist (claimed by linked peers' summaries)
+            but not held, or announced ids not held yet if more (both bounded).
+        """
+        return max(self.relay.progress.known_missing, len(self.relay.replicator.missing))
 
     def metrics_status(self) -> Dict[str, object]:
         """
@@ -170,7 +180,7 @@ class ChatNode:
             "messages": self.store.count(),
             "links": len(self.links),
             "peer_states": states,
-            "replication_lag": len(self.relay.replicator.missing),
+            "replication_lag": self.replication_lag(),
             "longest_reactor_turn_s": self.stalls.longest_s,
         }
 

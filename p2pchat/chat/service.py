@@ -9,7 +9,7 @@ learns of committed entries as an L{IFeedListener}, telling its subscribers
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 import p2pchat
+from p2pchat.chat.catchup import IDLE, CatchUpNews
 from p2pchat.chat.direct import CryptoError, open_box, seal
 from p2pchat.chat.messages import Message, Peer, UnknownPeer
 from p2pchat.chat.names import Names
@@ -77,10 +78,12 @@ class ChatService:
         connect: Optional[Callable[[PeerAddress], bool]] = None,
         disconnect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
+        progress: Callable[[], Dict[str, object]] = lambda: dict(IDLE),
     ):
         """
         @param facts: the node's status beyond the author's (port, counts,
             timings), in display order.
+        @param progress: the log's catch-up snapshot (see L{CatchUpNews}).
         @param connect: dials an address until the node has links
             (C{False} if it is already linked or being dialled).
         @param disconnect: stops dialling an address and closes its links
@@ -103,6 +106,8 @@ class ChatService:
         #: The author's rooms (L{Rooms}): join, part, list, topic, names,
         #: post, history, search, unread, the current room.
         self.rooms = Rooms(self, feed)
+        #: How far a catch-up is, and its progress line (L{CatchUpNews}).
+        self.catch_up = CatchUpNews(clock, progress, lambda: self._listeners)
 
     @property
     def node_id(self) -> str:
@@ -361,6 +366,8 @@ class ChatService:
             self._renamed(entry, live)
             self.names.heard(entry)
         message = self.message(entry)
+        if message is not None and not live:
+            message = replace(message, catch_up=True)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):
                 listener.message(message)

@@ -9,8 +9,13 @@ human pace, and when more than L{BURST_MESSAGES} arrive within
 L{BURST_WINDOW_S} it counts them instead, until none has come for
 L{QUIET_S}; then it hands over one summary line per room
 (C{*** 5,000 new messages — /history to read}; C{... in #rust ...} for a
-message with a C{room}, once the chat API gives messages one).  The
-user's own messages are always shown.
+message with a C{room}).  The user's own messages are always shown.
+
+A message the chat marks C{catch_up} (it arrived to catch this node up,
+not live) is always counted, whatever the pace; with C{burst=None} (the
+line console) live messages are always shown at once.  While C{busy()}
+says the catch-up goes on, the summary waits for it to end (it ends: see
+L{p2pchat.log.progress}).
 """
 
 from collections import deque
@@ -47,13 +52,17 @@ class CatchUpGate:
         clock: IReactorTime,
         show: Callable[[object], None],
         summarise: Callable[[str], None],
-        burst: int = BURST_MESSAGES,
+        burst: Optional[int] = BURST_MESSAGES,
         window_s: float = BURST_WINDOW_S,
         quiet_s: float = QUIET_S,
+        busy: Callable[[], bool] = lambda: False,
     ):
         """
         @param show: called with each message to show.
         @param summarise: called with the summary line when a burst ends.
+        @param burst: more live messages than this within C{window_s} are
+            counted; C{None}: live messages are always shown.
+        @param busy: whether a catch-up is still going on.
         """
         self._clock = clock
         self._show = show
@@ -61,6 +70,7 @@ class CatchUpGate:
         self._burst = burst
         self._window_s = window_s
         self._quiet_s = quiet_s
+        self._busy = busy
         self._pending: List[object] = []
         self._counts: Dict[Optional[str], int] = {}
         self._shown: Deque[float] = deque()
@@ -82,13 +92,20 @@ class CatchUpGate:
     def _sort(self) -> None:
         self._turn = None
         pending, self._pending = self._pending, []
+        caught = [m for m in pending if getattr(m, "catch_up", False)]
+        pending = [m for m in pending if not getattr(m, "catch_up", False)]
         now = self._clock.seconds()
         while self._shown and self._shown[0] <= now - self._window_s:
             self._shown.popleft()
-        if self.counting is None and len(self._shown) + len(pending) <= self._burst:
+        if self._burst is None or (
+            self.counting is None and len(self._shown) + len(pending) <= self._burst
+        ):
             for message in pending:
                 self._shown.append(now)
                 self._show(message)
+            pending = []
+        pending += caught
+        if not pending:
             return
         self.counting = (self.counting or 0) + len(pending)
         for message in pending:
@@ -100,6 +117,9 @@ class CatchUpGate:
             self._quiet = self._clock.callLater(self._quiet_s, self._settled)
 
     def _settled(self) -> None:
+        if self._busy():
+            self._quiet = self._clock.callLater(self._quiet_s, self._settled)
+            return
         self._quiet = None
         counts, self._counts, self.counting = self._counts, {}, None
         self._shown.clear()

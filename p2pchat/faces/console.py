@@ -152,7 +152,7 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
     ):
         self._chat = chat
         self._on_quit = on_quit
-        clock = clock or chat.clock
+        self.clock = clock = clock or chat.clock
         self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
         self._reading = ReadThrottle(self, clock)
         self._discarding = False
@@ -187,9 +187,11 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
 
     def message(self, message: Message) -> None:
         """
-        Print a message that just arrived.
+        Print a message that just arrived (one that catches the node up
+        is counted instead: see L{RoomCommands.counted}).
         """
-        self.say(self.format(message))
+        if not self.counted(message):
+            self.say(self.format(message))
 
     def notice(self, text: str) -> None:
         """
