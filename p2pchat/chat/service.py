@@ -79,11 +79,14 @@ class ChatService:
         disconnect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
         progress: Callable[[], Dict[str, object]] = lambda: dict(IDLE),
+        converged: Optional[Callable[[], object]] = None,
     ):
         """
         @param facts: the node's status beyond the author's (port, counts,
             timings), in display order.
         @param progress: the log's catch-up snapshot (see L{CatchUpNews}).
+        @param converged: gives the node's
+            L{p2pchat.chat.convergence.Convergence} (C{/converged}).
         @param connect: dials an address until the node has links
             (C{False} if it is already linked or being dialled).
         @param disconnect: stops dialling an address and closes its links
@@ -108,6 +111,7 @@ class ChatService:
         self.rooms = Rooms(self, feed)
         #: How far a catch-up is, and its progress line (L{CatchUpNews}).
         self.catch_up = CatchUpNews(clock, progress, lambda: self._listeners)
+        self._converged = converged
 
     @property
     def node_id(self) -> str:
@@ -325,6 +329,15 @@ class ChatService:
         }
         status.update(self._facts())
         return status
+
+    def converged(self):
+        """
+        @return: how many members hold exactly what this node holds (a
+            L{p2pchat.chat.convergence.Convergence}).
+        """
+        if self._converged is None:
+            raise RuntimeError("this node does not know its members' digests")
+        return self._converged()
 
     # The block list
 

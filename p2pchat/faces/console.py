@@ -25,6 +25,7 @@ from p2pchat.chat import (
     RoomNameError,
     TokenBucket,
     UnknownPeer,
+    describe_convergence,
     nfc,
     parse_peer_address,
     printable,
@@ -92,7 +93,7 @@ def parse_command(line: str) -> Command:
     word, _, rest = line[1:].partition(" ")
     rest = rest.strip()
     word = word.lower()
-    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
+    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show", "converged"):
         return Command(word)
     if word == "paste":
         if rest.lower() not in ("on", "off"):
@@ -391,6 +392,9 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
     def do_status(self) -> None:
         for key, value in self._chat.status().items():
             self.say(f"{key}: {value}")
+
+    def do_converged(self) -> None:
+        self.say(describe_convergence(self._chat.converged()))
 
     def do_block(self, who: str) -> None:
         if self._chat.resolve(who) in self._chat.blocked():

@@ -1,0 +1,266 @@
+"""
+Tests for C{/converged}: members' signed digest records
+(L{p2pchat.mesh.convergence}: signing, flooding, budgets, forgeries) on a
+L{Clock} with recording links, the report (L{p2pchat.chat.convergence}),
+and two nodes that agree.
+"""
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from p2pchat.chat.convergence import Convergence, convergence, describe
+from p2pchat.faces.console import ConsoleProtocol
+from p2pchat.log.identity import Identity
+from p2pchat.mesh import convergence as digests_module
+from p2pchat.mesh import wire
+from p2pchat.mesh.convergence import (
+    MAX_RECORDS_PER_FRAME,
+    MIN_RESIGN_S,
+    QUIET_S,
+    DigestRecord,
+    Digests,
+    parse_record,
+    resign_interval,
+    statement,
+)
+from p2pchat.mesh.wire import FrameError, encode_frame, parse_frame
+from tests.nodes import Network
+from tests.strategies import IDENTITIES
+
+ME, CAROL, DAVE = IDENTITIES
+DIGEST = "d" * 64
+WALL_S = 1_700_000_000.0
+
+
+class RecordingLink:
+    def __init__(self, name, version=4):
+        self.name = name
+        self.version = version
+        self.sent = []
+
+    def send_frame(self, frame):
+        self.sent.append(frame)
+
+    def describe(self):
+        return self.name
+
+    def records(self):
+        return [r for frame in self.sent for r in frame["records"]]
+
+
+def signed(identity, count, digest=DIGEST, at_ms=int(WALL_S * 1000)):
+    sig = identity.sign(statement(identity.node_id, count, digest, at_ms)).hex()
+    return DigestRecord(identity.node_id, count, digest, at_ms, sig).to_wire()
+
+
+class DigestsTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.own = (10, DIGEST)
+        self.members = {CAROL.node_id, DAVE.node_id}
+        self.digests = Digests(
+            self.clock, lambda: WALL_S + self.clock.seconds(), ME.node_id, ME.sign,
+            lambda: self.own, self.members.__contains__, lambda: 3,
+        )
+        self.link = RecordingLink("L1")
+        self.digests.link_up(self.link)
+
+    def test_signs_once_quiet(self):
+        """
+        This node signs its record once its log has been quiet for
+        L{QUIET_S}, sends it on its links, and not again while the log does
+        not change.
+        """
+        self.digests.tick()
+        self.clock.advance(QUIET_S - 0.2)
+        self.digests.tick()
+        self.assertEqual(self.link.sent, [])
+        self.clock.advance(0.2)
+        self.digests.tick()
+        [record] = self.link.records()
+        self.assertEqual((record["id"], record["n"], record["digest"]), (ME.node_id, 10, DIGEST))
+        self.assertIsNotNone(parse_record(record))
+        for _ in range(100):
+            self.clock.advance(1)
+            self.digests.tick()
+        self.assertEqual(len(self.link.sent), 1)
+
+    def test_resign_at_most_once_per_interval(self):
+        """
+        A log that keeps changing is re-signed at most once per
+        L{resign_interval}, which grows with the number of members.
+        """
+        self.assertEqual(resign_interval(3), MIN_RESIGN_S)
+        self.assertEqual(resign_interval(10_000), 10_000.0)
+        signed_at = []
+        for step in range(200):
+            self.own = (10 + step // 20, DIGEST[:-2] + f"{step // 20:02d}")
+            self.clock.advance(0.2 if step % 20 else 3)
+            self.digests.tick()
+            if len(self.link.sent) > len(signed_at):
+                signed_at.append(self.clock.seconds())
+        gaps = [b - a for a, b in zip(signed_at, signed_at[1:])]
+        self.assertTrue(len(signed_at) > 3)
+        self.assertTrue(all(gap >= MIN_RESIGN_S for gap in gaps), gaps)
+
+    def test_not_sent_to_older_protocols(self):
+        """
+        A link that speaks protocol 3 or less never gets a digests frame
+        (an older node closes a link on an unknown frame type).
+        """
+        old = RecordingLink("old", version=3)
+        self.digests.link_up(old)
+        self.digests.tick()
+        self.clock.advance(QUIET_S)
+        self.digests.tick()
+        self.assertEqual(len(self.link.sent), 1)
+        self.assertEqual(old.sent, [])
+        self.digests.rx_frame(old, wire.digests([signed(CAROL, 5)]))
+        self.assertNotIn(CAROL.node_id, self.digests.records)
+
+    def test_member_record_kept_and_forwarded(self):
+        """
+        A member's own record is kept and forwarded on the other links,
+        not back to where it came from; one no newer is dropped.
+        """
+        other = RecordingLink("L2")
+        self.digests.link_up(other)
+        record = signed(CAROL, 5)
+        self.digests.rx_frame(self.link, wire.digests([record]))
+        self.digests.tick()
+        self.assertEqual(self.digests.records[CAROL.node_id].count, 5)
+        self.assertEqual(other.records(), [record])
+        self.assertEqual(self.link.sent, [])
+        self.digests.rx_frame(other, wire.digests([record]))
+        self.digests.tick()
+        self.assertEqual(self.link.sent, [])
+
+    def test_forged_and_unsigned_records_ignored(self):
+        """
+        A record whose signature is not its member's (forged by a relay,
+        altered, signed by another member or unsigned), of a non-member,
+        of this node, or dated far ahead is ignored: nobody's claim
+        outranks a member's own word.
+        """
+        good = signed(CAROL, 5)
+        self.digests.rx_frame(self.link, wire.digests([good]))
+        newer_at = good["at"] + 1
+        altered = dict(signed(CAROL, 5, at_ms=newer_at), n=999)
+        by_other = dict(signed(DAVE, 999, at_ms=newer_at), id=CAROL.node_id)
+        unsigned = {k: v for k, v in signed(CAROL, 999, at_ms=newer_at).items() if k != "sig"}
+        outsider = Identity.generate()
+        future = signed(CAROL, 999, at_ms=int((WALL_S + 3600) * 1000))
+        mine = signed(ME, 999, at_ms=newer_at)
+        for bad in (altered, by_other, unsigned, signed(outsider, 1), future, mine,
+                    dict(signed(CAROL, 6, at_ms=newer_at), extra=1), "junk"):
+            self.assertFalse(self.digests.learn(bad, self.link), bad)
+        self.assertEqual(self.digests.records[CAROL.node_id].count, 5)
+        self.assertEqual(set(self.digests.records), {CAROL.node_id})
+
+    def test_budget(self):
+        """
+        Records beyond a link's budget are dropped unchecked.
+        """
+        self.patch(digests_module, "RECORDS_PER_S", (1.0, 2))
+        digests = Digests(self.clock, lambda: WALL_S, ME.node_id, ME.sign,
+                          lambda: self.own, self.members.__contains__, lambda: 3)
+        digests.link_up(self.link)
+        digests.rx_frame(self.link, wire.digests([signed(CAROL, 1), signed(DAVE, 1)]))
+        digests.rx_frame(self.link, wire.digests([signed(CAROL, 2, at_ms=2 * 10**12)]))
+        self.assertEqual(digests.records[CAROL.node_id].count, 1)
+
+    def test_new_link_gets_what_is_held_paced(self):
+        """
+        A new link gets every record held, at most
+        L{MAX_RECORDS_PER_FRAME} a tick.
+        """
+        many = [Identity.generate() for _ in range(MAX_RECORDS_PER_FRAME + 1)]
+        self.members.update(i.node_id for i in many)
+        for identity in many:
+            self.assertTrue(self.digests.learn(signed(identity, 1)))
+        late = RecordingLink("late")
+        self.digests.link_up(late)
+        self.digests.tick()
+        self.assertEqual(len(late.records()), MAX_RECORDS_PER_FRAME)
+        self.digests.tick()
+        self.assertEqual(len(late.records()), MAX_RECORDS_PER_FRAME + 1)
+
+    def test_records_of_gone_members_pruned(self):
+        """
+        Records of ids that left the membership table go (memory is
+        bounded by the table's).
+        """
+        self.digests.learn(signed(CAROL, 1))
+        self.members.discard(CAROL.node_id)
+        self.clock.advance(digests_module.PRUNE_EVERY_S)
+        self.digests.tick()
+        self.assertNotIn(CAROL.node_id, self.digests.records)
+
+    def test_frame(self):
+        """
+        The C{digests} frame carries 1 to L{wire.MAX_DIGESTS_PER_FRAME}
+        records.
+        """
+        frame = wire.digests([signed(CAROL, 1)])
+        self.assertEqual(parse_frame(encode_frame(frame)), frame)
+        for records in ([], [signed(CAROL, 1)] * (wire.MAX_DIGESTS_PER_FRAME + 1), {}):
+            self.assertRaises(FrameError, parse_frame,
+                              encode_frame({"type": "digests", "records": records}))
+
+
+class ReportTests(SynchronousTestCase):
+    def record(self, count, digest=DIGEST, age_s=0):
+        return DigestRecord("x", count, digest, int((WALL_S - age_s) * 1000), "")
+
+    def test_report(self):
+        """
+        Members holding this node's digest, behind, ahead, differing and
+        silent are counted; the oldest record's age is given.
+        """
+        records = {
+            "a": self.record(48_213), "b": self.record(48_213, age_s=40),
+            "c": self.record(48_208), "d": self.record(47_873), "e": self.record(48_300),
+            "f": self.record(48_213, "e" * 64),
+        }
+        result = convergence((48_213, "3fa9c1d2" + "0" * 56), [], {}, WALL_S)
+        self.assertEqual(describe(result), "converged: 1 of 1 members hold exactly this "
+                         "node's 48,213 messages (digest 3fa9c1d2)")
+        result = convergence((48_213, DIGEST), list("abcdefg"), records, WALL_S)
+        self.assertEqual(result, Convergence(8, 48_213, DIGEST, 3, (5, 340), (87,), 1, 1, 40.0))
+        self.assertEqual(
+            describe(result),
+            "converged: 3 of 8 members hold exactly this node's 48,213 messages (digest "
+            "dddddddd); 2 behind by 5-340 messages; 1 ahead by 87 messages; 1 with as many "
+            "messages but others; 1 not reporting (protocol 3 or older, or no record yet); "
+            "oldest record 40 s old",
+        )
+
+
+class TwoNodesTests(SynchronousTestCase):
+    def test_two_of_two(self):
+        """
+        Two linked nodes that hold the same log each report 2 of 2, after
+        the quiet time and one signing interval; a new message makes the
+        other one behind until it arrives and is signed again.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        for number in range(30):
+            alice.chat.post(f"m{number}")
+        net.settle()
+        net.link(alice, bob)
+        net.tick(0.2, times=int((QUIET_S + MIN_RESIGN_S) / 0.2) + 2)
+        for node in (alice, bob):
+            result = node.chat.converged()
+            self.assertEqual((result.members, result.same), (2, 2), describe(result))
+        transport = StringTransport()
+        console = ConsoleProtocol(bob.chat)
+        console.makeConnection(transport)
+        transport.clear()
+        console.dataReceived(b"/converged\r\n")
+        self.assertEqual(
+            transport.value().decode(),
+            f"converged: 2 of 2 members hold exactly this node's 30 messages (digest "
+            f"{bob.store.digest()[:8]}); oldest record 0 s old\r\n",
+        )
