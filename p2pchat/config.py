@@ -70,7 +70,7 @@ class NodeConfig:
     rooms: Tuple[str, ...] = ()
     screen: bool = False
     screen_log: Optional[str] = None
-    ready_timeout_s: float = 60.0
+    ready_timeout_s: float = 45.0
 
 
 @dataclass(frozen=True)

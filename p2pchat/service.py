@@ -339,6 +339,8 @@ class NodeService(MultiService):
             return f"{progress}; {text}"
         if not self.ready and not node.links:
             return f"waiting for a peer; {text}"
+        if not self.ready and node.relay.progress.catching_up:
+            return f"catching up; {text}"
         return text
 
     def node_changed(self) -> None:

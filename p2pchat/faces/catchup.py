@@ -11,11 +11,10 @@ L{QUIET_S}; then it hands over one summary line per room
 (C{*** 5,000 new messages — /history to read}; C{... in #rust ...} for a
 message with a C{room}).  The user's own messages are always shown.
 
-A message the chat marks C{catch_up} (it arrived to catch this node up,
-not live) is always counted, whatever the pace; with C{burst=None} (the
-line console) live messages are always shown at once.  While C{busy()}
-says the catch-up goes on, the summary waits for it to end (it ends: see
-L{p2pchat.log.progress}).
+With C{live_always} (the line console) only messages the chat marks
+C{catch_up} (they arrived to catch this node up) are sorted so; live
+messages are always shown at once.  While C{busy()} says the catch-up goes
+on, the summary waits for it to end (it ends: see L{p2pchat.log.progress}).
 """
 
 from collections import deque
@@ -52,17 +51,17 @@ class CatchUpGate:
         clock: IReactorTime,
         show: Callable[[object], None],
         summarise: Callable[[str], None],
-        burst: Optional[int] = BURST_MESSAGES,
+        burst: int = BURST_MESSAGES,
         window_s: float = BURST_WINDOW_S,
         quiet_s: float = QUIET_S,
         busy: Callable[[], bool] = lambda: False,
+        live_always: bool = False,
     ):
         """
         @param show: called with each message to show.
         @param summarise: called with the summary line when a burst ends.
-        @param burst: more live messages than this within C{window_s} are
-            counted; C{None}: live messages are always shown.
         @param busy: whether a catch-up is still going on.
+        @param live_always: show messages not marked C{catch_up} at once.
         """
         self._clock = clock
         self._show = show
@@ -71,6 +70,7 @@ class CatchUpGate:
         self._window_s = window_s
         self._quiet_s = quiet_s
         self._busy = busy
+        self._live_always = live_always
         self._pending: List[object] = []
         self._counts: Dict[Optional[str], int] = {}
         self._shown: Deque[float] = deque()
@@ -92,20 +92,18 @@ class CatchUpGate:
     def _sort(self) -> None:
         self._turn = None
         pending, self._pending = self._pending, []
-        caught = [m for m in pending if getattr(m, "catch_up", False)]
-        pending = [m for m in pending if not getattr(m, "catch_up", False)]
+        if self._live_always:
+            for message in pending:
+                if not getattr(message, "catch_up", False):
+                    self._show(message)
+            pending = [m for m in pending if getattr(m, "catch_up", False)]
         now = self._clock.seconds()
         while self._shown and self._shown[0] <= now - self._window_s:
             self._shown.popleft()
-        if self._burst is None or (
-            self.counting is None and len(self._shown) + len(pending) <= self._burst
-        ):
+        if self.counting is None and len(self._shown) + len(pending) <= self._burst:
             for message in pending:
                 self._shown.append(now)
                 self._show(message)
-            pending = []
-        pending += caught
-        if not pending:
             return
         self.counting = (self.counting or 0) + len(pending)
         for message in pending:

@@ -107,12 +107,13 @@ class RoomCommands:
         """
         Start in the current room last chosen (say which, unless #lobby),
         and say per joined room how many messages arrived since it was
-        last read (if any).  Messages that catch the node up are counted,
-        then summed up in one line per room when the catch-up ends.
+        last read (if any).  Messages that catch the node up, more than a
+        few a second, are counted, then summed up in one line per room when
+        the catch-up ends.
         """
         self._gate = CatchUpGate(
-            self.clock, self.say_message, self.say, burst=None,
-            busy=lambda: self._chat.catch_up.catching_up,
+            self.clock, self.say_message, self.say,
+            busy=lambda: self._chat.catch_up.catching_up, live_always=True,
         )
         rooms = self._chat.rooms
         self.room = rooms.current()
@@ -133,8 +134,9 @@ class RoomCommands:
 
     def counted(self, message) -> bool:
         """
-        @return: whether C{message} arrived to catch the node up, and is
-            counted for its room's summary line instead of printed now.
+        @return: whether C{message} arrived to catch the node up: it goes
+            through the gate (printed, or counted for its room's summary
+            line when many come at once).
         """
         if not message.catch_up or self._gate is None:
             return False

@@ -25,7 +25,11 @@ Trust: a record counts only if its signature is the member's own (a
 relay cannot forge or alter it), the member is in the membership table
 (bounded memory), it is newer than the one held and not signed more than
 L{MAX_FUTURE_S} ahead of this node's clock.  Records beyond a link's
-budget (L{RECORDS_PER_S}) are dropped, with one rate-limited log line.
+budget (L{RECORDS_PER_S}) are dropped, with one rate-limited log line, and
+a member's new record is taken at most once per L{MIN_ACCEPT_GAP_S} (an
+honest member signs at most once per L{MIN_RESIGN_S}): a member that
+signs records as fast as it can makes each node forward at most one of
+them per that time, not one per record.
 """
 
 import json
@@ -49,6 +53,7 @@ MIN_RESIGN_S = 5.0
 RESIGN_S_PER_MEMBER = 1.0
 MAX_FUTURE_S = 600.0
 PRUNE_EVERY_S = 60.0
+MIN_ACCEPT_GAP_S = MIN_RESIGN_S / 2
 # Per link: an honest peer sends at most MAX_RECORDS_PER_FRAME a tick
 # (0.2 s) while it hands over what it holds to a new link, about one a
 # second otherwise.  Each costs one signature check (~62 us).
@@ -143,6 +148,8 @@ class Digests:
         self._is_member = is_member
         self._members = members
         self.records: Dict[str, DigestRecord] = {}
+        # member id -> when its record was last taken (this node's clock).
+        self._taken_at: Dict[str, float] = {}
         self._links: Dict[object, Tuple[Deque[str], set, TokenBucket]] = {}
         self._seen: Optional[Tuple[int, str]] = None
         self._changed_at = clock.seconds()
@@ -201,11 +208,14 @@ class Digests:
         if (node_id == self.node_id or not isinstance(node_id, str)
                 or not self._is_member(node_id) or not isinstance(at_ms, int)
                 or (known is not None and at_ms <= known.at_ms)
-                or at_ms > (self._wall_clock() + MAX_FUTURE_S) * 1000):
+                or at_ms > (self._wall_clock() + MAX_FUTURE_S) * 1000
+                or self._clock.seconds() - self._taken_at.get(node_id, -MIN_ACCEPT_GAP_S)
+                < MIN_ACCEPT_GAP_S):
             return False
         record = parse_record(value)
         if record is None:
             return False
+        self._taken_at[record.node_id] = self._clock.seconds()
         self._keep(record, source)
         return True
 
@@ -263,3 +273,4 @@ class Digests:
         for node_id in [i for i in self.records if i != self.node_id]:
             if not self._is_member(node_id):
                 del self.records[node_id]
+                self._taken_at.pop(node_id, None)

@@ -131,3 +131,25 @@ class CatchUpConsoleTests(SynchronousTestCase):
         status = self.bob.chat.status()
         self.assertEqual((status["replication_lag"], status["catching_up"]), (0, False))
         self.assertEqual(self.bob.chat.catch_up.snapshot()["received"], 291)
+
+
+class SmallCatchUpTests(SynchronousTestCase):
+    def test_few_are_printed(self):
+        """
+        A catch-up of a few messages (not more than the gate's burst) is
+        printed message by message, as before.
+        """
+        net = Network(self)
+        alice, bob = net.node("alice"), net.node("bob")
+        for number in range(5):
+            alice.chat.post(f"old {number}")
+        net.settle()
+        transport = StringTransport()
+        ConsoleProtocol(bob.chat).makeConnection(transport)
+        transport.clear()
+        net.link(alice, bob)
+        net.clock.advance(2)
+        lines = [line for line in transport.value().decode().split("\r\n")
+                 if "<alice>" in line]
+        self.assertEqual([line.split("> ", 1)[1] for line in lines],
+                         [f"old {number}" for number in range(5)])

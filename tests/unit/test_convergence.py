@@ -16,6 +16,7 @@ from p2pchat.mesh import convergence as digests_module
 from p2pchat.mesh import wire
 from p2pchat.mesh.convergence import (
     MAX_RECORDS_PER_FRAME,
+    MIN_ACCEPT_GAP_S,
     MIN_RESIGN_S,
     QUIET_S,
     DigestRecord,
@@ -145,6 +146,7 @@ class DigestsTests(SynchronousTestCase):
         """
         good = signed(CAROL, 5)
         self.digests.rx_frame(self.link, wire.digests([good]))
+        self.clock.advance(MIN_ACCEPT_GAP_S)
         newer_at = good["at"] + 1
         altered = dict(signed(CAROL, 5, at_ms=newer_at), n=999)
         by_other = dict(signed(DAVE, 999, at_ms=newer_at), id=CAROL.node_id)
@@ -157,6 +159,18 @@ class DigestsTests(SynchronousTestCase):
             self.assertFalse(self.digests.learn(bad, self.link), bad)
         self.assertEqual(self.digests.records[CAROL.node_id].count, 5)
         self.assertEqual(set(self.digests.records), {CAROL.node_id})
+        self.assertTrue(self.digests.learn(signed(CAROL, 6, at_ms=newer_at), self.link))
+
+    def test_one_record_per_member_per_gap(self):
+        """
+        A member signing records as fast as it can gets one taken (and
+        forwarded) per L{MIN_ACCEPT_GAP_S}, not one per record.
+        """
+        at_ms = int(WALL_S * 1000)
+        taken = [self.digests.learn(signed(CAROL, n, at_ms=at_ms + n)) for n in range(10)]
+        self.assertEqual(taken, [True] + [False] * 9)
+        self.clock.advance(MIN_ACCEPT_GAP_S)
+        self.assertTrue(self.digests.learn(signed(CAROL, 20, at_ms=at_ms + 20)))
 
     def test_budget(self):
         """
@@ -166,9 +180,14 @@ class DigestsTests(SynchronousTestCase):
         digests = Digests(self.clock, lambda: WALL_S, ME.node_id, ME.sign,
                           lambda: self.own, self.members.__contains__, lambda: 3)
         digests.link_up(self.link)
+        erin = Identity.generate()
+        self.members.add(erin.node_id)
         digests.rx_frame(self.link, wire.digests([signed(CAROL, 1), signed(DAVE, 1)]))
-        digests.rx_frame(self.link, wire.digests([signed(CAROL, 2, at_ms=2 * 10**12)]))
-        self.assertEqual(digests.records[CAROL.node_id].count, 1)
+        digests.rx_frame(self.link, wire.digests([signed(erin, 1)]))
+        self.assertEqual(set(digests.records), {CAROL.node_id, DAVE.node_id})
+        self.clock.advance(1)
+        digests.rx_frame(self.link, wire.digests([signed(erin, 1)]))
+        self.assertIn(erin.node_id, digests.records)
 
     def test_new_link_gets_what_is_held_paced(self):
         """
