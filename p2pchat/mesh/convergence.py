@@ -11,15 +11,16 @@ and -3 nodes neither see nor relay them), flooded over links: a node
 forwards a record only when it is newer than the one it holds for that
 member, so each record crosses each link at most once each way.
 
-Cost, independent of traffic in a quiet network: a member re-signs only
-when its log changed, once the log has been quiet for L{QUIET_S}, and at
-most once per L{resign_interval} (L{MIN_RESIGN_S}, or
-L{RESIGN_S_PER_MEMBER} per member when that is more), so all members
-together make at most about one record a second whatever the network's
-size, and none while nothing is posted.  A new link gets the records held,
-at most L{MAX_RECORDS_PER_FRAME} per tick.  Freshness: a member's record
-describes its log as it was at most C{resign_interval + QUIET_S} after its
-last change.
+Cost: a member re-signs only when its log changed: once the log has been
+quiet for L{QUIET_S} (or, in a log that is never quiet, once it has
+differed from the record for an interval), and at most once per
+L{resign_interval} (L{MIN_RESIGN_S}, or L{RESIGN_S_PER_MEMBER} per member
+when that is more).  So all members together make at most one record per
+L{RESIGN_S_PER_MEMBER} seconds, whatever the network's size, and none
+while nothing is posted; a node sends each record it takes on each of its
+other links once.  A new link gets the records held, at most
+L{MAX_RECORDS_PER_FRAME} per tick.  Freshness: a member's record
+describes its log as it was at most one interval (plus L{QUIET_S}) ago.
 
 Trust: a record counts only if its signature is the member's own (a
 relay cannot forge or alter it), the member is in the membership table
@@ -50,7 +51,7 @@ DIGESTS_VERSION = 4
 MAX_RECORDS_PER_FRAME = wire.MAX_DIGESTS_PER_FRAME
 QUIET_S = 2.0
 MIN_RESIGN_S = 5.0
-RESIGN_S_PER_MEMBER = 1.0
+RESIGN_S_PER_MEMBER = 2.0
 MAX_FUTURE_S = 600.0
 PRUNE_EVERY_S = 60.0
 MIN_ACCEPT_GAP_S = MIN_RESIGN_S / 2
@@ -154,6 +155,7 @@ class Digests:
         self._seen: Optional[Tuple[int, str]] = None
         self._changed_at = clock.seconds()
         self._signed_at: Optional[float] = None
+        self._stale_since: Optional[float] = None
         self._limiter = LogLimiter(clock)
         self._pruned_at = clock.seconds()
 
@@ -251,11 +253,16 @@ class Digests:
             self._seen, self._changed_at = own, now
         mine = self.records.get(self.node_id)
         if mine is not None and (mine.count, mine.digest) == own:
+            self._stale_since = None
             return
-        if now - self._changed_at < QUIET_S:
+        if self._stale_since is None:
+            self._stale_since = now
+        interval = resign_interval(self._members())
+        # Once quiet for QUIET_S; in a log that never goes quiet (a busy
+        # network), once it has differed from the record for an interval.
+        if now - self._changed_at < QUIET_S and now - self._stale_since < interval:
             return
-        if (self._signed_at is not None
-                and now - self._signed_at < resign_interval(self._members())):
+        if self._signed_at is not None and now - self._signed_at < interval:
             return
         at_ms = max(int(self._wall_clock() * 1000), mine.at_ms + 1 if mine else 0)
         count, digest = own

@@ -92,8 +92,8 @@ class DigestsTests(SynchronousTestCase):
         A log that keeps changing is re-signed at most once per
         L{resign_interval}, which grows with the number of members.
         """
-        self.assertEqual(resign_interval(3), MIN_RESIGN_S)
-        self.assertEqual(resign_interval(10_000), 10_000.0)
+        self.assertEqual(resign_interval(2), MIN_RESIGN_S)
+        self.assertEqual(resign_interval(10_000), 20_000.0)
         signed_at = []
         for step in range(200):
             self.own = (10 + step // 20, DIGEST[:-2] + f"{step // 20:02d}")
@@ -103,7 +103,24 @@ class DigestsTests(SynchronousTestCase):
                 signed_at.append(self.clock.seconds())
         gaps = [b - a for a, b in zip(signed_at, signed_at[1:])]
         self.assertTrue(len(signed_at) > 3)
-        self.assertTrue(all(gap >= MIN_RESIGN_S for gap in gaps), gaps)
+        self.assertTrue(all(gap >= resign_interval(3) for gap in gaps), gaps)
+
+    def test_busy_log_still_signed(self):
+        """
+        A log that is never quiet (a busy network) is still signed, once
+        per interval, so /converged does not go stale for ever.
+        """
+        signed_at = []
+        for step in range(300):
+            self.own = (10 + step, f"{step:064x}")
+            self.clock.advance(0.2)
+            self.digests.tick()
+            if len(self.link.sent) > len(signed_at):
+                signed_at.append(self.clock.seconds())
+        gaps = [b - a for a, b in zip(signed_at, signed_at[1:])]
+        self.assertEqual(len(signed_at), 9)
+        self.assertTrue(all(resign_interval(3) <= gap <= resign_interval(3) + 0.4
+                            for gap in gaps), gaps)
 
     def test_not_sent_to_older_protocols(self):
         """
@@ -283,3 +300,73 @@ class TwoNodesTests(SynchronousTestCase):
             f"converged: 2 of 2 members hold exactly this node's 30 messages (digest "
             f"{bob.store.digest()[:8]}); oldest record 0 s old\r\n",
         )
+
+
+def digest_traffic(test_case, nodes, busy_s=30.0, quiet_s=20.0, idle_s=30.0):
+    """
+    Nodes linked in a ring on one L{Clock}; every node posts a message a
+    second for C{busy_s}, then nothing.  Counts the digest records each
+    node sends (and their bytes on the wire) while busy, while settling
+    (C{quiet_s}) and once idle (C{idle_s}), per node per second.
+
+    @return: C{(busy, settling, idle)}, each C{(records, bytes)} per node
+        per second, and the least C{same} of the nodes' C{/converged}.
+    """
+    sent = []
+    build = wire.digests
+
+    def counting(records):
+        frame = build(records)
+        sent.append((len(records), len(encode_frame(frame)) + 1))
+        return frame
+
+    test_case.patch(digests_module.wire, "digests", counting)
+    net = Network(test_case)
+    ring = [net.node(f"n{number}") for number in range(nodes)]
+    for number, node in enumerate(ring):
+        net.link(node, ring[(number + 1) % nodes])
+    net.tick(0.2, times=50)
+    phases = []
+    for seconds, posting in ((busy_s, True), (quiet_s, False), (idle_s, False)):
+        del sent[:]
+        for step in range(int(seconds / 0.2)):
+            if posting and step % 5 == 0:
+                for node in ring:
+                    node.chat.post(f"m{step}")
+            net.tick(0.2)
+        phases.append((sum(r for r, _ in sent) / nodes / seconds,
+                       sum(b for _, b in sent) / nodes / seconds))
+    return phases, min(node.chat.converged().same for node in ring)
+
+
+class TrafficTests(SynchronousTestCase):
+    def test_bounded_and_silent_when_quiet(self):
+        """
+        While every member posts, a node sends at most one record per
+        record the network makes (N / resign_interval(N) a second) per
+        other link (one, in a ring), plus its own; once nobody posts,
+        nothing; and then every node reports all members converged.
+        """
+        nodes = 4
+        (busy, settling, idle), same = digest_traffic(self, nodes)
+        self.assertLessEqual(busy[0], nodes / resign_interval(nodes) + 0.1)
+        self.assertEqual(idle, (0.0, 0.0))
+        self.assertEqual(same, nodes)
+
+
+if __name__ == "__main__":
+    # python -m tests.unit.test_convergence N...: the traffic table of
+    # docs/performance.md.
+    import sys
+
+    class _Case(SynchronousTestCase):
+        def runTest(self):
+            pass
+
+    for count in map(int, sys.argv[1:]):
+        case = _Case()
+        (busy, settling, idle), same = digest_traffic(case, count, 60.0, 30.0, 60.0)
+        case.doCleanups()
+        print(f"{count} nodes: busy {busy[0]:.2f} records/node/s {busy[1]:.0f} B/node/s; "
+              f"settling {settling[1]:.0f} B/node/s; idle {idle[1]:.0f} B/node/s; "
+              f"/converged {same} of {count}", flush=True)
