@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.unit.test_screen -*-
+# -*- test-case-name: tests.unit.test_screen,tests.unit.test_catchup_console -*-
 """
-Telling catch-up from chat on the terminal screen (no I/O; takes a clock).
+Telling catch-up from chat on the terminal screen and the line console (no
+I/O; takes a clock).
 
 After a restart a node receives every message posted meanwhile, thousands
 at once; shown one by one they would scroll the conversation away.
