@@ -6,8 +6,11 @@ L{p2pchat.log.progress.CatchUpProgress.snapshot}) and, on each tick while
 entries are known missing, tells the chat's listeners the progress line
 (C{catching up: 45,000 of about 100,000 entries from 3 peers, ~12 s left})
 at most every L{PROGRESS_EVERY_S}.  Messages committed to catch the node up
-reach listeners marked C{catch_up} (L{p2pchat.chat.messages.Message}), so
-a face can count them instead of printing each.
+(not pushed live) that were written more than L{CATCH_UP_AGE_S} ago reach
+listeners marked C{catch_up} (L{p2pchat.chat.messages.Message}), so a face
+can count them instead of printing each; a burst posted just now that
+reached this node by a summary round (a lazy link, a gap) is still news,
+and is not marked.
 """
 
 from typing import Callable, Dict, List, Optional
@@ -17,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from p2pchat.log.progress import describe
 
 PROGRESS_EVERY_S = 3.0
+CATCH_UP_AGE_S = 30.0
 
 IDLE = {
     "catching_up": False, "received": 0, "known_missing": 0, "sources": 0,

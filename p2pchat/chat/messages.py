@@ -36,8 +36,9 @@ class Message:
         one), C{None} for a direct message.
     @ivar event: C{"message"}, or what a room entry says: C{"join"},
         C{"part"} or C{"topic"} (then C{text} is the new topic).
-    @ivar catch_up: whether it arrived to catch this node up (not live):
-        a face may count such messages instead of printing each.
+    @ivar catch_up: whether it arrived to catch this node up (not live)
+        and was written a while ago (L{p2pchat.chat.catchup}): a face may
+        count such messages instead of printing each.
     """
 
     entry: Entry

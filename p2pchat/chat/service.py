@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 import p2pchat
-from p2pchat.chat.catchup import IDLE, CatchUpNews
+from p2pchat.chat.catchup import CATCH_UP_AGE_S, IDLE, CatchUpNews
 from p2pchat.chat.direct import CryptoError, open_box, seal
 from p2pchat.chat.messages import Message, Peer, UnknownPeer
 from p2pchat.chat.names import Names
@@ -379,7 +379,8 @@ class ChatService:
             self._renamed(entry, live)
             self.names.heard(entry)
         message = self.message(entry)
-        if message is not None and not live:
+        if message is not None and not live and (
+                entry.ts < (self.now() - CATCH_UP_AGE_S) * 1000):
             message = replace(message, catch_up=True)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):

@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.chat.catchup import PROGRESS_EVERY_S
+from p2pchat.chat.catchup import CATCH_UP_AGE_S, PROGRESS_EVERY_S
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.screen import ChatScreen
 from p2pchat.log.progress import CLAIM_GRACE_S
@@ -17,11 +17,13 @@ from p2pchat.mesh.peer import PeerProtocol
 from tests.nodes import Network
 
 CLAIMER = object()
+NOW_S = 1_700_000_000.0
 
 
 class CatchUpConsoleTests(SynchronousTestCase):
     def setUp(self):
-        self.net = Network(self)
+        self.now = NOW_S
+        self.net = Network(self, wall_clock=lambda: self.now)
         self.alice, self.bob = self.net.node("alice"), self.net.node("bob")
         self.bob.chat.rooms.join("#rust")
         self.alice.chat.rooms.join("#rust")
@@ -30,6 +32,8 @@ class CatchUpConsoleTests(SynchronousTestCase):
         for number in range(40):
             self.alice.chat.rooms.post("#rust", f"rusty {number}")
         self.net.settle()
+        # What bob catches up on was written a while ago.
+        self.now += CATCH_UP_AGE_S + 1
         self.transport = StringTransport()
         self.console = ConsoleProtocol(self.bob.chat)
         self.console.makeConnection(self.transport)
@@ -90,6 +94,20 @@ class CatchUpConsoleTests(SynchronousTestCase):
         self.net.clock.advance(2)
         self.assertEqual(len(self.lines()), 2)
 
+    def test_fresh_messages_are_news(self):
+        """
+        Messages that reach the node by a summary round (not pushed) but
+        were written just now, such as a burst that crossed a lazy link,
+        are printed, not summed up.
+        """
+        self.now -= CATCH_UP_AGE_S + 1
+        self.connect()
+        self.net.settle()
+        self.net.clock.advance(2)
+        lines = self.lines()
+        self.assertEqual(len([line for line in lines if "<alice> old" in line]), 250)
+        self.assertFalse([line for line in lines if "new messages" in line])
+
     def test_live_messages_print_at_once(self):
         """
         A live message arriving during a catch-up is printed at once.
@@ -139,11 +157,13 @@ class SmallCatchUpTests(SynchronousTestCase):
         A catch-up of a few messages (not more than the gate's burst) is
         printed message by message, as before.
         """
-        net = Network(self)
+        now = [NOW_S]
+        net = Network(self, wall_clock=lambda: now[0])
         alice, bob = net.node("alice"), net.node("bob")
         for number in range(5):
             alice.chat.post(f"old {number}")
         net.settle()
+        now[0] += CATCH_UP_AGE_S + 1
         transport = StringTransport()
         ConsoleProtocol(bob.chat).makeConnection(transport)
         transport.clear()
