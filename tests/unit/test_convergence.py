@@ -357,7 +357,12 @@ class TrafficTests(SynchronousTestCase):
 if __name__ == "__main__":
     # python -m tests.unit.test_convergence N...: the traffic table of
     # docs/performance.md.
+    import os
     import sys
+    import tempfile
+
+    # Each node's store goes under a temporary directory, not the checkout.
+    os.chdir(tempfile.mkdtemp(prefix="p2pchat-digest-traffic-"))
 
     class _Case(SynchronousTestCase):
         def runTest(self):
