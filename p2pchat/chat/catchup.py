@@ -3,7 +3,9 @@ A catch-up as people see it: the progress line, and when to show it.
 
 L{CatchUpNews} reads the log's catch-up tracker (a snapshot callable, see
 L{p2pchat.log.progress.CatchUpProgress.snapshot}) and, on each tick while
-entries are known missing, tells the chat's listeners the progress line
+at least L{PROGRESS_MIN_MISSING} entries are known missing (fewer is the
+ordinary lag of a busy network, seen in every anti-entropy round, not a
+catch-up worth a line), tells the chat's listeners the progress line
 (C{catching up: 45,000 of about 100,000 entries from 3 peers, ~12 s left})
 at most every L{PROGRESS_EVERY_S}.  Messages committed to catch the node up
 (not pushed live) that were written more than L{CATCH_UP_AGE_S} ago reach
@@ -21,6 +23,7 @@ from p2pchat.log.progress import describe
 
 PROGRESS_EVERY_S = 3.0
 CATCH_UP_AGE_S = 30.0
+PROGRESS_MIN_MISSING = 50
 
 IDLE = {
     "catching_up": False, "received": 0, "known_missing": 0, "sources": 0,
@@ -57,11 +60,11 @@ class CatchUpNews:
 
     def line(self) -> Optional[str]:
         """
-        @return: the progress line, or C{None} when nothing is known
-            missing.
+        @return: the progress line, or C{None} when fewer than
+            L{PROGRESS_MIN_MISSING} entries are known missing.
         """
         snapshot = self._snapshot()
-        if not snapshot["known_missing"]:
+        if snapshot["known_missing"] < PROGRESS_MIN_MISSING:
             return None
         return describe(snapshot)
 

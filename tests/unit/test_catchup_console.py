@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.chat.catchup import CATCH_UP_AGE_S, PROGRESS_EVERY_S
+from p2pchat.chat.catchup import CATCH_UP_AGE_S, PROGRESS_EVERY_S, PROGRESS_MIN_MISSING
 from p2pchat.faces.console import ConsoleProtocol
 from p2pchat.faces.screen import ChatScreen
 from p2pchat.log.progress import CLAIM_GRACE_S
@@ -78,6 +78,18 @@ class CatchUpConsoleTests(SynchronousTestCase):
         ])
         self.bob.tick()
         self.assertEqual(self.lines(), [])
+
+    def test_ordinary_lag_is_not_a_catch_up(self):
+        """
+        A few entries known missing (a busy network's summary names some
+        still on their way) print no progress line.
+        """
+        self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: PROGRESS_MIN_MISSING - 1})
+        self.bob.tick()
+        self.assertEqual(self.lines(), [])
+        self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: PROGRESS_MIN_MISSING})
+        self.bob.tick()
+        self.assertEqual(len(self.lines()), 1)
 
     def test_summary_waits_for_the_end(self):
         """
