@@ -15,6 +15,7 @@ from p2pchat.faces.screen import ChatScreen
 from p2pchat.log.progress import CLAIM_GRACE_S
 from p2pchat.mesh.peer import PeerProtocol
 from tests.nodes import Network
+from tests.unit.test_metrics import sample
 
 CLAIMER = object()
 NOW_S = 1_700_000_000.0
@@ -149,18 +150,24 @@ class CatchUpConsoleTests(SynchronousTestCase):
 
     def test_status_and_lag(self):
         """
-        C{/status} and the metrics levels carry the replication lag
-        (entries known to exist but not held) and whether catching up.
+        C{/status}, the metrics levels and the Prometheus gauge carry the
+        replication lag (entries known to exist but not held), and
+        C{/status} whether the node is catching up.
         """
         self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: 291})
         status = self.bob.chat.status()
         self.assertEqual((status["replication_lag"], status["catching_up"]), (291, True))
         self.assertEqual(self.bob.metrics_status()["replication_lag"], 291)
+        self.bob.metrics.collect_from(self.bob.metrics_status)
+        self.bob.metrics.refresh()
+        self.assertEqual(sample(self.bob.metrics, "p2pchat_replication_lag_entries"), 291)
         self.connect()
         self.net.settle()
         status = self.bob.chat.status()
         self.assertEqual((status["replication_lag"], status["catching_up"]), (0, False))
         self.assertEqual(self.bob.chat.catch_up.snapshot()["received"], 291)
+        self.bob.metrics.refresh()
+        self.assertEqual(sample(self.bob.metrics, "p2pchat_replication_lag_entries"), 0)
 
 
 class SmallCatchUpTests(SynchronousTestCase):
