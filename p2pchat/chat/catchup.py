@@ -56,7 +56,20 @@ class CatchUpNews:
 
     @property
     def catching_up(self) -> bool:
+        """
+        Whether a link's first summary round runs or anything is known
+        missing (what C{READY=1} waits for).
+        """
         return bool(self._snapshot()["catching_up"])
+
+    @property
+    def showing(self) -> bool:
+        """
+        Whether a catch-up worth a progress line is under way (at least
+        L{PROGRESS_MIN_MISSING} entries known missing): faces hold their
+        summary lines until it ends.
+        """
+        return self._snapshot()["known_missing"] >= PROGRESS_MIN_MISSING
 
     def line(self) -> Optional[str]:
         """

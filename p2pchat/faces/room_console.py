@@ -113,7 +113,7 @@ class RoomCommands:
         """
         self._gate = CatchUpGate(
             self.clock, self.say_message, self.say,
-            busy=lambda: self._chat.catch_up.catching_up, live_always=True,
+            busy=lambda: self._chat.catch_up.showing, live_always=True,
         )
         rooms = self._chat.rooms
         self.room = rooms.current()

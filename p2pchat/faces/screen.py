@@ -126,7 +126,7 @@ class ChatScreen(TerminalProtocol):
         self._status_loop: Optional[LoopingCall] = None
         self.gate = CatchUpGate(
             clock, self._show_message, self.print_line,
-            busy=lambda: chat.catch_up.catching_up,
+            busy=lambda: chat.catch_up.showing,
         )
 
     # Connection

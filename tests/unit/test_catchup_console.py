@@ -95,9 +95,11 @@ class CatchUpConsoleTests(SynchronousTestCase):
     def test_summary_waits_for_the_end(self):
         """
         A pause within a catch-up (here: a claim not yet fulfilled) does
-        not end it: the summary waits until nothing is known missing.
+        not end it: the summary waits until fewer than
+        L{PROGRESS_MIN_MISSING} entries are known missing.
         """
-        self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: 300})
+        # 60 entries more than alice holds: never sent.
+        self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: 291 + 60})
         self.bob.relay.progress.round_done(CLAIMER)
         self.connect()
         self.net.settle()
