@@ -10,7 +10,7 @@ yet, or on an older protocol, is "not reporting".
 """
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Convergence:
     @ivar ahead: per member with more entries, how many more.
     @ivar differ: members with as many entries under another digest.
     @ivar silent: members with no record.
+    @ivar older: of those, how many are linked to this node on a protocol
+        without digest records (3 or older).
     @ivar oldest_s: age in seconds of the oldest record counted, or
         C{None} with none.
     """
@@ -39,19 +41,22 @@ class Convergence:
     differ: int
     silent: int
     oldest_s: Optional[float]
+    older: int = 0
 
 
 def convergence(
-    own: Tuple[int, str], members: Iterable[str], records: Dict[str, object], now_s: float
+    own: Tuple[int, str], members: Iterable[str], records: Dict[str, object], now_s: float,
+    older: Callable[[str], bool] = lambda node_id: False,
 ) -> Convergence:
     """
     @param own: this node's C{(count, digest)}.
     @param members: the ids of the other members counted.
     @param records: member id -> its L{p2pchat.mesh.convergence.DigestRecord}.
     @param now_s: the wall clock, for the records' age.
+    @param older: whether a member is linked on a protocol without records.
     """
     count, digest = own
-    same, differ, silent = 1, 0, 0
+    same, differ, silent, old = 1, 0, 0, 0
     behind: List[int] = []
     ahead: List[int] = []
     ages: List[float] = []
@@ -61,6 +66,7 @@ def convergence(
         record = records.get(node_id)
         if record is None:
             silent += 1
+            old += older(node_id)
             continue
         ages.append(max(0.0, now_s - record.at_ms / 1000))
         if record.digest == digest and record.count == count:
@@ -72,7 +78,7 @@ def convergence(
         else:
             differ += 1
     return Convergence(total, count, digest, same, tuple(sorted(behind)),
-                       tuple(sorted(ahead)), differ, silent, max(ages) if ages else None)
+                       tuple(sorted(ahead)), differ, silent, max(ages) if ages else None, old)
 
 
 def _spread(values: Tuple[int, ...]) -> str:
@@ -84,8 +90,7 @@ def describe(result: Convergence) -> str:
     """
     @return: the C{/converged} line, e.g. C{converged: 12 of 15 members
         hold exactly this node's 48,213 messages (digest 3fa9c1d2); 2
-        behind by 5-340 messages; 1 not reporting (protocol 3 or older, or
-        no record yet)}.
+        behind by 5-340 messages; 1 not reporting (protocol 3 or older)}.
     """
     noun = "message" if result.count == 1 else "messages"
     parts = [
@@ -99,7 +104,14 @@ def describe(result: Convergence) -> str:
     if result.differ:
         parts.append(f"{result.differ} with as many messages but others")
     if result.silent:
-        parts.append(f"{result.silent} not reporting (protocol 3 or older, or no record yet)")
+        unknown = result.silent - result.older
+        if not unknown:
+            why = "protocol 3 or older"
+        elif not result.older:
+            why = "no record yet, or protocol 3 or older"
+        else:
+            why = f"{result.older} on protocol 3 or older, {unknown} with no record yet"
+        parts.append(f"{result.silent} not reporting ({why})")
     if result.oldest_s is not None:
         parts.append(f"oldest record {round(result.oldest_s):,} s old")
     return "; ".join(parts)

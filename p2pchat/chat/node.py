@@ -23,7 +23,7 @@ from p2pchat.log.relay import FRAME_TYPES, Relay
 from p2pchat.log.replication import ReplicationConfig
 from p2pchat.log.store import Store
 from p2pchat.log.verifier import InlineVerifier
-from p2pchat.mesh.convergence import Digests
+from p2pchat.mesh.convergence import DIGESTS_VERSION, Digests
 from p2pchat.mesh.links import Links
 from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.ops.metrics import Metrics
@@ -179,7 +179,11 @@ class ChatNode:
         self.feed.flush()
         ids = [m.node_id for m in self.membership.members() if m.state in ("alive", "suspect")]
         own = (self.store.count(), self.store.digest())
-        return convergence(own, ids, self.digests.records, self._wall_clock())
+        return convergence(own, ids, self.digests.records, self._wall_clock(), self._older)
+
+    def _older(self, node_id: str) -> bool:
+        link = self.links.link_to(node_id)
+        return link is not None and (link.version or 0) < DIGESTS_VERSION
 
     def replication_lag(self) -> int:
         """

@@ -262,15 +262,21 @@ class ReportTests(SynchronousTestCase):
         result = convergence((48_213, "3fa9c1d2" + "0" * 56), [], {}, WALL_S)
         self.assertEqual(describe(result), "converged: 1 of 1 members hold exactly this "
                          "node's 48,213 messages (digest 3fa9c1d2)")
-        result = convergence((48_213, DIGEST), list("abcdefg"), records, WALL_S)
-        self.assertEqual(result, Convergence(8, 48_213, DIGEST, 3, (5, 340), (87,), 1, 1, 40.0))
+        result = convergence((48_213, DIGEST), list("abcdefgh"), records, WALL_S,
+                             older=lambda node_id: node_id == "h")
+        self.assertEqual(
+            result, Convergence(9, 48_213, DIGEST, 3, (5, 340), (87,), 1, 2, 40.0, older=1))
         self.assertEqual(
             describe(result),
-            "converged: 3 of 8 members hold exactly this node's 48,213 messages (digest "
+            "converged: 3 of 9 members hold exactly this node's 48,213 messages (digest "
             "dddddddd); 2 behind by 5-340 messages; 1 ahead by 87 messages; 1 with as many "
-            "messages but others; 1 not reporting (protocol 3 or older, or no record yet); "
-            "oldest record 40 s old",
+            "messages but others; 2 not reporting (1 on protocol 3 or older, 1 with no record "
+            "yet); oldest record 40 s old",
         )
+        for older, why in ((lambda node_id: True, "protocol 3 or older"),
+                           (lambda node_id: False, "no record yet, or protocol 3 or older")):
+            self.assertIn(f"; 1 not reporting ({why})", describe(
+                convergence((1, DIGEST), ["x"], {}, WALL_S, older)))
 
 
 class TwoNodesTests(SynchronousTestCase):
@@ -300,6 +306,12 @@ class TwoNodesTests(SynchronousTestCase):
             f"converged: 2 of 2 members hold exactly this node's 30 messages (digest "
             f"{bob.store.digest()[:8]}); oldest record 0 s old\r\n",
         )
+        # Had alice spoken protocol 3, bob would have no record of hers,
+        # and would say why.
+        bob.links.link_to(alice.node_id).version = 3
+        del bob.digests.records[alice.node_id]
+        result = bob.chat.converged()
+        self.assertEqual((result.same, result.silent, result.older), (1, 1, 1))
 
 
 def digest_traffic(test_case, nodes, busy_s=30.0, quiet_s=20.0, idle_s=30.0):
