@@ -45,6 +45,8 @@ class NodeConfig:
         terminal chat screen (see L{p2pchat.faces.terminal.screen_choice}).
     @ivar screen_log: the log file used while the screen is drawn, or
         C{None} to leave the log where twistd puts it.
+    @ivar ready_timeout_s: with C{--peer}, the most seconds C{READY=1} waits
+        for the initial catch-up (C{--ready-timeout}).
     """
 
     name: str
@@ -68,6 +70,7 @@ class NodeConfig:
     rooms: Tuple[str, ...] = ()
     screen: bool = False
     screen_log: Optional[str] = None
+    ready_timeout_s: float = 45.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from p2pchat.mesh.wire import PROTOCOL_VERSION
 from p2pchat.node_holder import NodeHolder
 from p2pchat.ops.logs import observer_for, use_log_format
 from p2pchat.ops.metrics import Metrics, metrics_site
+from p2pchat.ops.readiness import Readiness
 from p2pchat.ops.sdnotify import Notifier, NotifierService, NotifyError
 from p2pchat.startup import (
     DataDirService,
@@ -57,8 +58,6 @@ from p2pchat.startup import (
 )
 
 STORE_FILE_NAME = "p2pchat.sqlite3"
-READY_TIMEOUT_S = 5.0
-STATUS_INTERVAL_S = 1.0
 
 
 class ConsoleFactory(Factory):
@@ -140,9 +139,7 @@ class NodeService(MultiService):
         self.config = config
         self._reactor = reactor
         self.metrics = Metrics()
-        self.ready = False
-        self._ready_call = None
-        self._status_call = None
+        self.readiness: Optional[Readiness] = None
         self._previous_handlers: Dict[int, object] = {}
         self.stdio = None
         self._systemd = NotifierService(os.environ, lambda: self.reactor)
@@ -316,43 +313,43 @@ class NodeService(MultiService):
             count=self.store.count(),
             path=config.data_dir,
         )
-        if config.peers and not node.links:
-            # Ready after the first exchange with a peer, or soon anyway.
-            self._ready_call = self.reactor.callLater(READY_TIMEOUT_S, self._become_ready)
-        else:
-            self._become_ready()
+        self.readiness = Readiness(
+            self.reactor, lambda: self.notifier, self._status_text, self._caught_up,
+            config.ready_timeout_s,
+        )
+        # Ready once caught up from the --peer nodes (or after the bound).
+        self.readiness.start(wait=bool(config.peers))
+
+    @property
+    def ready(self) -> bool:
+        return self.readiness is not None and self.readiness.ready
+
+    def _caught_up(self) -> bool:
+        node = self.node
+        return node is not None and bool(node.links) and not node.relay.progress.catching_up
 
     def _status_text(self) -> str:
-        alive = self.node.membership.alive_count()
-        return f"{alive} peers alive, {self.store.count()} messages"
-
-    def _become_ready(self) -> None:
-        """
-        Tell systemd the node is ready: the store is open, the listeners
-        are up and (with --peer) a first peer answered or time ran out.
-        """
-        if self._ready_call is not None and self._ready_call.active():
-            self._ready_call.cancel()
-        self._ready_call = None
-        if not self.ready:
-            self.ready = True
-            if self.notifier is not None:
-                self.notifier.ready(self._status_text())
+        node = self.node
+        if node is None or self.store is None:
+            return "stopping"
+        alive = node.membership.alive_count()
+        text = f"{alive} peers alive, {self.store.count()} messages"
+        progress = node.chat.catch_up.line()
+        if progress is not None:
+            return f"{progress}; {text}"
+        if not self.ready and not node.links:
+            return f"waiting for a peer; {text}"
+        if not self.ready and node.relay.progress.catching_up:
+            return f"catching up; {text}"
+        return text
 
     def node_changed(self) -> None:
         """
-        Links or messages changed: become ready on the first link, and send
-        systemd a new status line at most once a second.
+        Links or messages changed: maybe ready now (see L{Readiness}), and
+        a new status line for systemd at most once a second.
         """
-        if not self.ready and self.node.links:
-            self._become_ready()
-        if self.notifier is not None and self._status_call is None:
-            self._status_call = self.reactor.callLater(STATUS_INTERVAL_S, self._send_status)
-
-    def _send_status(self) -> None:
-        self._status_call = None
-        if self.store is not None and self.notifier is not None:
-            self.notifier.status(self._status_text())
+        if self.readiness is not None:
+            self.readiness.changed()
 
     def _handle_signal(self, signum: int, handler) -> None:
         """
@@ -425,9 +422,8 @@ class NodeService(MultiService):
         if self.notifier is not None:
             self.notifier.stopping()
         self._restore_signal(signal.SIGHUP)
-        for call in (self._ready_call, self._status_call):
-            if call is not None and call.active():
-                call.cancel()
+        if self.readiness is not None:
+            self.readiness.stop()
         self.metrics.stop_lag_monitor()
         Service.stopService(self)
         for child in reversed(list(self)):

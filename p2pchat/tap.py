@@ -43,6 +43,7 @@ DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
 DEFAULT_MAX_LINKS = MembershipConfig.max_links
 MAX_LINKS_LIMIT = 64
 DEFAULT_FAILURE_TIMEOUT_S = MembershipConfig.failure_timeout_s
+DEFAULT_READY_TIMEOUT_S = NodeConfig.ready_timeout_s
 
 
 # -- the command line -------------------------------------------------------
@@ -129,6 +130,8 @@ class Options(usage.Options):
             "Seconds a suspected member has to refute before it is declared "
             "dead (down to 5/8 of it as other nodes confirm).",
         ],
+        ["ready-timeout", None, str(DEFAULT_READY_TIMEOUT_S), "With --peer, the most "
+         "seconds systemd's READY=1 waits for the initial catch-up."],
         ["tls-cert", None, None, "PEM certificate of this node (with "
          "--tls-key and --tls-ca: every peer link is mutual TLS)."],
         ["tls-key", None, None, "PEM private key of this node."],
@@ -247,6 +250,7 @@ class Options(usage.Options):
             manhole_passwd=self._readable_file("manhole-passwd"),
             metrics=self._local_endpoint("metrics"),
             log_format=self._log_format(),
+            ready_timeout_s=self._positive_seconds("ready-timeout"),
         )
         screen, screen_log = screen_choice(
             self.config.stdio, sys.stdin if self._stdin is None else self._stdin,

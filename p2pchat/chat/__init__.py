@@ -8,6 +8,7 @@ face needs to check input and print output safely.
 
 from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.canonical import nfc
+from p2pchat.chat.convergence import describe as describe_convergence
 from p2pchat.chat.messages import (
     AmbiguousPeer,
     IChatListener,
@@ -31,6 +32,6 @@ __all__ = [
     "AddressError", "AmbiguousPeer", "ChatService", "IChatListener", "InvalidEntry",
     "LOBBY", "LocalAuthor", "MAX_TEXT_BYTES", "Message", "Peer", "PeerAddress", "ReadThrottle",
     "RoomInfo", "RoomMember", "RoomNameError", "Rooms", "SearchRefused", "TokenBucket",
-    "UnknownPeer", "nfc", "normalise_room", "parse_peer_address", "printable", "short_id",
-    "validate_name",
+    "UnknownPeer", "describe_convergence", "nfc", "normalise_room", "parse_peer_address",
+    "printable", "short_id", "validate_name",
 ]

@@ -36,6 +36,9 @@ class Message:
         one), C{None} for a direct message.
     @ivar event: C{"message"}, or what a room entry says: C{"join"},
         C{"part"} or C{"topic"} (then C{text} is the new topic).
+    @ivar catch_up: whether it arrived to catch this node up (not live)
+        and was written a while ago (L{p2pchat.chat.catchup}): a face may
+        count such messages instead of printing each.
     """
 
     entry: Entry
@@ -44,6 +47,7 @@ class Message:
     recipient: Optional[str] = None
     room: Optional[str] = None
     event: str = "message"
+    catch_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class Peer:
 class IChatListener(Interface):
     """
     A face's view of the chat: what L{ChatService.subscribe} reports.
+
+    A listener may also have C{progress(text)}: it is then told the
+    catch-up progress line, at most every few seconds while entries are
+    known missing (L{p2pchat.chat.catchup}).
     """
 
     def message(message: Message) -> None:

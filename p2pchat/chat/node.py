@@ -13,6 +13,7 @@ from typing import Callable, Dict, Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
+from p2pchat.chat.convergence import Convergence, convergence
 from p2pchat.chat.names import Names
 from p2pchat.chat.service import ChatService, LocalAuthor
 from p2pchat.config import PeerAddress
@@ -22,6 +23,7 @@ from p2pchat.log.relay import FRAME_TYPES, Relay
 from p2pchat.log.replication import ReplicationConfig
 from p2pchat.log.store import Store
 from p2pchat.log.verifier import InlineVerifier
+from p2pchat.mesh.convergence import DIGESTS_VERSION, Digests
 from p2pchat.mesh.links import Links
 from p2pchat.mesh.membership import MembershipConfig
 from p2pchat.ops.metrics import Metrics
@@ -82,11 +84,21 @@ class ChatNode:
         self.links.observers.append(self.relay)
         self.links.route(FRAME_TYPES, self.relay.rx_frame)
         self.links.on_change = lambda: self.on_change()
+        self._wall_clock = wall_clock
+        #: Members' signed log digests, for /converged (protocol 4 links).
+        self.digests = Digests(
+            clock, wall_clock, identity.node_id, identity.sign,
+            lambda: (store.count(), store.digest()),
+            lambda node_id: self.membership.member(node_id) is not None,
+            lambda: self.membership.alive_count() + 1,
+        )
+        self.links.observers.append(self.digests)
+        self.links.route(["digests"], self.digests.rx_frame)
         author = LocalAuthor(identity, name)
         names = Names(self.membership, attestations, lambda: {identity.node_id})
         self.chat = ChatService(
             author, self.feed, self.links, names, clock, self._facts, connect, disconnect,
-            wall_clock,
+            wall_clock, self.relay.progress.snapshot, self.converged,
         )
         self.links.member_watchers.append(self.chat.member_changed)
         self.feed.subscribe(self.chat)
@@ -134,6 +146,8 @@ class ChatNode:
         self.links.tick()
         self.membership.tick()
         self.relay.replicator.tick()
+        self.chat.catch_up.tick()
+        self.digests.tick()
 
     def flush(self) -> None:
         self.feed.flush()
@@ -151,9 +165,32 @@ class ChatNode:
             "blocked": len(self.chat.blocked()),
             "entries_received": feed.entries_received,
             "duplicates_received": feed.duplicates_received,
+            "replication_lag": self.replication_lag(),
+            "catching_up": self.relay.progress.catching_up,
             "longest_reactor_turn_ms": round(self.stalls.longest_s * 1000, 1),
             "longest_store_call_ms": round(feed.longest_store_call_s * 1000, 1),
         }
+
+    def converged(self) -> Convergence:
+        """
+        @return: how many members (alive or suspect) hold exactly what this
+            node holds, by their signed digest records.
+        """
+        self.feed.flush()
+        ids = [m.node_id for m in self.membership.members() if m.state in ("alive", "suspect")]
+        own = (self.store.count(), self.store.digest())
+        return convergence(own, ids, self.digests.records, self._wall_clock(), self._older)
+
+    def _older(self, node_id: str) -> bool:
+        link = self.links.link_to(node_id)
+        return link is not None and (link.version or 0) < DIGESTS_VERSION
+
+    def replication_lag(self) -> int:
+        """
+        @return: entries known to exist (claimed by linked peers' summaries)
+            but not held, or announced ids not held yet if more (both bounded).
+        """
+        return max(self.relay.progress.known_missing, len(self.relay.replicator.missing))
 
     def metrics_status(self) -> Dict[str, object]:
         """
@@ -170,7 +207,7 @@ class ChatNode:
             "messages": self.store.count(),
             "links": len(self.links),
             "peer_states": states,
-            "replication_lag": len(self.relay.replicator.missing),
+            "replication_lag": self.replication_lag(),
             "longest_reactor_turn_s": self.stalls.longest_s,
         }
 

@@ -9,7 +9,7 @@ learns of committed entries as an L{IFeedListener}, telling its subscribers
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 import p2pchat
+from p2pchat.chat.catchup import CATCH_UP_AGE_S, IDLE, CatchUpNews
 from p2pchat.chat.direct import CryptoError, open_box, seal
 from p2pchat.chat.messages import Message, Peer, UnknownPeer
 from p2pchat.chat.names import Names
@@ -77,10 +78,15 @@ class ChatService:
         connect: Optional[Callable[[PeerAddress], bool]] = None,
         disconnect: Optional[Callable[[PeerAddress], bool]] = None,
         wall_clock: Callable[[], float] = time.time,
+        progress: Callable[[], Dict[str, object]] = lambda: dict(IDLE),
+        converged: Optional[Callable[[], object]] = None,
     ):
         """
         @param facts: the node's status beyond the author's (port, counts,
             timings), in display order.
+        @param progress: the log's catch-up snapshot (see L{CatchUpNews}).
+        @param converged: gives the node's
+            L{p2pchat.chat.convergence.Convergence} (C{/converged}).
         @param connect: dials an address until the node has links
             (C{False} if it is already linked or being dialled).
         @param disconnect: stops dialling an address and closes its links
@@ -103,6 +109,9 @@ class ChatService:
         #: The author's rooms (L{Rooms}): join, part, list, topic, names,
         #: post, history, search, unread, the current room.
         self.rooms = Rooms(self, feed)
+        #: How far a catch-up is, and its progress line (L{CatchUpNews}).
+        self.catch_up = CatchUpNews(clock, progress, lambda: self._listeners)
+        self._converged = converged
 
     @property
     def node_id(self) -> str:
@@ -321,6 +330,15 @@ class ChatService:
         status.update(self._facts())
         return status
 
+    def converged(self):
+        """
+        @return: how many members hold exactly what this node holds (a
+            L{p2pchat.chat.convergence.Convergence}).
+        """
+        if self._converged is None:
+            raise RuntimeError("this node does not know its members' digests")
+        return self._converged()
+
     # The block list
 
     def block(self, who: str) -> str:
@@ -361,6 +379,9 @@ class ChatService:
             self._renamed(entry, live)
             self.names.heard(entry)
         message = self.message(entry)
+        if message is not None and not live and (
+                entry.ts < (self.now() - CATCH_UP_AGE_S) * 1000):
+            message = replace(message, catch_up=True)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):
                 listener.message(message)

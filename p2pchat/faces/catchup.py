@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.unit.test_screen -*-
+# -*- test-case-name: tests.unit.test_screen,tests.unit.test_catchup_console -*-
 """
-Telling catch-up from chat on the terminal screen (no I/O; takes a clock).
+Telling catch-up from chat on the terminal screen and the line console (no
+I/O; takes a clock).
 
 After a restart a node receives every message posted meanwhile, thousands
 at once; shown one by one they would scroll the conversation away.
@@ -9,8 +10,12 @@ human pace, and when more than L{BURST_MESSAGES} arrive within
 L{BURST_WINDOW_S} it counts them instead, until none has come for
 L{QUIET_S}; then it hands over one summary line per room
 (C{*** 5,000 new messages — /history to read}; C{... in #rust ...} for a
-message with a C{room}, once the chat API gives messages one).  The
-user's own messages are always shown.
+message with a C{room}).  The user's own messages are always shown.
+
+With C{live_always} (the line console) only messages the chat marks
+C{catch_up} (they arrived to catch this node up) are sorted so; live
+messages are always shown at once.  While C{busy()} says the catch-up goes
+on, the summary waits for it to end (it ends: see L{p2pchat.log.progress}).
 """
 
 from collections import deque
@@ -50,10 +55,14 @@ class CatchUpGate:
         burst: int = BURST_MESSAGES,
         window_s: float = BURST_WINDOW_S,
         quiet_s: float = QUIET_S,
+        busy: Callable[[], bool] = lambda: False,
+        live_always: bool = False,
     ):
         """
         @param show: called with each message to show.
         @param summarise: called with the summary line when a burst ends.
+        @param busy: whether a catch-up is still going on.
+        @param live_always: show messages not marked C{catch_up} at once.
         """
         self._clock = clock
         self._show = show
@@ -61,6 +70,8 @@ class CatchUpGate:
         self._burst = burst
         self._window_s = window_s
         self._quiet_s = quiet_s
+        self._busy = busy
+        self._live_always = live_always
         self._pending: List[object] = []
         self._counts: Dict[Optional[str], int] = {}
         self._shown: Deque[float] = deque()
@@ -82,6 +93,11 @@ class CatchUpGate:
     def _sort(self) -> None:
         self._turn = None
         pending, self._pending = self._pending, []
+        if self._live_always:
+            for message in pending:
+                if not getattr(message, "catch_up", False):
+                    self._show(message)
+            pending = [m for m in pending if getattr(m, "catch_up", False)]
         now = self._clock.seconds()
         while self._shown and self._shown[0] <= now - self._window_s:
             self._shown.popleft()
@@ -100,6 +116,9 @@ class CatchUpGate:
             self._quiet = self._clock.callLater(self._quiet_s, self._settled)
 
     def _settled(self) -> None:
+        if self._busy():
+            self._quiet = self._clock.callLater(self._quiet_s, self._settled)
+            return
         self._quiet = None
         counts, self._counts, self.counting = self._counts, {}, None
         self._shown.clear()

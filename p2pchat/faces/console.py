@@ -25,6 +25,7 @@ from p2pchat.chat import (
     RoomNameError,
     TokenBucket,
     UnknownPeer,
+    describe_convergence,
     nfc,
     parse_peer_address,
     printable,
@@ -92,7 +93,7 @@ def parse_command(line: str) -> Command:
     word, _, rest = line[1:].partition(" ")
     rest = rest.strip()
     word = word.lower()
-    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show"):
+    if word in ("peers", "status", "help", "quit", "blocked", "hide", "show", "converged"):
         return Command(word)
     if word == "paste":
         if rest.lower() not in ("on", "off"):
@@ -152,7 +153,7 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
     ):
         self._chat = chat
         self._on_quit = on_quit
-        clock = clock or chat.clock
+        self.clock = clock = clock or chat.clock
         self._bucket = TokenBucket(CONSOLE_LINES_PER_S, CONSOLE_LINE_BURST, clock)
         self._reading = ReadThrottle(self, clock)
         self._discarding = False
@@ -187,9 +188,11 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
 
     def message(self, message: Message) -> None:
         """
-        Print a message that just arrived.
+        Print a message that just arrived (one that catches the node up
+        is counted instead: see L{RoomCommands.counted}).
         """
-        self.say(self.format(message))
+        if not self.counted(message):
+            self.say(self.format(message))
 
     def notice(self, text: str) -> None:
         """
@@ -389,6 +392,9 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
     def do_status(self) -> None:
         for key, value in self._chat.status().items():
             self.say(f"{key}: {value}")
+
+    def do_converged(self) -> None:
+        self.say(describe_convergence(self._chat.converged()))
 
     def do_block(self, who: str) -> None:
         if self._chat.resolve(who) in self._chat.blocked():

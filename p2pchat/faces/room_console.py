@@ -19,6 +19,7 @@ from p2pchat.chat import (
     printable,
     short_id,
 )
+from p2pchat.faces.catchup import CatchUpGate
 from p2pchat.faces.words import DEFAULT_HISTORY
 
 MAX_HISTORY = 1000
@@ -100,13 +101,20 @@ class RoomCommands:
     """
 
     room = LOBBY
+    _gate = None
 
     def attach_rooms(self) -> None:
         """
         Start in the current room last chosen (say which, unless #lobby),
         and say per joined room how many messages arrived since it was
-        last read (if any).
+        last read (if any).  Messages that catch the node up, more than a
+        few a second, are counted, then summed up in one line per room when
+        the catch-up ends.
         """
+        self._gate = CatchUpGate(
+            self.clock, self.say_message, self.say,
+            busy=lambda: self._chat.catch_up.showing, live_always=True,
+        )
         rooms = self._chat.rooms
         self.room = rooms.current()
         for room, count in rooms.unread().items():
@@ -121,6 +129,28 @@ class RoomCommands:
         """
         for room in self._chat.rooms.joined():
             self._chat.rooms.mark_read(room)
+        if self._gate is not None:
+            self._gate.stop()
+
+    def counted(self, message) -> bool:
+        """
+        @return: whether C{message} arrived to catch the node up: it goes
+            through the gate (printed, or counted for its room's summary
+            line when many come at once).
+        """
+        if not message.catch_up or self._gate is None:
+            return False
+        self._gate.arrived(message)
+        return True
+
+    def say_message(self, message) -> None:
+        self.say(self.format(message))
+
+    def progress(self, text: str) -> None:
+        """
+        The catch-up progress line (every few seconds while it runs).
+        """
+        self.say(f"*** {text}")
 
     def do_say(self, text: str) -> None:
         self._chat.rooms.post(self.room, text)

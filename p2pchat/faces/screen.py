@@ -128,7 +128,10 @@ class ChatScreen(TerminalProtocol):
         self._typed: List[str] = []
         self._typed_call = None
         self._status_loop: Optional[LoopingCall] = None
-        self.gate = CatchUpGate(clock, self._show_message, self.print_line)
+        self.gate = CatchUpGate(
+            clock, self._show_message, self.print_line,
+            busy=lambda: chat.catch_up.showing,
+        )
 
     # Connection
 
@@ -295,7 +298,10 @@ class ChatScreen(TerminalProtocol):
             f"{status.get('peers', 0)} peers alive",
             f"{status.get('links', 0)} links",
         ]
-        if self.gate.counting is not None:
+        progress = self._chat.catch_up.line()
+        if progress is not None:
+            parts.append(progress)
+        elif self.gate.counting is not None:
             parts.append(f"catching up: {self.gate.counting:,} new")
         return " | ".join(parts)
 

@@ -28,6 +28,7 @@ COMMANDS = (
     ("/history [#ROOM] [N]", f"show the last N messages of a room (default {DEFAULT_HISTORY})"),
     ("/search [#ROOM] TEXT", "show a room's messages containing every word of TEXT"),
     ("/status", "show this node's id, name, port, messages, peers, digest"),
+    ("/converged", "how many members hold exactly this node's messages (their signed digests)"),
     ("/block NAME", "stop showing NAME's messages here (still relayed)"),
     ("/unblock NAME", "show NAME's messages again"),
     ("/blocked", "list who you blocked"),

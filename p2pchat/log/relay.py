@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from p2pchat.log.entry import Entry
 from p2pchat.log.feed import Feed, IFeedListener
+from p2pchat.log.progress import CatchUpProgress
 from p2pchat.log.replication import FRAME_TYPES as REPLICATION_FRAMES
 from p2pchat.log.replication import IReplicationOutput, ReplicationConfig, Replicator, wanted
 from p2pchat.log.rooms import reaches_link
@@ -59,6 +60,8 @@ class Relay:
         self.metrics = metrics or Metrics()
         self.config = config or ReplicationConfig()
         self.replicator = Replicator(clock, self, self.config)
+        #: How far a catch-up is (fed by the hooks marked "progress").
+        self.progress = CatchUpProgress(clock, feed.store.max_seq)
 
     def new_producer(self, link) -> EntryStreamer:
         """
@@ -73,9 +76,11 @@ class Relay:
     # From the links
 
     def link_up(self, link) -> None:
+        self.progress.link_up(link)
         self.replicator.link_up(link)
 
     def link_down(self, link) -> None:
+        self.progress.link_down(link)
         self.replicator.link_down(link)
 
     def rx_frame(self, link, frame: dict) -> None:
@@ -97,6 +102,7 @@ class Relay:
         the other links get it announced at the next tick (all of them,
         for an entry that arrived to catch this node up).
         """
+        self.progress.committed(entry.author, entry.seq)
         links = self.replicator.entry_added(entry.id, source, live, reaches_link(entry))
         frame = None
         for link in links:
@@ -135,6 +141,7 @@ class Relay:
         link.expect_sync()
 
     def settle(self, link) -> None:
+        self.progress.round_done(link)
         link.expect_sync(SYNC_GRACE_S)
 
     def when_ready(self, link, action: Callable[[], None]) -> None:
@@ -144,6 +151,7 @@ class Relay:
 
     def answer(self, link, after, upto, vv: dict, done) -> None:
         self._feed.flush()
+        self.progress.claimed(link, vv)
         producer = self._producer(link)
         if producer is not None:
             producer.answer(after, upto, vv, done)

@@ -19,7 +19,7 @@ from p2pchat.log.identity import is_node_id
 # room entries of p2pchat.log.rooms), never sent on a version-2 link.  A
 # hello names the range the sender speaks: "version" the lowest,
 # "max_version" the highest; see docs/protocol.md.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MIN_PROTOCOL_VERSION = 2
 # Membership's failure-detection frames, new in version 3: a version 2 peer
 # closes the link on a frame type it does not know, so they are never sent
@@ -33,6 +33,7 @@ MAX_AUTHORS_PER_PAGE = 500
 MAX_SEQ = 2**53
 #: Rows in one gossip frame; a 64 KiB line cannot hold more.
 MAX_ROWS_PER_FRAME = 1000
+MAX_DIGESTS_PER_FRAME = 100
 
 
 class FrameError(ValueError):
@@ -195,6 +196,12 @@ def _check_probe(frame: Dict[str, Any]) -> None:
         raise FrameError(f"{kind}.target is not a node id")
 
 
+def _check_digests(frame: Dict[str, Any]) -> None:
+    records = frame.get("records")
+    if not isinstance(records, list) or not 0 < len(records) <= MAX_DIGESTS_PER_FRAME:
+        raise FrameError(f"digests.records is not a list of 1-{MAX_DIGESTS_PER_FRAME} records")
+
+
 FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "hello": _check_hello,
     "entry": _check_entry,
@@ -216,6 +223,7 @@ FRAME_CHECKS: Dict[str, Callable[[Dict[str, Any]], None]] = {
     "probe-req": _check_probe,
     # "I am closing this link on purpose (I have too many)": do not suspect me.
     "unlink": _check_nothing,
+    "digests": _check_digests,  # protocol 4: records p2pchat.mesh.convergence checks
 }
 
 
@@ -370,6 +378,10 @@ def summary_page(after: Optional[str], vv: Dict[str, Any], final: bool) -> Dict[
 # Builders of the link-level and replication frames.  Each builds what
 # FRAME_CHECKS accepts (tests/unit/test_wire.py parses every builder's
 # output), so the shape of a frame is written once, here.
+
+
+def digests(records: List[dict]) -> Dict[str, Any]:
+    return {"type": "digests", "records": records}
 
 
 def ping() -> Dict[str, Any]:

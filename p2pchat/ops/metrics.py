@@ -177,8 +177,8 @@ class Metrics:
     def set_replication_lag(self, entries: int) -> None:
         """
         Set the replication lag: the number of entries known to exist at
-        peers (from their hellos or digests) but not yet held here.  0 when
-        in sync.
+        peers (from their summaries, see L{p2pchat.log.progress}) but not
+        yet held here.  0 when in sync.
         """
         self._replication_lag.set(max(0, entries))
 

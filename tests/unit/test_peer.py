@@ -275,7 +275,8 @@ class HandshakeTests(PeerTestCase):
         # Version 1 (before paged summaries) is refused since version 2.
         version_1 = {key: value for key, value in BOB_HELLO.items() if key != "max_version"}
         self.protocol.dataReceived(encode(dict(version_1, version=1)))
-        self.assertClosedWithError("unsupported protocol version 1 (this node speaks 2 to 3)")
+        self.assertClosedWithError(
+            f"unsupported protocol version 1 (this node speaks 2 to {wire.PROTOCOL_VERSION})")
         self.assertHandshakeFailed()
         self.assertEqual(self.handler.calls, [])
 
@@ -285,19 +286,23 @@ class HandshakeTests(PeerTestCase):
         naming its lowest.
         """
         self.connect()
-        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=4, max_version=5)))
-        self.assertClosedWithError("unsupported protocol version 4 (this node speaks 2 to 3)")
+        later = wire.PROTOCOL_VERSION + 1
+        self.protocol.dataReceived(encode(dict(BOB_HELLO, version=later, max_version=later + 1)))
+        self.assertClosedWithError(
+            f"unsupported protocol version {later} (this node speaks 2 to {later - 1})")
         self.assertEqual(self.handler.calls, [])
 
     def test_link_version(self):
         """
         The link speaks the highest version both sides speak: 2 with a
-        protocol-2 node (whose hello has no max_version), 3 with a node of
-        this build, 3 with a later node that still speaks 3.
+        protocol-2 node (whose hello has no max_version), this build's with
+        a node of this build or a later node that still speaks it.
         """
         version_2 = {key: value for key, value in BOB_HELLO.items() if key != "max_version"}
-        for hello, expected in ((dict(version_2, version=2), 2), (BOB_HELLO, 3),
-                                (dict(BOB_HELLO, version=3, max_version=7), 3)):
+        for hello, expected in ((dict(version_2, version=2), 2),
+                                (BOB_HELLO, wire.PROTOCOL_VERSION),
+                                (dict(BOB_HELLO, version=3, max_version=7),
+                                 wire.PROTOCOL_VERSION)):
             self.connect()
             self.protocol.dataReceived(encode(hello))
             self.assertTrue(self.protocol.accepted)
@@ -306,11 +311,11 @@ class HandshakeTests(PeerTestCase):
     def test_own_hello_names_versions(self):
         """
         This node's hello says version 2 (so that a protocol-2 node, which
-        checks only that field, takes it) and max_version 3.
+        checks only that field, takes it) and max_version this build's.
         """
         self.connect()
         hello = self.written()[0]
-        self.assertEqual((hello["version"], hello["max_version"]), (2, 3))
+        self.assertEqual((hello["version"], hello["max_version"]), (2, wire.PROTOCOL_VERSION))
 
     def test_handler_refuses(self):
         """
