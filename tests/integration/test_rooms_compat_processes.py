@@ -1,10 +1,12 @@
 """
-A node of this build beside a node running p2pchat 0.2.0 (protocol 2),
-both real processes: the old code is taken from the C{v0.2.0} tag of this
-repository (C{git archive}) and run with C{PYTHONPATH} pointing at it.
+A node of this build beside a node running p2pchat 0.2.0 (protocol 2) or
+0.3.0 (protocol 3), both real processes: the old code is taken from the
+C{v0.2.0} or C{v0.3.0} tag of this repository (C{git archive}) and run
+with C{PYTHONPATH} pointing at it.
 
 Lobby chat flows both ways; room entries stay on the protocol-3 side and
-the link between the two stays up while they exist (see "Versioning" in
+the link between the two stays up while they exist; a protocol-3 node
+is never sent the frames of version 4 (see "Versioning" in
 docs/protocol.md).
 """
 
@@ -48,10 +50,12 @@ def extract_release(tag: str, directory: str) -> None:
         tar.extractall(os.path.join(directory, "tree"))
 
 
-class OldNodeTests(NodeTestMixin, SynchronousTestCase):
+class ReleaseNodeMixin(NodeTestMixin):
     """
-    p2pchat 0.2.0 linked to this build.
+    Starts nodes of the release tagged C{tag} beside this build's.
     """
+
+    tag = OLD_TAG
 
     def start_old(self, name, *args):
         """
@@ -60,7 +64,7 @@ class OldNodeTests(NodeTestMixin, SynchronousTestCase):
         """
         work = os.path.abspath(self.mktemp())
         os.makedirs(work)
-        extract_release(OLD_TAG, work)
+        extract_release(self.tag, work)
         environment = dict(child_environment(), PYTHONPATH=os.path.join(work, "tree"))
         data_dir = os.path.join(work, "data")
         node = NodeProcess(name, data_dir, "--port", "0", "--console",
@@ -68,6 +72,12 @@ class OldNodeTests(NodeTestMixin, SynchronousTestCase):
         node.start()
         self.addCleanup(node.stop)
         return node
+
+
+class OldNodeTests(ReleaseNodeMixin, SynchronousTestCase):
+    """
+    p2pchat 0.2.0 linked to this build.
+    """
 
     def test_lobby_flows_rooms_stay(self):
         """
@@ -114,4 +124,39 @@ class OldNodeTests(NodeTestMixin, SynchronousTestCase):
         for node in (old, new):
             self.assertIsNone(re.search(rb"rejected entry|closing link with (old|new)",
                                         node.output), node.name)
+        self.assertEqual(old_console.status()["links"], "1")
+
+
+class Protocol3NodeTests(ReleaseNodeMixin, SynchronousTestCase):
+    """
+    p2pchat 0.3.0 (protocol 3: rooms and probes, no digest records) linked
+    to this build.
+    """
+
+    tag = "v0.3.0"
+
+    def test_rooms_flow_no_new_frames(self):
+        """
+        Room chat flows both ways; the link is never sent a frame the old
+        node does not know (it would close it); /converged here names the
+        old node as not reporting.
+        """
+        old = self.start_old("old")
+        new = self.start("new", "--peer", old.peer_address)
+        new.wait_for_log(rb"link up with old")
+        old.wait_for_log(rb"link up with new")
+        old_console, new_console = self.console(old), self.console(new)
+        new_console.send("/join #rust")
+        new_console.send("hello rust from the new node")
+        old_console.send("/join #rust")
+        old_console.wait_history("hello rust from the new node")
+        old_console.send("hello from the old node")
+        new_console.wait_history("hello from the old node")
+        reply = new_console.reply("/converged")
+        self.assertIn("not reporting", reply)
+        for node in (old, new):
+            self.assertIsNone(
+                re.search(rb"unknown frame|closing link with (old|new)", node.output),
+                node.name,
+            )
         self.assertEqual(old_console.status()["links"], "1")
