@@ -8,11 +8,13 @@ ordinary lag of a busy network, seen in every anti-entropy round, not a
 catch-up worth a line), tells the chat's listeners the progress line
 (C{catching up: 45,000 of about 100,000 entries from 3 peers, ~12 s left})
 at most every L{PROGRESS_EVERY_S}.  Messages committed to catch the node up
-(not pushed live) that were written more than L{CATCH_UP_AGE_S} ago reach
-listeners marked C{catch_up} (L{p2pchat.chat.messages.Message}), so a face
-can count them instead of printing each; a burst posted just now that
-reached this node by a summary round (a lazy link, a gap) is still news,
-and is not marked.
+(not pushed live) reach listeners marked C{catch_up}
+(L{p2pchat.chat.messages.Message}), so a face can count them instead of
+printing each, when they were written more than L{CATCH_UP_AGE_S} ago or
+arrive while a catch-up worth a progress line runs (a node joining just
+after a burst of thousands of lines gets one summary line, not the
+lines); a few fresh ones that reached this node by a summary round (a lazy
+link, a gap) are still news, and are not marked.
 """
 
 from typing import Callable, Dict, List, Optional
@@ -46,6 +48,7 @@ class CatchUpNews:
         self._snapshot = snapshot
         self._listeners = listeners
         self._last: Optional[float] = None
+        self._big = False
 
     def snapshot(self) -> Dict[str, object]:
         """
@@ -70,6 +73,20 @@ class CatchUpNews:
         summary lines until it ends.
         """
         return self._snapshot()["known_missing"] >= PROGRESS_MIN_MISSING
+
+    @property
+    def big(self) -> bool:
+        """
+        Whether a catch-up that was once worth a progress line is still
+        under way (its tail, fewer than L{PROGRESS_MIN_MISSING} entries
+        known missing, included): what it brings is counted, not printed.
+        """
+        snapshot = self._snapshot()
+        if snapshot["known_missing"] >= PROGRESS_MIN_MISSING:
+            self._big = True
+        elif not snapshot["catching_up"]:
+            self._big = False
+        return self._big
 
     def line(self) -> Optional[str]:
         """

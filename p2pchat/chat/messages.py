@@ -37,8 +37,9 @@ class Message:
     @ivar event: C{"message"}, or what a room entry says: C{"join"},
         C{"part"} or C{"topic"} (then C{text} is the new topic).
     @ivar catch_up: whether it arrived to catch this node up (not live)
-        and was written a while ago (L{p2pchat.chat.catchup}): a face may
-        count such messages instead of printing each.
+        and was written a while ago or came with a catch-up worth a
+        progress line (L{p2pchat.chat.catchup}): a face may count such
+        messages instead of printing each.
     """
 
     entry: Entry

@@ -380,7 +380,7 @@ class ChatService:
             self.names.heard(entry)
         message = self.message(entry)
         if message is not None and not live and (
-                entry.ts < (self.now() - CATCH_UP_AGE_S) * 1000):
+                self.catch_up.big or entry.ts < (self.now() - CATCH_UP_AGE_S) * 1000):
             message = replace(message, catch_up=True)
         if message is not None and self.rooms.visible(message):
             for listener in list(self._listeners):

@@ -111,17 +111,33 @@ class CatchUpConsoleTests(SynchronousTestCase):
 
     def test_fresh_messages_are_news(self):
         """
-        Messages that reach the node by a summary round (not pushed) but
-        were written just now, such as a burst that crossed a lazy link,
+        A few messages that reach the node by a summary round (not pushed)
+        but were written just now, such as lines that crossed a lazy link,
         are printed, not summed up.
+        """
+        self.now -= CATCH_UP_AGE_S + 1
+        few = PROGRESS_MIN_MISSING - 10
+        self.bob.relay.progress.claimed(CLAIMER, {self.alice.node_id: few})
+        self.assertFalse(self.bob.chat.catch_up.showing)
+        for message in self.alice.chat.history(few):
+            self.bob.chat.committed(message.entry, CLAIMER, False)
+        lines = self.lines()
+        self.assertEqual(len([line for line in lines if "<alice> " in line]), few)
+        self.assertFalse([line for line in lines if "new messages" in line])
+
+    def test_fresh_messages_of_a_big_catch_up_are_summed_up(self):
+        """
+        Messages written just now that arrive while a catch-up worth a
+        progress line runs (a node joining right after a burst) are summed
+        up per room like old ones, not printed by the hundred.
         """
         self.now -= CATCH_UP_AGE_S + 1
         self.connect()
         self.net.settle()
         self.net.clock.advance(2)
         lines = self.lines()
-        self.assertEqual(len([line for line in lines if "<alice> old" in line]), 250)
-        self.assertFalse([line for line in lines if "new messages" in line])
+        self.assertFalse([line for line in lines if "<alice> old" in line])
+        self.assertIn("*** 250 new messages in #lobby \N{EM DASH} /history to read", lines)
 
     def test_live_messages_print_at_once(self):
         """
