@@ -155,3 +155,8 @@ class Relay:
 
     def feeds_page(self, after: Optional[str], limit: int) -> List[tuple]:
         return self._feed.read(self._feed.store.feeds_page, after, limit)
+
+    def pending(self) -> int:
+        # The verifier's count (an inline verifier holds none); what it
+        # has passed is queued, and feeds_page commits the queue first.
+        return getattr(self._feed.verifier, "in_flight", 0)

@@ -66,6 +66,7 @@ from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
     LinkState,
     wanted,
 )
+from p2pchat.log.sweep import DEFAULT_SLICES, Rounds
 from p2pchat.mesh import wire
 from p2pchat.mesh.wire import FrameError
 from p2pchat.safe import LogLimiter, printable
@@ -84,12 +85,19 @@ class ReplicationConfig:
         before it is requested.
     @ivar gap_summary_interval_s: at most one gap-triggered summary round
         per link this often.
+    @ivar summary_slices: the slices of the author space a summary round
+        asks one by one (L{p2pchat.log.sweep}); 1 asks it whole.
+    @ivar confirm_wait_s: the longest a round waits for the entries of
+        the slices other links answered to be committed before it asks
+        its own link about those slices.
     """
 
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
     graft_timeout_s: float = 1.0
     gap_summary_interval_s: float = 1.0
+    summary_slices: int = DEFAULT_SLICES
+    confirm_wait_s: float = 10.0
 
 
 def _describe(link) -> str:
@@ -126,6 +134,7 @@ class Replicator:
         self.missing: Dict[str, tuple] = {}
         self._next_anti_entropy = clock.seconds() + config.anti_entropy_interval_s
         self._limiter = LogLimiter(clock)
+        self._rounds = Rounds(clock, output, config, self._links)
 
     # Links
 
@@ -141,6 +150,8 @@ class Replicator:
         A link closed: forget it (and the missing ids it announced first).
         """
         state = self._links.pop(link, None)
+        if state is not None and state.round_active:
+            self._rounds.closed(link)
         if state is not None and state.missing:
             for entry_id, known in list(self.missing.items()):
                 if known[3] is link:
@@ -150,30 +161,9 @@ class Replicator:
         """
         Start a summary round on C{link}; if one is running, run another
         right after it (requests coalesce: at most one round in flight and
-        one more due per link).
+        one more due per link).  See L{p2pchat.log.sweep.Rounds}.
         """
-        state = self._links.get(link)
-        if state is None:
-            return
-        if state.round_active:
-            state.rerun = True
-            return
-        state.round_active, state.round_after, state.final_sent = True, None, False
-        self._output.when_ready(link, lambda: self._send_page(link))
-
-    def _send_page(self, link) -> None:
-        state = self._links.get(link)
-        if state is None or not state.round_active or state.page_unanswered:
-            return
-        rows = self._output.feeds_page(state.round_after, PAGE_AUTHORS)
-        vv = {author: (c if c == h else [c, h]) for author, c, h in rows}
-        final = len(rows) < PAGE_AUTHORS
-        frame = wire.summary_page(state.round_after, vv, final)
-        if rows:
-            state.round_after = rows[-1][0]
-        state.page_unanswered, state.final_sent = True, final
-        self._output.solicit(link)
-        self._output.send(link, frame)
+        self._rounds.start(link)
 
     # Frames in
 
@@ -222,18 +212,7 @@ class Replicator:
         self._output.send(link, wire.more())
 
     def _rx_more(self, link, state: LinkState, frame: dict) -> None:
-        if not state.page_unanswered:
-            raise FrameError("more without an unanswered summary page")
-        state.page_unanswered = False
-        if not state.final_sent:
-            self._output.when_ready(link, lambda: self._send_page(link))
-            return
-        state.round_active = False
-        if state.rerun:
-            state.rerun = False
-            self.send_summary(link)
-        else:
-            self._output.settle(link)
+        self._rounds.more(link, state)
 
     def _rx_ihave(self, link, state: LinkState, frame: dict) -> None:
         ids = frame["ids"]
@@ -381,6 +360,7 @@ class Replicator:
             if state.summary_due:
                 self.gap_seen(link)
         self._graft_overdue()
+        self._rounds.wake()
         now = self._clock.seconds()
         if now >= self._next_anti_entropy:
             self._next_anti_entropy = now + self._config.anti_entropy_interval_s

@@ -8,7 +8,7 @@ node sends (see each constant); the replicator's module docstring says
 what happens beyond each.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 from zope.interface import Interface
 
@@ -126,6 +126,12 @@ class IReplicationOutput(Interface):
         authors greater than C{after}, ascending.
         """
 
+    def pending() -> int:
+        """
+        How many entries received from links are not yet committed (or
+        refused): being verified or queued.
+        """
+
 
 class LinkState:
     """
@@ -138,11 +144,17 @@ class LinkState:
         self.sync_announce: List[str] = []
         self.summary_due = False
         self.last_gap_summary = float("-inf")
-        # This node's own summary round on this link.
+        # This node's own summary round on this link (see p2pchat.log.sweep):
+        # the slices still to ask it, the slice being asked (shared or
+        # not), the page cursor in it, and whether the page sent closes it.
         self.round_active = False
+        self.todo: Set[int] = set()
+        self.slice: Optional[int] = None
+        self.shared = False
         self.round_after: Optional[str] = None
         self.page_unanswered = False
-        self.final_sent = False
+        self.slice_closed = False
+        self.waiting_since: Optional[float] = None
         self.rerun = False
         # A page of the peer's round being answered (no "more" sent yet).
         self.answering = False
