@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional
 from p2pchat.bench import (
     attacks,
     catchup,
+    catchup_multi,
     fanout,
     flood,
     live,
@@ -30,6 +31,7 @@ SCENARIOS = [
     ("raw_line_throughput", raw_lines, ("value",)),
     ("verify_limit", verify, ("value",)),
     ("catchup", catchup, ("value", "entries", "peak_rss_mb")),
+    ("catchup_multi", catchup_multi, catchup_multi.KEYS),
     ("live_throughput", live, ("value", "messages", "delivered")),
     ("fanout", fanout, ("nodes", "p50_ms", "p99_ms", "redundancy", "delivered")),
     ("membership", membership, ("nodes", "rounds_to_converge", "detect_s", "false_positives")),
@@ -82,7 +84,7 @@ def judge(results: Dict[str, dict]) -> None:
     """
     lines_per_s = results.get("raw_line_throughput", {}).get("value")
     verify_per_s = results.get("verify_limit", {}).get("value")
-    for name in ("catchup", "live_throughput"):
+    for name in ("catchup", "catchup_multi", "live_throughput"):
         result = results.get(name)
         if result is not None:
             result["ratio_to_verify_limit"] = ratio(result.get("value"), verify_per_s)
@@ -105,6 +107,16 @@ def judge(results: Dict[str, dict]) -> None:
             _at_least(ratio_to_verify, catchup.GOAL_RATIO_TO_VERIFY),
             None if result.get("value") is None else result.get("received") == result["entries"],
             _sized(result, result.get("entries"), catchup.GOAL_MIN_ENTRIES, "entries"),
+        )
+    result = results.get("catchup_multi")
+    if result is not None:
+        result["goal"] = (
+            f"at most {catchup_multi.GOAL_DUPLICATE_FRACTION:g} of the entry frames "
+            f"received are duplicates, catching up from {catchup_multi.SOURCES} nodes at once"
+        )
+        result["meets_goal"] = _all(
+            _at_most(result.get("duplicate_fraction"), catchup_multi.GOAL_DUPLICATE_FRACTION),
+            None if result.get("value") is None else result.get("received") == result["entries"],
         )
     result = results.get("live_throughput")
     if result is not None:
@@ -253,6 +265,11 @@ def summary(name: str, result: dict) -> str:
         return (
             f"{_n(result['value'])} entries/s over {_n(result['entries'])} entries, "
             f"peak RSS {_n(result['peak_rss_mb'], ' MB', 1)}"
+        )
+    if name == "catchup_multi":
+        return (
+            f"{_n(result['value'])} entries/s over {_n(result['entries'])} entries from "
+            f"{result.get('sources', 3)} nodes, duplicates {_pct(result['duplicate_fraction'])}"
         )
     if name == "live_throughput":
         return (

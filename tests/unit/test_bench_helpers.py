@@ -63,6 +63,25 @@ class HelperTests(SynchronousTestCase):
         self.assertIn("1,000,000 entries", report["search"]["goal_note"])
         self.assertEqual(report["verify_limit"]["decode_entry_ratio_to_verify_limit"], 0.75)
 
+    def test_judge_catchup_multi(self):
+        """
+        Catch-up from three nodes is related to the verify ceiling, and
+        meets its goal only with at most 10 % duplicates and every entry.
+        """
+        def judged(**changes):
+            result = {"value": 4000, "entries": 20_000, "received": 20_000,
+                      "duplicate_fraction": 0.05}
+            result.update(changes)
+            report = {"verify_limit": {"value": 8000}, "catchup_multi": result}
+            judge(report)
+            return result
+
+        self.assertEqual(judged()["ratio_to_verify_limit"], 0.5)
+        self.assertIs(judged()["meets_goal"], True)
+        self.assertIs(judged(duplicate_fraction=0.11)["meets_goal"], False)
+        self.assertIs(judged(received=19_999)["meets_goal"], False)
+        self.assertIsNone(judged(duplicate_fraction=None)["meets_goal"])
+
     def test_judge_flood_chat(self):
         """
         The flood scenario is related to the quiet chat latency measured in
