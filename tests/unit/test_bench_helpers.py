@@ -49,7 +49,8 @@ class HelperTests(SynchronousTestCase):
             "verify_limit": {"value": 20_000, "decode_entry_per_s": 15_000},
             "live_throughput": {"value": 6_000, "messages": 5_000, "delivered": 1.0},
             "catchup": {"value": None, "entries": None},
-            "fanout": {"nodes": 32, "p99_ms": 150.0, "redundancy": None, "delivered": 1.0},
+            "fanout": {"nodes": 32, "p99_ms": 150.0, "floor_p99_ms": 40.0, "redundancy": None,
+                       "delivered": 1.0},
             "search": {"messages": 2_000, "p50_ms": 1.0, "rss_mb": 50.0},
         }
         judge(report)
@@ -59,6 +60,7 @@ class HelperTests(SynchronousTestCase):
         self.assertIs(live["meets_goal"], True)
         self.assertIsNone(report["catchup"]["meets_goal"])
         self.assertIs(report["fanout"]["meets_goal"], False)
+        self.assertEqual(report["fanout"]["ratio_to_floor"], 3.75)
         self.assertIsNone(report["search"]["meets_goal"])
         self.assertIn("1,000,000 entries", report["search"]["goal_note"])
         self.assertEqual(report["verify_limit"]["decode_entry_ratio_to_verify_limit"], 0.75)
