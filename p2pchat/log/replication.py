@@ -16,8 +16,11 @@ Trees"), over the node's few links:
     (that link becomes lazy for the sender), so after the first messages
     the eager links form a spanning tree and each node gets about one copy
     per message.  A node that hears C{ihave} for an entry it does not get
-    within C{graft_timeout_s} asks for it with C{graft}, which also makes
-    that link eager again (the tree heals).
+    within the graft timeout asks for it with C{graft}, which also makes
+    that link eager again (the tree heals).  The timeout adapts to how
+    late pushed copies arrive after their announcement (L{Replicator.late_s}):
+    on a loaded machine a copy that is only late is not grafted (a second
+    copy, and one more eager link) before it arrives.
   - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
     the node runs a I{summary round} with one link: its version vector in
     pages of at most L{wire.MAX_AUTHORS_PER_PAGE} authors, read lazily from
@@ -82,7 +85,8 @@ class ReplicationConfig:
     @ivar announce_interval_s: how often batched C{ihave}s are sent (the
         node calls L{Replicator.tick} this often).
     @ivar graft_timeout_s: how long an announced entry may take to arrive
-        before it is requested.
+        before it is requested, at least.
+    @ivar max_graft_timeout_s: at most (however late copies arrive).
     @ivar gap_summary_interval_s: at most one gap-triggered summary round
         per link this often.
     @ivar summary_slices: the slices of the author space a summary round
@@ -95,9 +99,16 @@ class ReplicationConfig:
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
     graft_timeout_s: float = 1.0
+    max_graft_timeout_s: float = 8.0
     gap_summary_interval_s: float = 1.0
     summary_slices: int = DEFAULT_SLICES
     confirm_wait_s: float = 10.0
+
+
+#: What L{Replicator.counts} counts: ids grafted, prunes sent, summary
+#: rounds a gap or an C{ihave sync} started, and announced entries that
+#: arrived without a graft (late eager copies).
+COUNTS = ("grafted", "prunes", "gap_rounds", "late_arrivals")
 
 
 def _describe(link) -> str:
@@ -115,6 +126,9 @@ class Replicator:
         announced them first (whose share they count against); at most
         L{MAX_MISSING}, and an id is given up after L{MAX_GRAFTS} grafts
         (anti-entropy still brings it if it exists).
+    @ivar late_s: how late an announced entry's pushed copy arrives after
+        the announcement: a moving estimate that rises fast (half way to
+        a later sample) and falls slowly (a sixteenth of the way).
     """
 
     log = Logger()
@@ -135,6 +149,8 @@ class Replicator:
         self._next_anti_entropy = clock.seconds() + config.anti_entropy_interval_s
         self._limiter = LogLimiter(clock)
         self._rounds = Rounds(clock, output, config, self._links)
+        self.counts: Dict[str, int] = dict.fromkeys(COUNTS, 0)
+        self.late_s = 0.0
 
     # Links
 
@@ -296,6 +312,11 @@ class Replicator:
     def _forget_missing(self, entry_id: str) -> None:
         known = self.missing.pop(entry_id, None)
         if known is not None:
+            if known[2] == 0:
+                # Arrived without a graft: a sample of how late copies are.
+                self.counts["late_arrivals"] += 1
+                late = self._clock.seconds() - known[0]
+                self.late_s += (late - self.late_s) / (2 if late > self.late_s else 16)
             first = self._links.get(known[3])
             if first is not None:
                 first.missing -= 1
@@ -318,6 +339,7 @@ class Replicator:
         state = self._links.get(source)
         if state is not None and state.eager:
             state.eager = False
+            self.counts["prunes"] += 1
             self._output.send(source, wire.prune())
 
     def gap_seen(self, source) -> None:
@@ -336,6 +358,7 @@ class Replicator:
                 and state.buckets["rounds"].take()):
             state.last_gap_summary = now
             state.summary_due = False
+            self.counts["gap_rounds"] += 1
             self.send_summary(source)
         else:
             # Too soon after the last one: send it when the interval is up
@@ -367,13 +390,22 @@ class Replicator:
             if self._links:
                 self.send_summary(self._rng.choice(list(self._links)))
 
+    def graft_timeout_s(self) -> float:
+        """
+        @return: how long an announced entry may take now before it is
+            grafted: twice L{late_s}, within the configured bounds.
+        """
+        config = self._config
+        return min(config.max_graft_timeout_s, max(config.graft_timeout_s, 2 * self.late_s))
+
     def _graft_overdue(self) -> None:
         # Ids leave self.missing when their entry is committed (see
         # entry_added), so what is here is not held.
         now = self._clock.seconds()
+        timeout_s = self.graft_timeout_s()
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
-            if now - since < self._config.graft_timeout_s:
+            if now - since < timeout_s:
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:
@@ -381,6 +413,7 @@ class Replicator:
                 continue
             link = live[0]
             requests.setdefault(link, []).append(entry_id)
+            self.counts["grafted"] += 1
             # Ask the next announcer if this one fails too.
             self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1, first)
         for link, ids in requests.items():

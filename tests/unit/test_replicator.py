@@ -551,3 +551,85 @@ class RecordingOutputConformanceTests(OutputConformance, SynchronousTestCase):
             return frames
 
         return Harness(output, "link-1", pump, sent)
+
+
+class AdaptiveGraftTimeoutTests(Fixture):
+    """
+    The graft timeout follows how late pushed copies arrive after their
+    announcement (on a loaded machine), within its bounds.
+    """
+
+    def setUp(self):
+        self.make()
+        self.finish_own_round()
+        self.output.take()
+        self.other = "link-2"
+        self.replicator.link_up(self.other)
+        self.output.take()
+
+    def late_copy(self, number, late_s):
+        """
+        Entry C{number} is announced on C{self.link}, and its pushed copy
+        arrives on the other link C{late_s} later, ungrafted.
+        """
+        entry_id = f"{number:064x}"
+        self.replicator.rx_frame(self.link, wire.ihave([entry_id]))
+        self.clock.advance(late_s)
+        self.replicator.entry_added(entry_id, self.other)
+
+    def grafts(self):
+        return [c for c in self.output.take() if c[0] == "send" and c[2]["type"] == "graft"]
+
+    def test_starts_at_the_configured_timeout(self):
+        self.assertEqual(self.replicator.graft_timeout_s(), 1.0)
+
+    def test_late_copies_are_not_grafted(self):
+        """
+        After copies arrived 0.9 s after their announcement twice (the
+        estimate rises half way each time: 0.45, 0.675 s), the timeout is
+        1.35 s: an entry announced now is not grafted at 1.2 s (it would
+        be with the fixed 1 s), but is at 1.4 s.
+        """
+        self.late_copy(1, 0.9)
+        self.late_copy(2, 0.9)
+        self.assertAlmostEqual(self.replicator.late_s, 0.675)
+        self.assertAlmostEqual(self.replicator.graft_timeout_s(), 1.35)
+        self.replicator.rx_frame(self.link, wire.ihave(["ab" * 32]))
+        self.clock.advance(1.2)
+        self.replicator.tick()
+        self.assertEqual(self.grafts(), [])
+        self.clock.advance(0.2)
+        self.replicator.tick()
+        self.assertEqual(self.grafts(), [("send", self.link, wire.graft(["ab" * 32]))])
+        self.assertEqual(self.replicator.counts["grafted"], 1)
+
+    def test_bounded(self):
+        """
+        However late copies come, an entry is grafted within
+        C{max_graft_timeout_s} (8 s).
+        """
+        for number in range(20):
+            self.late_copy(number, 30.0)
+        self.assertEqual(self.replicator.graft_timeout_s(), 8.0)
+
+    def test_falls_slowly(self):
+        """
+        Prompt copies bring the estimate down a sixteenth of the way each.
+        """
+        self.late_copy(1, 4.0)
+        self.assertEqual(self.replicator.late_s, 2.0)
+        self.late_copy(2, 0.0)
+        self.assertEqual(self.replicator.late_s, 2.0 - 2.0 / 16)
+        self.assertEqual(self.replicator.counts["late_arrivals"], 2)
+
+    def test_grafted_arrivals_are_not_samples(self):
+        """
+        An entry that arrives after it was grafted says nothing about how
+        late copies are (it may be the graft's answer).
+        """
+        self.replicator.rx_frame(self.link, wire.ihave(["ab" * 32]))
+        self.clock.advance(1.0)
+        self.replicator.tick()
+        self.clock.advance(0.5)
+        self.replicator.entry_added("ab" * 32, self.link)
+        self.assertEqual(self.replicator.late_s, 0.0)
