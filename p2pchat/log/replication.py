@@ -235,11 +235,14 @@ class Replicator:
         if frame.get("sync"):
             if self._over_budget(state, "sync", 1, link):
                 return
-            # Entries the sender caught up on: if we lack any, pull what
-            # we lack with a summary round (flow-controlled), rather than
-            # grafting ids one by one.
-            if not all(self._output.holds(entry_id) for entry_id in ids):
-                self.gap_seen(link)
+            # Entries the sender caught up on: if we still lack any once a
+            # late copy had time to arrive (under load most are in flight
+            # here too), pull what we lack with a summary round
+            # (flow-controlled), rather than grafting ids one by one.
+            lacking = [entry_id for entry_id in ids if not self._output.holds(entry_id)]
+            if lacking and not state.sync_check:
+                state.sync_check_at = self._clock.seconds() + self.graft_timeout_s()
+            state.sync_check = (state.sync_check + lacking)[:MAX_IDS_PER_FRAME]
             return
         if self._over_budget(state, "ihave", len(ids), link):
             return
@@ -295,6 +298,9 @@ class Replicator:
         @return: the links to push it to in full; the others get it
             announced at the next tick.
         """
+        # An entry announced on a lazy link is live in the network, even
+        # when it came as the answer to a graft: pushed on, as Plumtree does.
+        live = live or entry_id in self.missing
         self._forget_missing(entry_id)
         eager = []
         for link, state in self._links.items():
@@ -379,7 +385,12 @@ class Replicator:
             if state.sync_announce:
                 sample, state.sync_announce = state.sync_announce, []
                 self._output.send(link, wire.ihave(sample, sync=True))
+        now = self._clock.seconds()
         for link, state in list(self._links.items()):
+            if state.sync_check and now >= state.sync_check_at:
+                lacking, state.sync_check = state.sync_check, []
+                if not all(self._output.holds(entry_id) for entry_id in lacking):
+                    self.gap_seen(link)
             if state.summary_due:
                 self.gap_seen(link)
         self._graft_overdue()

@@ -143,6 +143,9 @@ class LinkState:
         self.announce: List[str] = []
         self.sync_announce: List[str] = []
         self.summary_due = False
+        # Ids of an "ihave sync" not held, checked again at sync_check_at.
+        self.sync_check: List[str] = []
+        self.sync_check_at = 0.0
         self.last_gap_summary = float("-inf")
         # This node's own summary round on this link (see p2pchat.log.sweep):
         # the slices still to ask it, the slice being asked (shared or

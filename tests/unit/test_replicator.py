@@ -633,3 +633,67 @@ class AdaptiveGraftTimeoutTests(Fixture):
         self.clock.advance(0.5)
         self.replicator.entry_added("ab" * 32, self.link)
         self.assertEqual(self.replicator.late_s, 0.0)
+
+
+class UnderLoadTests(Fixture):
+    """
+    What keeps late copies from turning into more copies: an announced
+    entry is pushed on even when it came as a graft's answer, and an
+    C{ihave sync} pulls only what is still lacking after the graft timeout.
+    """
+
+    ENTRY = "cd" * 32
+
+    def setUp(self):
+        self.make()
+        self.finish_own_round()
+        self.other = "link-2"
+        self.replicator.link_up(self.other)
+        self.output.run_actions()
+        self.finish_own_round()
+        self.output.take()
+
+    def test_grafted_entry_is_pushed_on(self):
+        """
+        An entry announced on a lazy link that arrives marked C{sync} (the
+        answer to a graft) is pushed on the eager links like any live
+        entry, not only announced as catch-up.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, self.link, live=False),
+                         [self.other])
+        self.replicator.tick()
+        self.assertEqual(self.output.frames("ihave"), [])
+
+    def test_unannounced_catch_up_is_not_pushed(self):
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, self.link, live=False), [])
+
+    def test_sync_ihave_waits_for_late_copies(self):
+        """
+        An C{ihave sync} naming an entry not held starts no round while a
+        late copy may still come; when it came within the graft timeout,
+        none at all.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY], sync=True))
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.5)
+        self.output.held.add(self.ENTRY)
+        self.clock.advance(0.5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.assertEqual(self.replicator.counts["gap_rounds"], 0)
+
+    def test_sync_ihave_pulls_what_is_still_lacking(self):
+        """
+        Still lacking after the graft timeout: a summary round with the
+        link that announced it.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY], sync=True))
+        self.clock.advance(0.9)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.1)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.assertEqual(self.replicator.counts["gap_rounds"], 1)
