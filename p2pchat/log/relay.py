@@ -84,7 +84,10 @@ class Relay:
         @raise wire.FrameError: if a replication frame breaks the protocol.
         """
         if frame["type"] == "entry":
-            self._feed.rx_entry(frame["entry"], link, live=not frame.get("sync", False))
+            sync = frame.get("sync", False)
+            if sync:
+                self.replicator.streamed(link)
+            self._feed.rx_entry(frame["entry"], link, live=not sync)
         else:
             self.replicator.rx_frame(link, frame)
 

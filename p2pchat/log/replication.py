@@ -181,6 +181,12 @@ class Replicator:
         """
         self._rounds.start(link)
 
+    def streamed(self, link) -> None:
+        """
+        C{link} sent an entry marked C{sync} (catch-up in progress).
+        """
+        self._rounds.streamed(link)
+
     # Frames in
 
     def rx_frame(self, link, frame: dict) -> None:

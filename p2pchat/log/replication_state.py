@@ -158,6 +158,7 @@ class LinkState:
         self.page_unanswered = False
         self.slice_closed = False
         self.waiting_since: Optional[float] = None
+        self.streamed_at = 0.0
         self.rerun = False
         # A page of the peer's round being answered (no "more" sent yet).
         self.answering = False

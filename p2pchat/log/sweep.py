@@ -185,6 +185,7 @@ class Rounds:
             index, shared = min(state.todo), False
         if index is not None:
             state.slice, state.shared, state.waiting_since = index, shared, None
+            state.streamed_at = self._clock.seconds()
             state.round_after = bounds(index, self.sweep.slices)[0]
             self._output.when_ready(link, lambda: self._send_page(link))
         elif state.todo:
@@ -200,13 +201,21 @@ class Rounds:
                 self._output.settle(link)
 
     def _may_confirm(self, state) -> bool:
-        if not self.sweep.settled():
-            return False
-        if self._output.pending() == 0:
-            return True
+        """
+        Whether the confirm phase may start for a round that waits: every
+        shared slice answered and what came committed; or, after
+        C{confirm_wait_s} of waiting, whatever is still being committed,
+        or asked of a link that sent nothing for that long (a peer that
+        never answers stalls nobody else's round).
+        """
         now = self._clock.seconds()
         since = now if state.waiting_since is None else state.waiting_since
-        return now - since >= self._config.confirm_wait_s
+        waited = now - since >= self._config.confirm_wait_s
+        if not self.sweep.settled():
+            return waited and all(
+                now - self._links[link].streamed_at >= self._config.confirm_wait_s
+                for link in self.sweep.busy.values() if link in self._links)
+        return waited or self._output.pending() == 0
 
     def wake(self) -> None:
         """
@@ -249,6 +258,14 @@ class Rounds:
         state.slice = None
         self._next_slice(link, state)
         self.wake()
+
+    def streamed(self, link) -> None:
+        """
+        C{link} sent an entry marked C{sync}: its answer is progressing.
+        """
+        state = self._links.get(link)
+        if state is not None:
+            state.streamed_at = self._clock.seconds()
 
     def closed(self, link) -> None:
         """

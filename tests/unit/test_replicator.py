@@ -697,3 +697,13 @@ class UnderLoadTests(Fixture):
         self.replicator.tick()
         self.assertEqual(self.output.take(), [("when_ready", self.link)])
         self.assertEqual(self.replicator.counts["gap_rounds"], 1)
+
+    def test_sync_ids_waiting_are_bounded(self):
+        """
+        At most C{MAX_IDS_PER_FRAME} (500) ids of C{ihave sync} frames
+        wait per link, however many frames name unknown ids.
+        """
+        for frame in range(5):
+            ids = [f"{frame:032x}{i:032x}" for i in range(500)]
+            self.replicator.rx_frame(self.link, wire.ihave(ids, sync=True))
+        self.assertEqual(len(self.replicator._links[self.link].sync_check), 500)

@@ -322,3 +322,47 @@ class PageLimitTests(SynchronousTestCase):
             sizes += [(len(f["vv"]), f["final"]) for f in frames]
             replicator.rx_frame("a", {"type": "more"})
         self.assertEqual(sizes, [(PAGE_AUTHORS, False), (4, False), (0, True)])
+
+
+class SilentPeerTests(SynchronousTestCase):
+    """
+    A peer that never answers its shared slice stalls the other rounds'
+    confirm phase for at most C{confirm_wait_s} of its silence.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.output = RecordingOutput()
+        self.replicator = Replicator(
+            self.clock, self.output, ReplicationConfig(summary_slices=2, confirm_wait_s=10.0))
+        for link in ("good", "silent"):
+            self.replicator.link_up(link)
+        self.output.run_actions()
+        self.replicator.rx_frame("good", {"type": "more"})
+        self.output.take()
+
+    def confirms(self):
+        self.output.run_actions()
+        return [c[1] for c in self.output.take() if c[0] == "send"]
+
+    def test_silent_peer_waited_for_then_passed(self):
+        self.clock.advance(9.9)
+        self.replicator.tick()
+        self.assertEqual(self.confirms(), [])
+        self.clock.advance(0.1)
+        self.replicator.tick()
+        self.assertEqual(self.confirms(), ["good"])
+
+    def test_streaming_peer_waited_for(self):
+        """
+        A peer still streaming its slice (entries marked C{sync}) is
+        waited for as long as it streams.
+        """
+        for _ in range(30):
+            self.clock.advance(1.0)
+            self.replicator.streamed("silent")
+            self.replicator.tick()
+        self.assertEqual(self.confirms(), [])
+        self.clock.advance(10.0)
+        self.replicator.tick()
+        self.assertEqual(self.confirms(), ["good"])
