@@ -99,7 +99,7 @@ class ReplicationConfig:
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
     graft_timeout_s: float = 1.0
-    max_graft_timeout_s: float = 8.0
+    max_graft_timeout_s: float = 3.0
     gap_summary_interval_s: float = 1.0
     summary_slices: int = DEFAULT_SLICES
     confirm_wait_s: float = 10.0

@@ -606,11 +606,11 @@ class AdaptiveGraftTimeoutTests(Fixture):
     def test_bounded(self):
         """
         However late copies come, an entry is grafted within
-        C{max_graft_timeout_s} (8 s).
+        C{max_graft_timeout_s} (3 s).
         """
         for number in range(20):
             self.late_copy(number, 30.0)
-        self.assertEqual(self.replicator.graft_timeout_s(), 8.0)
+        self.assertEqual(self.replicator.graft_timeout_s(), 3.0)
 
     def test_falls_slowly(self):
         """
