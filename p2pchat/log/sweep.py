@@ -18,9 +18,11 @@ the same time share one L{Sweep}:
     slice is left to share, each link asks its own link about the slices
     the others answered.  It does so only when none of them is still
     being answered and what they sent is committed (the node's
-    C{pending()} is 0, or after a bounded wait): the slices are then
-    asked with what this node now holds, and a link that holds nothing
-    more sends nothing.
+    C{pending()} is 0): the slices are then asked with what this node now
+    holds, and a link that holds nothing more sends nothing.  The wait is
+    bounded: C{confirm_wait_s} for the commits, and a link still asking a
+    shared slice is waited for only while it streams (a silent peer holds
+    up nobody else's round for more than C{confirm_wait_s}).
 
 A round with a single link takes every slice in turn in the shared phase,
 so it has no confirm phase.  Slices cost one page each when this node
