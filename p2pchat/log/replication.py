@@ -56,6 +56,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
+    COUNTS,
     FRAME_TYPES,
     MAX_GRAFTS,
     MAX_IDS_PER_FRAME,
@@ -103,12 +104,6 @@ class ReplicationConfig:
     gap_summary_interval_s: float = 1.0
     summary_slices: int = DEFAULT_SLICES
     confirm_wait_s: float = 10.0
-
-
-#: What L{Replicator.counts} counts: ids grafted, prunes sent, summary
-#: rounds a gap or an C{ihave sync} started, and announced entries that
-#: arrived without a graft (late eager copies).
-COUNTS = ("grafted", "prunes", "gap_rounds", "late_arrivals")
 
 
 def _describe(link) -> str:
@@ -401,7 +396,6 @@ class Replicator:
                 self.gap_seen(link)
         self._graft_overdue()
         self._rounds.wake()
-        now = self._clock.seconds()
         if now >= self._next_anti_entropy:
             self._next_anti_entropy = now + self._config.anti_entropy_interval_s
             if self._links:

@@ -24,6 +24,10 @@ MAX_MISSING_PER_LINK = 2_000
 MIN_MISSING_PER_LINK = 100
 MAX_GRAFTS = 3
 FRAME_TYPES = frozenset(["summary", "more", "ihave", "graft", "prune"])
+#: What L{p2pchat.log.replication.Replicator.counts} counts: ids grafted,
+#: prunes sent, summary rounds a gap or an C{ihave sync} started, and
+#: announced entries that arrived without a graft (late eager copies).
+COUNTS = ("grafted", "prunes", "gap_rounds", "late_arrivals")
 
 # Budgets per link: (tokens per second, burst).
 # Summary pages: a round of 100,000 authors is 200 pages, at most one
