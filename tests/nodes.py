@@ -55,13 +55,13 @@ class Network:
         self.disconnects = []
         self.nodes = []
 
-    def node(self, name, directory=None, verifier=None, attestations=None):
+    def node(self, name, directory=None, verifier=None, attestations=None, replication=None):
         """
         Make a node called C{name} with a store in a fresh temporary
         directory (or C{directory}, to reopen one), verifying entries
         inline (or with C{verifier}, a factory taking the node's callback),
         believing names certified by C{attestations} if given (a TLS
-        network).
+        network), with the L{ReplicationConfig} C{replication} if given.
         """
         directory = directory or self.test_case.mktemp()
         os.makedirs(directory, exist_ok=True)
@@ -79,6 +79,7 @@ class Network:
             disconnect=lambda address: self.disconnects.append(address) or True,
             wall_clock=self.wall_clock,
             attestations=attestations,
+            replication=replication,
             **({} if verifier is None else {"verifier": verifier}),
         )
         node.directory = directory

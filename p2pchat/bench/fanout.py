@@ -17,14 +17,25 @@ C{redundancy} is the number of entry frames (copies) received by all
 nodes during the posts, divided by messages times receiving nodes.  It
 needs a counter in C{/status} (see L{COPY_COUNTERS}); a build without one
 reports it as C{None} with the reason.
+
+The B{floor} (C{floor_p99_ms}) is the same measurement on the same seeded
+topology of C{fanout_nodes} processes that are plain Twisted
+C{LineReceiver}s relaying each new line to their neighbours
+(L{p2pchat.bench.floor_node}), measured just before, in the same
+conditions: C{ratio_to_floor} is p99 / floor p99.  C{fanout_loaded} runs
+both again beside a CPU hog (a busy loop in another process, killed
+after), which takes one core.
 """
 
 import random
 import re
 import select
+import socket
+import subprocess
+import sys
 import time
 
-from p2pchat.bench.processes import NodeGroup, free_ports, loopback_args
+from p2pchat.bench.processes import NodeGroup, child_environment, free_ports, loopback_args
 from p2pchat.bench.results import (
     INCOMPLETE,
     mark_field_unsupported,
@@ -39,8 +50,10 @@ TOKEN = re.compile(rb"fanout-(\d+)-end")
 LINKS_DEADLINE_S = 60.0
 STABLE_S = 3.0
 GOAL_NODES = 32
-GOAL_P99_MS = 100.0
-GOAL_COPIES = 2.0
+GOAL_RATIO_TO_FLOOR = 3.0
+GOAL_COPIES = 1.5
+FLOOR_READY_S = 30.0
+HOG = "while True: pass"
 
 
 def topology(nodes: int, seed: int = 3):
@@ -89,10 +102,121 @@ def _copies(statuses):
     return None, None
 
 
+def _post_and_watch(sockets, post, sizes):
+    """
+    Post C{fanout_messages} messages, one every C{fanout_interval_s}, from
+    node after node (C{post(index, text)}), reading every node's socket
+    (in C{sockets}, by node) for the messages' tokens, until every node
+    saw every message or nothing came for C{stall_s}.
+
+    @return: C{sent_at} (message: (origin, time)) and C{arrived}
+        ((message, node): time).
+    """
+    count, messages = len(sockets), sizes.fanout_messages
+    sent_at, arrived = {}, {}
+    by_socket = {sock: index for index, sock in enumerate(sockets)}
+    pending = {index: b"" for index in range(count)}
+
+    def read(timeout_s):
+        ready, _, _ = select.select(list(by_socket), [], [], timeout_s)
+        now = time.perf_counter()
+        for sock in ready:
+            index = by_socket[sock]
+            data = sock.recv(1 << 20)
+            lines = (pending[index] + data).split(b"\n")
+            pending[index] = lines.pop()
+            for line in lines:
+                match = TOKEN.search(line)
+                if match:
+                    arrived.setdefault((int(match.group(1)), index), now)
+
+    for number in range(messages):
+        origin = number % count
+        sent_at[number] = (origin, time.perf_counter())
+        post(origin, f"fan-out test fanout-{number}-end")
+        until = time.perf_counter() + sizes.fanout_interval_s
+        while time.perf_counter() < until:
+            read(max(0.0, until - time.perf_counter()))
+    last_change = time.perf_counter()
+    while len(arrived) - messages < messages * (count - 1):
+        seen = len(arrived)
+        read(0.1)
+        if len(arrived) != seen:
+            last_change = time.perf_counter()
+        elif time.perf_counter() - last_change > sizes.stall_s:
+            break
+    return sent_at, arrived
+
+
+def _latencies_ms(sent_at, arrived):
+    return [
+        (at - sent_at[number][1]) * 1000
+        for (number, index), at in arrived.items()
+        if index != sent_at[number][0]
+    ]
+
+
+def floor(sizes, progress):
+    """
+    The floor: the same topology of plain C{LineReceiver} relays.
+
+    @return: the p99 latency in ms, and the share of arrivals delivered.
+    """
+    count = sizes.fanout_nodes
+    peers = topology(count)
+    ports = free_ports(count)
+    processes, sockets = [], []
+    progress(f"floor: starting {count} LineReceiver relays")
+    try:
+        for index in range(count):
+            command = [sys.executable, "-m", "p2pchat.bench.floor_node", str(ports[index])]
+            command += [str(ports[peer]) for peer in peers[index]]
+            process = subprocess.Popen(command, env=child_environment(),
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            processes.append(process)
+            ready, _, _ = select.select([process.stdout], [], [], FLOOR_READY_S)
+            line = process.stdout.readline() if ready else b""
+            if line.strip() != b"ready":
+                raise RuntimeError(f"floor relay {index} did not start: {line!r}")
+        for port in ports:
+            sockets.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.5)  # every relay has accepted its observer
+        progress(f"floor: posting {sizes.fanout_messages} messages")
+        sent_at, arrived = _post_and_watch(
+            sockets, lambda index, text: sockets[index].sendall(text.encode() + b"\n"), sizes)
+    finally:
+        for sock in sockets:
+            sock.close()
+        for process in processes:
+            process.kill()
+            process.wait()
+    latencies_ms = _latencies_ms(sent_at, arrived)
+    expected = sizes.fanout_messages * (count - 1)
+    p99 = round(percentile(latencies_ms, 0.99), 2) if latencies_ms else None
+    return p99, round(len(latencies_ms) / expected, 4)
+
+
+def run_loaded(sizes, workdir, progress):
+    """
+    L{run} beside a CPU hog taking one core.
+    """
+    progress("starting a CPU hog (a busy loop in another process)")
+    hog = subprocess.Popen([sys.executable, "-c", HOG], stdin=subprocess.DEVNULL)
+    try:
+        result = run(sizes, workdir, progress)
+    finally:
+        hog.kill()
+        hog.wait()
+    result["load"] = "a busy-loop process beside the nodes"
+    return result
+
+
 def run(sizes, workdir, progress):
     """
-    @return: C{nodes}, C{p50_ms}, C{p99_ms}, C{redundancy}, C{delivered}.
+    @return: C{nodes}, C{p50_ms}, C{p99_ms}, C{floor_p99_ms},
+        C{ratio_to_floor}, C{redundancy}, C{delivered}.
     """
+    floor_p99_ms, floor_delivered = floor(sizes, progress)
     count, messages = sizes.fanout_nodes, sizes.fanout_messages
     peers = topology(count)
     ports = free_ports(2 * count)
@@ -111,47 +235,14 @@ def run(sizes, workdir, progress):
         links, settled = _wait_for_settled(consoles, LINKS_DEADLINE_S)
         before = [console.status() for console in consoles]
         progress(f"posting {messages} messages, one every {sizes.fanout_interval_s:g} s")
-        sent_at, arrived = {}, {}
-        sockets = {console.socket: index for index, console in enumerate(consoles)}
-        pending = {index: b"" for index in range(count)}
-
-        def read(timeout_s):
-            ready, _, _ = select.select(list(sockets), [], [], timeout_s)
-            now = time.perf_counter()
-            for sock in ready:
-                index = sockets[sock]
-                data = sock.recv(1 << 20)
-                lines = (pending[index] + data).split(b"\n")
-                pending[index] = lines.pop()
-                for line in lines:
-                    match = TOKEN.search(line)
-                    if match:
-                        arrived.setdefault((int(match.group(1)), index), now)
-
-        for number in range(messages):
-            origin = number % count
-            sent_at[number] = (origin, time.perf_counter())
-            consoles[origin].send(f"fan-out test fanout-{number}-end")
-            until = time.perf_counter() + sizes.fanout_interval_s
-            while time.perf_counter() < until:
-                read(max(0.0, until - time.perf_counter()))
+        sent_at, arrived = _post_and_watch(
+            [console.socket for console in consoles],
+            lambda index, text: consoles[index].send(text), sizes)
         expected_arrivals = messages * (count - 1)
-        last_change = time.perf_counter()
-        while len(arrived) - messages < expected_arrivals:
-            seen = len(arrived)
-            read(0.1)
-            if len(arrived) != seen:
-                last_change = time.perf_counter()
-            elif time.perf_counter() - last_change > sizes.stall_s:
-                break
         for console in consoles:
             console.received = b""
         after = [console.status() for console in consoles]
-    latencies_ms = [
-        (at - sent_at[number][1]) * 1000
-        for (number, index), at in arrived.items()
-        if index != sent_at[number][0]
-    ]
+    latencies_ms = _latencies_ms(sent_at, arrived)
     delivered = len(latencies_ms) / expected_arrivals
     result = measured(
         nodes=count,
@@ -159,6 +250,8 @@ def run(sizes, workdir, progress):
         links=sum(links) // 2,
         p50_ms=round(percentile(latencies_ms, 0.5), 2) if latencies_ms else None,
         p99_ms=round(percentile(latencies_ms, 0.99), 2) if latencies_ms else None,
+        floor_p99_ms=floor_p99_ms,
+        floor_delivered=floor_delivered,
         max_ms=round(max(latencies_ms), 2) if latencies_ms else None,
         redundancy=None,
         delivered=round(delivered, 4),

@@ -90,7 +90,10 @@ class Relay:
         @raise wire.FrameError: if a replication frame breaks the protocol.
         """
         if frame["type"] == "entry":
-            self._feed.rx_entry(frame["entry"], link, live=not frame.get("sync", False))
+            sync = frame.get("sync", False)
+            if sync:
+                self.replicator.streamed(link)
+            self._feed.rx_entry(frame["entry"], link, live=not sync)
         else:
             self.replicator.rx_frame(link, frame)
 
@@ -166,3 +169,8 @@ class Relay:
 
     def feeds_page(self, after: Optional[str], limit: int) -> List[tuple]:
         return self._feed.read(self._feed.store.feeds_page, after, limit)
+
+    def pending(self) -> int:
+        # The verifier's count (an inline verifier holds none); what it
+        # has passed is queued, and feeds_page commits the queue first.
+        return getattr(self._feed.verifier, "in_flight", 0)

@@ -16,8 +16,11 @@ Trees"), over the node's few links:
     (that link becomes lazy for the sender), so after the first messages
     the eager links form a spanning tree and each node gets about one copy
     per message.  A node that hears C{ihave} for an entry it does not get
-    within C{graft_timeout_s} asks for it with C{graft}, which also makes
-    that link eager again (the tree heals).
+    within the graft timeout asks for it with C{graft}, which also makes
+    that link eager again (the tree heals).  The timeout adapts to how
+    late pushed copies arrive after their announcement (L{Replicator.late_s}):
+    on a loaded machine a copy that is only late is not grafted (a second
+    copy, and one more eager link) before it arrives.
   - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
     the node runs a I{summary round} with one link: its version vector in
     pages of at most L{wire.MAX_AUTHORS_PER_PAGE} authors, read lazily from
@@ -53,6 +56,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
+    COUNTS,
     FRAME_TYPES,
     MAX_GRAFTS,
     MAX_IDS_PER_FRAME,
@@ -66,6 +70,7 @@ from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
     LinkState,
     wanted,
 )
+from p2pchat.log.sweep import DEFAULT_SLICES, Rounds
 from p2pchat.mesh import wire
 from p2pchat.mesh.wire import FrameError
 from p2pchat.safe import LogLimiter, printable
@@ -81,15 +86,24 @@ class ReplicationConfig:
     @ivar announce_interval_s: how often batched C{ihave}s are sent (the
         node calls L{Replicator.tick} this often).
     @ivar graft_timeout_s: how long an announced entry may take to arrive
-        before it is requested.
+        before it is requested, at least.
+    @ivar max_graft_timeout_s: at most (however late copies arrive).
     @ivar gap_summary_interval_s: at most one gap-triggered summary round
         per link this often.
+    @ivar summary_slices: the slices of the author space a summary round
+        asks one by one (L{p2pchat.log.sweep}); 1 asks it whole.
+    @ivar confirm_wait_s: the longest a round waits for the entries of
+        the slices other links answered to be committed before it asks
+        its own link about those slices.
     """
 
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
     graft_timeout_s: float = 1.0
+    max_graft_timeout_s: float = 3.0
     gap_summary_interval_s: float = 1.0
+    summary_slices: int = DEFAULT_SLICES
+    confirm_wait_s: float = 10.0
 
 
 def _describe(link) -> str:
@@ -107,6 +121,9 @@ class Replicator:
         announced them first (whose share they count against); at most
         L{MAX_MISSING}, and an id is given up after L{MAX_GRAFTS} grafts
         (anti-entropy still brings it if it exists).
+    @ivar late_s: how late an announced entry's pushed copy arrives after
+        the announcement: a moving estimate that rises fast (half way to
+        a later sample) and falls slowly (a sixteenth of the way).
     """
 
     log = Logger()
@@ -126,6 +143,9 @@ class Replicator:
         self.missing: Dict[str, tuple] = {}
         self._next_anti_entropy = clock.seconds() + config.anti_entropy_interval_s
         self._limiter = LogLimiter(clock)
+        self._rounds = Rounds(clock, output, config, self._links)
+        self.counts: Dict[str, int] = dict.fromkeys(COUNTS, 0)
+        self.late_s = 0.0
 
     # Links
 
@@ -141,6 +161,8 @@ class Replicator:
         A link closed: forget it (and the missing ids it announced first).
         """
         state = self._links.pop(link, None)
+        if state is not None and state.round_active:
+            self._rounds.closed(link)
         if state is not None and state.missing:
             for entry_id, known in list(self.missing.items()):
                 if known[3] is link:
@@ -150,30 +172,15 @@ class Replicator:
         """
         Start a summary round on C{link}; if one is running, run another
         right after it (requests coalesce: at most one round in flight and
-        one more due per link).
+        one more due per link).  See L{p2pchat.log.sweep.Rounds}.
         """
-        state = self._links.get(link)
-        if state is None:
-            return
-        if state.round_active:
-            state.rerun = True
-            return
-        state.round_active, state.round_after, state.final_sent = True, None, False
-        self._output.when_ready(link, lambda: self._send_page(link))
+        self._rounds.start(link)
 
-    def _send_page(self, link) -> None:
-        state = self._links.get(link)
-        if state is None or not state.round_active or state.page_unanswered:
-            return
-        rows = self._output.feeds_page(state.round_after, PAGE_AUTHORS)
-        vv = {author: (c if c == h else [c, h]) for author, c, h in rows}
-        final = len(rows) < PAGE_AUTHORS
-        frame = wire.summary_page(state.round_after, vv, final)
-        if rows:
-            state.round_after = rows[-1][0]
-        state.page_unanswered, state.final_sent = True, final
-        self._output.solicit(link)
-        self._output.send(link, frame)
+    def streamed(self, link) -> None:
+        """
+        C{link} sent an entry marked C{sync} (catch-up in progress).
+        """
+        self._rounds.streamed(link)
 
     # Frames in
 
@@ -222,29 +229,21 @@ class Replicator:
         self._output.send(link, wire.more())
 
     def _rx_more(self, link, state: LinkState, frame: dict) -> None:
-        if not state.page_unanswered:
-            raise FrameError("more without an unanswered summary page")
-        state.page_unanswered = False
-        if not state.final_sent:
-            self._output.when_ready(link, lambda: self._send_page(link))
-            return
-        state.round_active = False
-        if state.rerun:
-            state.rerun = False
-            self.send_summary(link)
-        else:
-            self._output.settle(link)
+        self._rounds.more(link, state)
 
     def _rx_ihave(self, link, state: LinkState, frame: dict) -> None:
         ids = frame["ids"]
         if frame.get("sync"):
             if self._over_budget(state, "sync", 1, link):
                 return
-            # Entries the sender caught up on: if we lack any, pull what
-            # we lack with a summary round (flow-controlled), rather than
-            # grafting ids one by one.
-            if not all(self._output.holds(entry_id) for entry_id in ids):
-                self.gap_seen(link)
+            # Entries the sender caught up on: if we still lack any once a
+            # late copy had time to arrive (under load most are in flight
+            # here too), pull what we lack with a summary round
+            # (flow-controlled), rather than grafting ids one by one.
+            lacking = [entry_id for entry_id in ids if not self._output.holds(entry_id)]
+            if lacking and not state.sync_check:
+                state.sync_check_at = self._clock.seconds() + self.graft_timeout_s()
+            state.sync_check = (state.sync_check + lacking)[:MAX_IDS_PER_FRAME]
             return
         if self._over_budget(state, "ihave", len(ids), link):
             return
@@ -300,6 +299,9 @@ class Replicator:
         @return: the links to push it to in full; the others get it
             announced at the next tick.
         """
+        # An entry announced on a lazy link is live in the network, even
+        # when it came as the answer to a graft: pushed on, as Plumtree does.
+        live = live or entry_id in self.missing
         self._forget_missing(entry_id)
         eager = []
         for link, state in self._links.items():
@@ -317,6 +319,11 @@ class Replicator:
     def _forget_missing(self, entry_id: str) -> None:
         known = self.missing.pop(entry_id, None)
         if known is not None:
+            if known[2] == 0:
+                # Arrived without a graft: a sample of how late copies are.
+                self.counts["late_arrivals"] += 1
+                late = self._clock.seconds() - known[0]
+                self.late_s += (late - self.late_s) / (2 if late > self.late_s else 16)
             first = self._links.get(known[3])
             if first is not None:
                 first.missing -= 1
@@ -339,6 +346,7 @@ class Replicator:
         state = self._links.get(source)
         if state is not None and state.eager:
             state.eager = False
+            self.counts["prunes"] += 1
             self._output.send(source, wire.prune())
 
     def gap_seen(self, source) -> None:
@@ -357,6 +365,7 @@ class Replicator:
                 and state.buckets["rounds"].take()):
             state.last_gap_summary = now
             state.summary_due = False
+            self.counts["gap_rounds"] += 1
             self.send_summary(source)
         else:
             # Too soon after the last one: send it when the interval is up
@@ -377,23 +386,37 @@ class Replicator:
             if state.sync_announce:
                 sample, state.sync_announce = state.sync_announce, []
                 self._output.send(link, wire.ihave(sample, sync=True))
+        now = self._clock.seconds()
         for link, state in list(self._links.items()):
+            if state.sync_check and now >= state.sync_check_at:
+                lacking, state.sync_check = state.sync_check, []
+                if not all(self._output.holds(entry_id) for entry_id in lacking):
+                    self.gap_seen(link)
             if state.summary_due:
                 self.gap_seen(link)
         self._graft_overdue()
-        now = self._clock.seconds()
+        self._rounds.wake()
         if now >= self._next_anti_entropy:
             self._next_anti_entropy = now + self._config.anti_entropy_interval_s
             if self._links:
                 self.send_summary(self._rng.choice(list(self._links)))
 
+    def graft_timeout_s(self) -> float:
+        """
+        @return: how long an announced entry may take now before it is
+            grafted: twice L{late_s}, within the configured bounds.
+        """
+        config = self._config
+        return min(config.max_graft_timeout_s, max(config.graft_timeout_s, 2 * self.late_s))
+
     def _graft_overdue(self) -> None:
         # Ids leave self.missing when their entry is committed (see
         # entry_added), so what is here is not held.
         now = self._clock.seconds()
+        timeout_s = self.graft_timeout_s()
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
-            if now - since < self._config.graft_timeout_s:
+            if now - since < timeout_s:
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:
@@ -401,6 +424,7 @@ class Replicator:
                 continue
             link = live[0]
             requests.setdefault(link, []).append(entry_id)
+            self.counts["grafted"] += 1
             # Ask the next announcer if this one fails too.
             self.missing[entry_id] = (now, live[1:] + live[:1], grafts + 1, first)
         for link, ids in requests.items():

@@ -8,7 +8,7 @@ node sends (see each constant); the replicator's module docstring says
 what happens beyond each.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 from zope.interface import Interface
 
@@ -24,6 +24,10 @@ MAX_MISSING_PER_LINK = 2_000
 MIN_MISSING_PER_LINK = 100
 MAX_GRAFTS = 3
 FRAME_TYPES = frozenset(["summary", "more", "ihave", "graft", "prune"])
+#: What L{p2pchat.log.replication.Replicator.counts} counts: ids grafted,
+#: prunes sent, summary rounds a gap or an C{ihave sync} started, and
+#: announced entries that arrived without a graft (late eager copies).
+COUNTS = ("grafted", "prunes", "gap_rounds", "late_arrivals")
 
 # Budgets per link: (tokens per second, burst).
 # Summary pages: a round of 100,000 authors is 200 pages, at most one
@@ -126,6 +130,12 @@ class IReplicationOutput(Interface):
         authors greater than C{after}, ascending.
         """
 
+    def pending() -> int:
+        """
+        How many entries received from links are not yet committed (or
+        refused): being verified or queued.
+        """
+
 
 class LinkState:
     """
@@ -137,12 +147,22 @@ class LinkState:
         self.announce: List[str] = []
         self.sync_announce: List[str] = []
         self.summary_due = False
+        # Ids of an "ihave sync" not held, checked again at sync_check_at.
+        self.sync_check: List[str] = []
+        self.sync_check_at = 0.0
         self.last_gap_summary = float("-inf")
-        # This node's own summary round on this link.
+        # This node's own summary round on this link (see p2pchat.log.sweep):
+        # the slices still to ask it, the slice being asked (shared or
+        # not), the page cursor in it, and whether the page sent closes it.
         self.round_active = False
+        self.todo: Set[int] = set()
+        self.slice: Optional[int] = None
+        self.shared = False
         self.round_after: Optional[str] = None
         self.page_unanswered = False
-        self.final_sent = False
+        self.slice_closed = False
+        self.waiting_since: Optional[float] = None
+        self.streamed_at = 0.0
         self.rerun = False
         # A page of the peer's round being answered (no "more" sent yet).
         self.answering = False

@@ -49,7 +49,8 @@ class HelperTests(SynchronousTestCase):
             "verify_limit": {"value": 20_000, "decode_entry_per_s": 15_000},
             "live_throughput": {"value": 6_000, "messages": 5_000, "delivered": 1.0},
             "catchup": {"value": None, "entries": None},
-            "fanout": {"nodes": 32, "p99_ms": 150.0, "redundancy": None, "delivered": 1.0},
+            "fanout": {"nodes": 32, "p99_ms": 150.0, "floor_p99_ms": 40.0, "redundancy": None,
+                       "delivered": 1.0},
             "search": {"messages": 2_000, "p50_ms": 1.0, "rss_mb": 50.0},
         }
         judge(report)
@@ -60,6 +61,7 @@ class HelperTests(SynchronousTestCase):
         self.assertIs(live["meets_goal"], False)
         self.assertIsNone(report["catchup"]["meets_goal"])
         self.assertIs(report["fanout"]["meets_goal"], False)
+        self.assertEqual(report["fanout"]["ratio_to_floor"], 3.75)
         self.assertIsNone(report["search"]["meets_goal"])
         self.assertIn("1,000,000 entries", report["search"]["goal_note"])
         self.assertEqual(report["verify_limit"]["decode_entry_ratio_to_verify_limit"], 0.75)
@@ -102,6 +104,25 @@ class HelperTests(SynchronousTestCase):
         self.assertIs(burst(0.3, 400, delivered=0.99)["meets_goal"], False)
         self.assertIsNone(burst(0.03, 40, messages=100)["meets_goal"])
         self.assertIsNone(burst(0.3, None)["meets_goal"])
+
+    def test_judge_catchup_multi(self):
+        """
+        Catch-up from three nodes is related to the verify ceiling, and
+        meets its goal only with at most 10 % duplicates and every entry.
+        """
+        def judged(**changes):
+            result = {"value": 4000, "entries": 20_000, "received": 20_000,
+                      "duplicate_fraction": 0.05}
+            result.update(changes)
+            report = {"verify_limit": {"value": 8000}, "catchup_multi": result}
+            judge(report)
+            return result
+
+        self.assertEqual(judged()["ratio_to_verify_limit"], 0.5)
+        self.assertIs(judged()["meets_goal"], True)
+        self.assertIs(judged(duplicate_fraction=0.11)["meets_goal"], False)
+        self.assertIs(judged(received=19_999)["meets_goal"], False)
+        self.assertIsNone(judged(duplicate_fraction=None)["meets_goal"])
 
     def test_judge_flood_chat(self):
         """

@@ -79,7 +79,7 @@ class AntiEntropyTests(SynchronousTestCase):
         net.settle()
         self.assertFalse(converged(a, d))
         net.link(b, c)
-        net.tick(times=3)
+        net.tick(times=8)
         self.assertTrue(converged(a, b, c, d))
         self.assertEqual(a.chat.status()["messages"], 60)
         self.assertEqual([m.text for m in a.chat.history(60)], [m.text for m in d.chat.history(60)])
@@ -218,7 +218,8 @@ class AnnouncementTests(SynchronousTestCase):
     def test_catch_up_is_announced_not_pushed(self):
         """
         Entries a node receives to catch up are not pushed to its other
-        links; a neighbour that lacks them pulls them with a summary.
+        links; a neighbour that lacks them pulls them with a summary once
+        the graft timeout (1 s) passed and it still lacks them.
         """
         net = Network(self)
         alice, bob, carol = net.node("alice"), net.node("bob"), net.node("carol")
@@ -230,7 +231,9 @@ class AnnouncementTests(SynchronousTestCase):
         net.link(bob, alice)
         self.assertEqual(bob.chat.status()["messages"], 50)
         self.assertEqual(carol.feed.entries_received, received_before)
-        net.tick(times=3)
+        net.tick(times=4)
+        self.assertFalse(converged(alice, bob, carol))
+        net.tick(times=4)
         self.assertTrue(converged(alice, bob, carol))
 
 

@@ -15,6 +15,7 @@ from p2pchat.log.replication import (
     MAX_MISSING_PER_LINK,
     PAGE_AUTHORS,
     IReplicationOutput,
+    ReplicationConfig,
     Replicator,
     wanted,
 )
@@ -45,6 +46,7 @@ class RecordingOutput:
         self.actions = []
         self.answers = []
         self.drop_grafts = 0
+        self.in_flight = 0
 
     def send(self, link, frame):
         self.calls.append(("send", link, frame))
@@ -70,6 +72,9 @@ class RecordingOutput:
     def holds(self, entry_id):
         return entry_id in self.held
 
+    def pending(self):
+        return self.in_flight
+
     def feeds_page(self, after, limit):
         self.calls.append(("feeds_page", after, limit))
         return [row for row in self.rows if after is None or row[0] > after][:limit]
@@ -93,11 +98,13 @@ class RecordingOutput:
 
 
 class Fixture(SynchronousTestCase):
+    config = ReplicationConfig()
+
     def make(self, rows=(), held=()):
         self.clock = Clock()
         self.output = RecordingOutput(rows, held)
         verifyObject(IReplicationOutput, self.output)
-        self.replicator = Replicator(self.clock, self.output)
+        self.replicator = Replicator(self.clock, self.output, self.config)
         self.link = "link-1"
         self.replicator.link_up(self.link)
         return self.replicator
@@ -114,8 +121,11 @@ class Fixture(SynchronousTestCase):
 
 class SummaryRoundTests(Fixture):
     """
-    This node's own summary round: pages read lazily, one in flight.
+    This node's own summary round: pages read lazily, one in flight (here
+    over the author space in one slice; see L{SlicedRoundTests}).
     """
+
+    config = ReplicationConfig(summary_slices=1)
 
     def test_round_is_paged_and_acknowledged(self):
         """
@@ -483,9 +493,12 @@ class BudgetTests(Fixture):
             self.replicator.tick()
             self.finish_own_round()
         calls = self.output.take()
-        solicits = [c for c in calls if c[0] == "solicit"]
-        self.assertLessEqual(len(solicits), 2 + 60 * 0.2 + 1)
-        self.assertGreaterEqual(len(solicits), 10)
+        # A round's pages each open the window; its first page is the
+        # first slice's (after null).
+        rounds = [c for c in calls if c[0] == "send" and c[2]["type"] == "summary"
+                  and c[2]["after"] is None]
+        self.assertLessEqual(len(rounds), 2 + 60 * 0.2 + 1)
+        self.assertGreaterEqual(len(rounds), 10)
         self.assertEqual(calls[-1][0], "settle")
 
     def test_over_budget_is_one_escaped_log_line(self):
@@ -538,3 +551,159 @@ class RecordingOutputConformanceTests(OutputConformance, SynchronousTestCase):
             return frames
 
         return Harness(output, "link-1", pump, sent)
+
+
+class AdaptiveGraftTimeoutTests(Fixture):
+    """
+    The graft timeout follows how late pushed copies arrive after their
+    announcement (on a loaded machine), within its bounds.
+    """
+
+    def setUp(self):
+        self.make()
+        self.finish_own_round()
+        self.output.take()
+        self.other = "link-2"
+        self.replicator.link_up(self.other)
+        self.output.take()
+
+    def late_copy(self, number, late_s):
+        """
+        Entry C{number} is announced on C{self.link}, and its pushed copy
+        arrives on the other link C{late_s} later, ungrafted.
+        """
+        entry_id = f"{number:064x}"
+        self.replicator.rx_frame(self.link, wire.ihave([entry_id]))
+        self.clock.advance(late_s)
+        self.replicator.entry_added(entry_id, self.other)
+
+    def grafts(self):
+        return [c for c in self.output.take() if c[0] == "send" and c[2]["type"] == "graft"]
+
+    def test_starts_at_the_configured_timeout(self):
+        self.assertEqual(self.replicator.graft_timeout_s(), 1.0)
+
+    def test_late_copies_are_not_grafted(self):
+        """
+        After copies arrived 0.9 s after their announcement twice (the
+        estimate rises half way each time: 0.45, 0.675 s), the timeout is
+        1.35 s: an entry announced now is not grafted at 1.2 s (it would
+        be with the fixed 1 s), but is at 1.4 s.
+        """
+        self.late_copy(1, 0.9)
+        self.late_copy(2, 0.9)
+        self.assertAlmostEqual(self.replicator.late_s, 0.675)
+        self.assertAlmostEqual(self.replicator.graft_timeout_s(), 1.35)
+        self.replicator.rx_frame(self.link, wire.ihave(["ab" * 32]))
+        self.clock.advance(1.2)
+        self.replicator.tick()
+        self.assertEqual(self.grafts(), [])
+        self.clock.advance(0.2)
+        self.replicator.tick()
+        self.assertEqual(self.grafts(), [("send", self.link, wire.graft(["ab" * 32]))])
+        self.assertEqual(self.replicator.counts["grafted"], 1)
+
+    def test_bounded(self):
+        """
+        However late copies come, an entry is grafted within
+        C{max_graft_timeout_s} (3 s).
+        """
+        for number in range(20):
+            self.late_copy(number, 30.0)
+        self.assertEqual(self.replicator.graft_timeout_s(), 3.0)
+
+    def test_falls_slowly(self):
+        """
+        Prompt copies bring the estimate down a sixteenth of the way each.
+        """
+        self.late_copy(1, 4.0)
+        self.assertEqual(self.replicator.late_s, 2.0)
+        self.late_copy(2, 0.0)
+        self.assertEqual(self.replicator.late_s, 2.0 - 2.0 / 16)
+        self.assertEqual(self.replicator.counts["late_arrivals"], 2)
+
+    def test_grafted_arrivals_are_not_samples(self):
+        """
+        An entry that arrives after it was grafted says nothing about how
+        late copies are (it may be the graft's answer).
+        """
+        self.replicator.rx_frame(self.link, wire.ihave(["ab" * 32]))
+        self.clock.advance(1.0)
+        self.replicator.tick()
+        self.clock.advance(0.5)
+        self.replicator.entry_added("ab" * 32, self.link)
+        self.assertEqual(self.replicator.late_s, 0.0)
+
+
+class UnderLoadTests(Fixture):
+    """
+    What keeps late copies from turning into more copies: an announced
+    entry is pushed on even when it came as a graft's answer, and an
+    C{ihave sync} pulls only what is still lacking after the graft timeout.
+    """
+
+    ENTRY = "cd" * 32
+
+    def setUp(self):
+        self.make()
+        self.finish_own_round()
+        self.other = "link-2"
+        self.replicator.link_up(self.other)
+        self.output.run_actions()
+        self.finish_own_round()
+        self.output.take()
+
+    def test_grafted_entry_is_pushed_on(self):
+        """
+        An entry announced on a lazy link that arrives marked C{sync} (the
+        answer to a graft) is pushed on the eager links like any live
+        entry, not only announced as catch-up.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, self.link, live=False),
+                         [self.other])
+        self.replicator.tick()
+        self.assertEqual(self.output.frames("ihave"), [])
+
+    def test_unannounced_catch_up_is_not_pushed(self):
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, self.link, live=False), [])
+
+    def test_sync_ihave_waits_for_late_copies(self):
+        """
+        An C{ihave sync} naming an entry not held starts no round while a
+        late copy may still come; when it came within the graft timeout,
+        none at all.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY], sync=True))
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.5)
+        self.output.held.add(self.ENTRY)
+        self.clock.advance(0.5)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.assertEqual(self.replicator.counts["gap_rounds"], 0)
+
+    def test_sync_ihave_pulls_what_is_still_lacking(self):
+        """
+        Still lacking after the graft timeout: a summary round with the
+        link that announced it.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY], sync=True))
+        self.clock.advance(0.9)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.1)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [("when_ready", self.link)])
+        self.assertEqual(self.replicator.counts["gap_rounds"], 1)
+
+    def test_sync_ids_waiting_are_bounded(self):
+        """
+        At most C{MAX_IDS_PER_FRAME} (500) ids of C{ihave sync} frames
+        wait per link, however many frames name unknown ids.
+        """
+        for frame in range(5):
+            ids = [f"{frame:032x}{i:032x}" for i in range(500)]
+            self.replicator.rx_frame(self.link, wire.ihave(ids, sync=True))
+        self.assertEqual(len(self.replicator._links[self.link].sync_check), 500)
