@@ -5,4 +5,4 @@ Every user runs a node; nodes speak a JSON-lines protocol to each other and
 replicate one signed, append-only message log.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
