@@ -17,7 +17,7 @@ lines); a few fresh ones that reached this node by a summary round (a lazy
 link, a gap) are still news, and are not marked.
 """
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -43,12 +43,23 @@ class CatchUpNews:
         clock: IReactorTime,
         snapshot: Callable[[], Dict[str, object]],
         listeners: Callable[[], List[object]],
+        level: Optional[Callable[[], Tuple[int, bool]]] = None,
     ):
+        """
+        @param level: gives C{(known_missing, catching_up)} cheaply (asked
+            for every message a catch-up commits); by default read from
+            C{snapshot}, which also computes the rate and the sources.
+        """
         self._clock = clock
         self._snapshot = snapshot
         self._listeners = listeners
+        self._level = level or self._level_from_snapshot
         self._last: Optional[float] = None
         self._big = False
+
+    def _level_from_snapshot(self) -> Tuple[int, bool]:
+        snapshot = self._snapshot()
+        return int(snapshot["known_missing"]), bool(snapshot["catching_up"])
 
     def snapshot(self) -> Dict[str, object]:
         """
@@ -72,7 +83,7 @@ class CatchUpNews:
         L{PROGRESS_MIN_MISSING} entries known missing): faces hold their
         summary lines until it ends.
         """
-        return self._snapshot()["known_missing"] >= PROGRESS_MIN_MISSING
+        return self._level()[0] >= PROGRESS_MIN_MISSING
 
     @property
     def big(self) -> bool:
@@ -81,10 +92,10 @@ class CatchUpNews:
         under way (its tail, fewer than L{PROGRESS_MIN_MISSING} entries
         known missing, included): what it brings is counted, not printed.
         """
-        snapshot = self._snapshot()
-        if snapshot["known_missing"] >= PROGRESS_MIN_MISSING:
+        known_missing, catching_up = self._level()
+        if known_missing >= PROGRESS_MIN_MISSING:
             self._big = True
-        elif not snapshot["catching_up"]:
+        elif not catching_up:
             self._big = False
         return self._big
 

@@ -99,6 +99,7 @@ class ChatNode:
         self.chat = ChatService(
             author, self.feed, self.links, names, clock, self._facts, connect, disconnect,
             wall_clock, self.relay.progress.snapshot, self.converged,
+            lambda: (self.relay.progress.known_missing, self.relay.progress.catching_up),
         )
         self.links.member_watchers.append(self.chat.member_changed)
         self.feed.subscribe(self.chat)

@@ -10,7 +10,7 @@ learns of committed entries as an L{IFeedListener}, telling its subscribers
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -80,11 +80,13 @@ class ChatService:
         wall_clock: Callable[[], float] = time.time,
         progress: Callable[[], Dict[str, object]] = lambda: dict(IDLE),
         converged: Optional[Callable[[], object]] = None,
+        progress_level: Optional[Callable[[], Tuple[int, bool]]] = None,
     ):
         """
         @param facts: the node's status beyond the author's (port, counts,
             timings), in display order.
         @param progress: the log's catch-up snapshot (see L{CatchUpNews}).
+        @param progress_level: its C{(known_missing, catching_up)}, cheap.
         @param converged: gives the node's
             L{p2pchat.chat.convergence.Convergence} (C{/converged}).
         @param connect: dials an address until the node has links
@@ -110,7 +112,7 @@ class ChatService:
         #: post, history, search, unread, the current room.
         self.rooms = Rooms(self, feed)
         #: How far a catch-up is, and its progress line (L{CatchUpNews}).
-        self.catch_up = CatchUpNews(clock, progress, lambda: self._listeners)
+        self.catch_up = CatchUpNews(clock, progress, lambda: self._listeners, progress_level)
         self._converged = converged
 
     @property

@@ -59,6 +59,8 @@ class CatchUpProgress:
         self._first_rounds: set = set()
         self._expiry: Dict[object, object] = {}
         self._arrivals: Deque[Tuple[float, int]] = deque()
+        # The sum of the counts in _arrivals (rate() is asked often).
+        self._arrived = 0
         self._was_catching_up = False
         self.received = 0
 
@@ -130,6 +132,7 @@ class CatchUpProgress:
             self._arrivals[-1] = (now, self._arrivals[-1][1] + 1)
         else:
             self._arrivals.append((now, 1))
+        self._arrived += 1
         gap[1] = seq
         if seq >= gap[0]:
             del self._gaps[author]
@@ -143,6 +146,7 @@ class CatchUpProgress:
         if not self.catching_up:
             self.received = 0
             self._arrivals.clear()
+            self._arrived = 0
 
     # Answers
 
@@ -178,11 +182,11 @@ class CatchUpProgress:
         """
         now = self._clock.seconds()
         while self._arrivals and self._arrivals[0][0] < now - RATE_WINDOW_S:
-            self._arrivals.popleft()
+            self._arrived -= self._arrivals.popleft()[1]
         if not self._arrivals:
             return 0.0
         span = max(now - self._arrivals[0][0], 1.0)
-        return sum(n for _, n in self._arrivals) / span
+        return self._arrived / span
 
     def eta(self) -> Optional[float]:
         """

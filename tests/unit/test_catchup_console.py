@@ -210,3 +210,27 @@ class SmallCatchUpTests(SynchronousTestCase):
                  if "<alice>" in line]
         self.assertEqual([line.split("> ", 1)[1] for line in lines],
                          [f"old {number}" for number in range(5)])
+
+
+class CatchUpNewsLevelTests(SynchronousTestCase):
+    def test_per_message_questions_read_only_the_level(self):
+        """
+        C{big} and C{showing} are asked for every message a catch-up
+        commits: they read the cheap level, never the snapshot (which
+        computes the rate and the sources; asked per message, it took
+        three quarters of a catching-up node's reactor time).
+        """
+        from twisted.internet.task import Clock
+
+        from p2pchat.chat.catchup import CatchUpNews
+
+        def snapshot():
+            raise AssertionError("snapshot asked per message")
+
+        level = [(PROGRESS_MIN_MISSING, True)]
+        news = CatchUpNews(Clock(), snapshot, list, lambda: level[0])
+        self.assertEqual((news.showing, news.big), (True, True))
+        level[0] = (1, True)
+        self.assertEqual((news.showing, news.big), (False, True))
+        level[0] = (0, False)
+        self.assertEqual((news.showing, news.big), (False, False))
