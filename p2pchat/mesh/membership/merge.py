@@ -63,9 +63,12 @@ class Merge:
         self._limiter = limiter
         self._log = log
 
-    def apply(self, peer_id: str, rows: list, now: float) -> None:
+    def apply(self, peer_id: str, rows: list, now: float, heard: bool = True) -> None:
         """
         Merge C{rows} (checked) received from C{peer_id}.
+
+        @param heard: whether they came now (C{False}: rows the link owed,
+            received earlier, are no sign of life).
         """
         records = self._table.records
         link = self._links.get(peer_id)
@@ -103,7 +106,7 @@ class Merge:
             else:
                 self._row(peer_id, row, now)
         sender = records.get(peer_id)
-        if sender is not None and sender.state in (ALIVE, SUSPECT):
+        if heard and sender is not None and sender.state in (ALIVE, SUSPECT):
             sender.last_heard = now
 
     def _row(self, peer_id: str, row: dict, now: float) -> None:
