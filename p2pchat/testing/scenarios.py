@@ -145,7 +145,7 @@ def scale_point(
         C{rounds_goal}: log2 N + 3, C{suspicions}, C{wall_s}).
     """
     started = time.perf_counter()
-    sim = Simulation(seed=seed)
+    sim = Simulation(seed=seed, keep_learned=False)
     members = chain(sim, nodes)
     rounds = converge(sim, limit_s=120.0)
     sim.run(10.0)

@@ -58,6 +58,9 @@ class SimOutput:
         sim.close_after_frames(self._node.node_id, peer_id)
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
+        if old_state is None and member.state == ALIVE and not self._sim.keep_learned:
+            self._sim.learned += 1
+            return
         self._sim.changes.append(
             (self._sim.clock.seconds(), self._node.node_id, member.node_id, old_state,
              member.state)
@@ -92,7 +95,8 @@ class Simulation:
     Nodes, links and a clock.
 
     @ivar changes: every C{member_changed} output, as C{(time, observer,
-        member, old_state, new_state)}.
+        member, old_state, new_state)} (without C{keep_learned}, members
+        learned alive are only counted, in C{learned}: N^2 of them).
     @ivar frame_errors: every L{wire.FrameError} a receiver raised, as
         C{(receiver, sender, reason)}.
     @ivar frames_sent: frames handed to the network.
@@ -109,6 +113,7 @@ class Simulation:
         drop_rate: float = 0.0,
         latency_s: Tuple[float, float] = (0.002, 0.03),
         wire_check: bool = False,
+        keep_learned: bool = True,
     ):
         """
         @param drop_rate: the chance that any one frame is lost.
@@ -116,6 +121,8 @@ class Simulation:
             range when it opens; frames on one link stay in order.
         @param wire_check: encode every frame as a line and parse it back,
             checking its length, as the real links would.
+        @param keep_learned: whether L{changes} lists members learned
+            alive.
         """
         self.clock = Clock()
         self.rng = Random(seed)
@@ -130,6 +137,8 @@ class Simulation:
         self._events: list = []
         self._sequence = 0
         self.changes: list = []
+        self.keep_learned = keep_learned
+        self.learned = 0
         self.connects: list = []
         self.disconnects: list = []
         self.frame_errors: list = []

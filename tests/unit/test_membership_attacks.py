@@ -357,6 +357,22 @@ class TableTests(SynchronousTestCase):
         h.advance(1.0)
         self.assertIsNone(h.membership.member(people[-1].node_id))
 
+    def test_received_row_kept_as_received(self):
+        """
+        A learned member's row is the received dict itself (one dict per
+        row, not a copy beside it), unless it says more than the record
+        (an unknown field is not passed on).
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        plain, extended = row(CAROL), row(DAVE, extra_field=1)
+        h.membership.rx_frame(BOB.node_id, gossip(plain, extended))
+        records = h.membership._table.records
+        self.assertIs(records[CAROL.node_id].row(), plain)
+        self.assertEqual(records[DAVE.node_id].row(), {
+            k: v for k, v in extended.items() if k != "extra_field"
+        })
+
     def test_verifications_per_link_budget(self):
         """
         A link's signature checks are budgeted: a frame costs at most

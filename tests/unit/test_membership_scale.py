@@ -99,6 +99,31 @@ class DetectionTests(SynchronousTestCase):
         self.assertGreater(victim.membership.incarnation, 0)
 
 
+class RecordingTests(SynchronousTestCase):
+    def test_learned_only_counted_without_keep_learned(self):
+        """
+        Without C{keep_learned}, members learned alive (N^2 of them) are
+        counted, not listed; every other change is listed as before.
+        """
+        runs = []
+        for keep in (True, False):
+            sim = Simulation(seed=4, keep_learned=keep)
+            members = chain(sim, 10)
+            converge(sim)
+            sim.kill(members[3])
+            sim.run(8.0)
+            runs.append(sim)
+        kept, counted = runs
+        learned = [c for c in kept.changes if c[3] is None and c[4] == ALIVE]
+        self.assertEqual(len(learned), 90)
+        self.assertEqual(counted.learned, 90)
+        self.assertEqual(kept.learned, 0)
+        self.assertEqual(
+            [c for c in kept.changes if c not in learned], counted.changes
+        )
+        self.assertIn(DEAD, {c[4] for c in counted.changes})
+
+
 class StormTests(SynchronousTestCase):
     def test_no_false_positive_under_loss_and_pauses(self):
         """

@@ -172,6 +172,7 @@ class Merge:
                 link.repair[node_id] = None
             return
         record.changed()
+        record.adopt(row)
         self._links.mark(node_id)
         if record.state != old_state or (restart and record.state == SUSPECT):
             # (A suspicion at a new incarnation is timed from now.)
@@ -216,6 +217,7 @@ class Merge:
             row["id"], row["name"], row["addr"], row["inc"], row["state"], row["hb"], now
         )
         record.sig = row["sig"]
+        record.adopt(row)
         self._table.add(record)
         if peer_id != record.node_id:
             self._admission.unproven(record.node_id)
