@@ -318,6 +318,25 @@ class TableTests(SynchronousTestCase):
         self.assertEqual(h.membership.owed_rows, intake.OWED_ROWS_PER_LINK)
         self.assertEqual(h.membership._intake.lost_rows, extra)
 
+    def test_owed_rows_bounded_in_all(self):
+        """
+        All links together owe at most OWED_ROWS_IN_ALL rows (here made
+        smaller than two links' share).
+        """
+        self.patch(intake, "OWED_ROWS_PER_LINK", 100)
+        self.patch(intake, "OWED_ROWS_IN_ALL", 150)
+        h = Harness()
+        people = iter(strangers(2 * NEW_MEMBERS_BURST + 200))
+        for peer in (BOB, CAROL):
+            h.membership.link_up(peer.node_id, "peer", None, outbound=True)
+            h.membership.rx_frame(
+                peer.node_id, gossip(*[row(next(people)) for _ in range(NEW_MEMBERS_BURST)])
+            )
+            h.membership.rx_frame(peer.node_id, gossip(*[row(next(people)) for _ in range(100)]))
+            h.clock.advance(1.0)  # the budget of checks in all refills (no tick)
+        self.assertEqual(h.membership.owed_rows, 150)
+        self.assertEqual(h.membership._intake.lost_rows, 50)
+
     def test_owed_forgery_closes_the_link(self):
         """
         An owed row's signature is checked when it is applied: a forgery

@@ -172,7 +172,7 @@ class Membership:
         """
         Received rows over a budget, kept to apply as budgets refill.
         """
-        return sum(self._intake.owed(peer_id) for peer_id in self._intake.owing())
+        return self._intake.owed_rows
 
     @property
     def address(self) -> Optional[str]:

@@ -10,14 +10,15 @@ forged row is (the node closes the link).
 
 A row over the new-member or signature-check budget is not applied now
 but I{owed}: kept (form-checked, signature not yet checked), at most
-L{OWED_ROWS_PER_LINK} per link, and applied as the link's budgets refill
-(L{Intake.release}, at each tick).  The sender takes a row it sent as
-known and does not send it again (changes are sent a bounded number of
-times, anti-entropy is slow), so a dropped row would leave this node
-without that member until much later: a node joining a network larger
-than the budget's burst would never learn everyone.  Keeping what is
-owed costs memory bounded per link, and no more signature checks or
-new members per second than the budgets allow.
+L{OWED_ROWS_PER_LINK} per link and L{OWED_ROWS_IN_ALL} in all, and
+applied as the link's budgets refill (L{Intake.release}, at each tick).
+The sender takes a row it sent as known and does not send it again
+(changes are sent a bounded number of times, anti-entropy is slow), so
+a dropped row would leave this node without that member until much
+later: a node joining a network larger than the budget's burst would
+never learn everyone.  Keeping what is owed costs bounded memory, and
+no more signature checks or new members per second than the budgets
+allow.
 """
 
 from typing import Callable, Dict, List, Optional, Set
@@ -43,6 +44,9 @@ FRAME_TYPES = frozenset({"gossip"})
 #: Rows over a budget kept per link to apply later, at most (the
 #: new-member burst: one link-up push of a table that large).
 OWED_ROWS_PER_LINK = NEW_MEMBERS_BURST
+#: Rows kept in all (a row is at most about 1 KiB: 8 MiB), whatever the
+#: number of links: enough for the links a node keeps (5 plus 2 of slack).
+OWED_ROWS_IN_ALL = 8 * OWED_ROWS_PER_LINK
 
 
 class Intake:
@@ -53,7 +57,8 @@ class Intake:
         budget (most are owed, applied later) or replays of a pruned
         member's rows from before its leave.
     @ivar lost_rows: rows over a budget not kept (the link already owed
-        L{OWED_ROWS_PER_LINK}).
+        L{OWED_ROWS_PER_LINK}, or all links L{OWED_ROWS_IN_ALL}).
+    @ivar owed_rows: rows owed by all links.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Intake:
         self.lost_rows = 0
         #: Rows over a budget, by link then member id, oldest first.
         self._owed: Dict[str, Dict[str, dict]] = {}
+        self.owed_rows = 0
         self._deferred = False
 
     def check_frame(self, peer_id: str, frame: dict) -> list:
@@ -181,7 +187,7 @@ class Intake:
         """
         Keep C{row} (over a budget) to apply when C{peer_id}'s budgets
         allow, the newest row per member, at most L{OWED_ROWS_PER_LINK}
-        members per link.
+        members per link and L{OWED_ROWS_IN_ALL} in all.
 
         @return: C{False} (not to apply now).
         """
@@ -191,8 +197,9 @@ class Intake:
         if held is not None:
             if row["inc"] >= held["inc"]:
                 owed[row["id"]] = row
-        elif len(owed) < OWED_ROWS_PER_LINK:
+        elif len(owed) < OWED_ROWS_PER_LINK and self.owed_rows < OWED_ROWS_IN_ALL:
             owed[row["id"]] = row
+            self.owed_rows += 1
         else:
             self.lost_rows += 1
         return False
@@ -202,12 +209,6 @@ class Intake:
         @return: the links that owe this node rows.
         """
         return [peer_id for peer_id, owed in self._owed.items() if owed]
-
-    def owed(self, peer_id: str) -> int:
-        """
-        @return: how many rows C{peer_id}'s link owes.
-        """
-        return len(self._owed.get(peer_id, ()))
 
     def release(self, peer_id: str) -> list:
         """
@@ -227,6 +228,7 @@ class Intake:
         accepted = []
         for node_id in list(owed):
             row = owed.pop(node_id)
+            self.owed_rows -= 1
             self._deferred = False
             try:
                 authentic = self._authentic(peer_id, row, verified)
@@ -245,7 +247,7 @@ class Intake:
         """
         The last link to C{peer_id} closed: it owes nothing any more.
         """
-        self._owed.pop(peer_id, None)
+        self.owed_rows -= len(self._owed.pop(peer_id, ()))
 
     def _over_budget(self, peer_id: str, what: str) -> None:
         self._limiter.log(
