@@ -337,6 +337,37 @@ class TableTests(SynchronousTestCase):
         self.assertEqual(h.membership.owed_rows, 150)
         self.assertEqual(h.membership._intake.lost_rows, 50)
 
+    def test_owed_row_not_checked_again(self):
+        """
+        A row a link owes that comes again (the same row, from any link)
+        is not form-checked again (its address parsed again ...): the
+        copy checked first is used, even if the new one differs in type
+        only (C{True} for C{1}).
+        """
+        checks = []
+        real = intake.check_row
+
+        def counting(row, known):
+            checks.append(row["id"])
+            return real(row, known)
+
+        self.patch(intake, "check_row", counting)
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        people = strangers(NEW_MEMBERS_BURST + 1)
+        h.membership.rx_frame(
+            BOB.node_id, gossip(*[row(who) for who in people[:NEW_MEMBERS_BURST]])
+        )
+        late = row(people[-1], inc=1)
+        h.membership.rx_frame(BOB.node_id, gossip(late))
+        again = dict(late, inc=True)
+        self.assertEqual(again, late)
+        h.membership.rx_frame(BOB.node_id, gossip(again))
+        self.assertEqual(checks.count(people[-1].node_id), 1)
+        self.assertEqual(h.membership.owed_rows, 1)
+        h.advance(1.0)
+        self.assertIs(type(h.membership.member(people[-1].node_id).incarnation), int)
+
     def test_owed_forgery_closes_the_link(self):
         """
         An owed row's signature is checked when it is applied: a forgery
