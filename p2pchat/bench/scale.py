@@ -32,10 +32,11 @@ FULL_SIZES = ((100, 600.0), (1000, 30.0))
 QUICK_SIZES = ((100, 120.0), (1000, 10.0))
 #: Why 10,000 is not in the curve (see docs/performance.md).
 NOT_REACHED = (
-    "10,000 nodes: not simulated.  Every node holds a row for every member "
-    "(N^2 rows: 1,000 nodes took about 1.1 GB; 10,000 would take about "
-    "100 GB), so one process cannot hold the network; per-node cost is "
-    "shown flat from 100 to 1,000 instead."
+    "10,000 nodes: not simulated.  Every simulated node holds a row for "
+    "every member: N^2 rows of about 600 bytes each (tracemalloc, rows "
+    "shared across nodes), so 10,000 nodes would take about 60 GB and one "
+    "process within 10 GB reaches about 4,000; per-node cost is shown flat "
+    "from 100 to 1,000 nodes instead."
 )
 
 

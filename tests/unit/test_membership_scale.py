@@ -12,8 +12,16 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.mesh.membership import ALIVE, DEAD, SUSPECT
-from p2pchat.testing.scenarios import chain, converge, detect, scale_point, storm
+from p2pchat.mesh.membership import ALIVE, DEAD, SUSPECT, admission, intake
+from p2pchat.testing.scenarios import (
+    chain,
+    converge,
+    detect,
+    emulated_convergence,
+    scale_point,
+    scaled_budgets,
+    storm,
+)
 from p2pchat.testing.simulation import Simulation
 
 
@@ -122,6 +130,38 @@ class RecordingTests(SynchronousTestCase):
             [c for c in kept.changes if c not in learned], counted.changes
         )
         self.assertIn(DEAD, {c[4] for c in counted.changes})
+
+
+class EmulatedScaleTests(SynchronousTestCase):
+    def test_chain_beyond_the_bursts_converges(self):
+        """
+        A chain of 40 nodes with a fiftieth of the budgets (a new-member
+        burst of 20 per link: half the table, as 2,000 nodes meet the real
+        burst of 1,000) converges within log2(2,000) + 3 rounds; with rows
+        over a budget dropped instead of owed (as before), not within 60
+        simulated seconds.
+        """
+        point = emulated_convergence(40, 50)
+        self.assertEqual(point["emulated_nodes"], 2000)
+        self.assertLessEqual(point["rounds_to_converge"], point["rounds_goal"])
+        self.assertEqual(point["least_known"], 39)
+        self.patch(intake, "OWED_ROWS_PER_LINK", 0)
+        dropped = emulated_convergence(40, 50)
+        self.assertIsNone(dropped["rounds_to_converge"])
+        self.assertLess(dropped["least_known"], 39)
+
+    def test_scaled_budgets_divided_then_restored(self):
+        """
+        Inside the block the budgets are divided; after it, even after an
+        error, they are what they were.
+        """
+        burst, rate = admission.NEW_MEMBERS_BURST, admission.NEW_MEMBERS_PER_S
+        with self.assertRaises(ZeroDivisionError):
+            with scaled_budgets(10):
+                self.assertEqual(admission.NEW_MEMBERS_BURST, burst // 10)
+                self.assertEqual(admission.NEW_MEMBERS_PER_S, rate / 10)
+                raise ZeroDivisionError("inside the block")
+        self.assertEqual((admission.NEW_MEMBERS_BURST, admission.NEW_MEMBERS_PER_S), (burst, rate))
 
 
 class StormTests(SynchronousTestCase):
