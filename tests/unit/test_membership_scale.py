@@ -205,6 +205,7 @@ class ScaleBenchTests(SynchronousTestCase):
         from p2pchat.bench import scale
 
         self.patch(scale, "FULL_SIZES", ((12, 4.0), (20, 4.0)))
+        self.patch(scale, "EMULATED", ((12, 10),))
         self.patch(sys, "stdout", io.StringIO())
         self.patch(sys, "stderr", io.StringIO())
         path = self.mktemp()
@@ -218,5 +219,9 @@ class ScaleBenchTests(SynchronousTestCase):
                 self.assertIsNotNone(point[key], key)
             self.assertEqual(point["false_positives"], 0)
         self.assertIn("10,000", report["results"]["scale_note"])
+        [emulated] = report["results"]["scale_emulated"]
+        self.assertEqual((emulated["nodes"], emulated["emulated_nodes"]), (12, 120))
+        self.assertLessEqual(emulated["rounds_to_converge"], emulated["rounds_goal"])
+        self.assertIn("120 nodes  emulated (12 nodes, budgets / 10)", sys.stdout.getvalue())
         self.assertIn("cores", report["machine"])
         self.assertIn("membership at scale", sys.stdout.getvalue())
