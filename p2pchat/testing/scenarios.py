@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.unit.test_membership_scale -*-
 """
 Measurements of membership on a L{Simulation}, for C{python -m
-p2pchat.bench}: L{simulate} (the C{membership} scenario) and
-L{scale_point} (one point of C{--scale}'s curve).
+p2pchat.bench}: L{simulate} (the C{membership} scenario),
+L{scale_point} (one point of C{--scale}'s curve) and
+L{emulated_convergence} (a chain under L{scaled_budgets}: a network past
+the admission bursts at the memory of a small one).
 """
 
 import math
