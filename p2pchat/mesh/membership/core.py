@@ -163,7 +163,8 @@ class Membership:
     @property
     def dropped_rows(self) -> int:
         """
-        Received rows dropped for being over a budget.
+        Received rows not applied when they came, for being over a budget
+        (most are owed: see L{owed_rows}).
         """
         return self._intake.dropped_rows
 

@@ -270,9 +270,10 @@ class Intake:
         self.owed_rows -= len(self._owed.pop(peer_id, ()))
 
     def _over_budget(self, peer_id: str, what: str) -> None:
+        fate = "dropped" if what == "heartbeats" else "owed, applied as it refills"
         self._limiter.log(
             what, self._log.warn,
-            "dropping gossip rows from {peer}: over its budget of {what}"
-            " ({dropped} rows dropped before this frame)",
-            peer=short_id(peer_id), what=what, dropped=self.dropped_rows,
+            "gossip rows from {peer} over its budget of {what}: " + fate +
+            " ({dropped} rows not applied at once, {lost} lost, before this frame)",
+            peer=short_id(peer_id), what=what, dropped=self.dropped_rows, lost=self.lost_rows,
         )
