@@ -296,6 +296,8 @@ class TableTests(SynchronousTestCase):
         )
         self.assertEqual(h.output.of("disconnect"), [])
         self.assertEqual(h.membership.owed_rows, 50 - int(NEW_MEMBERS_PER_S))
+        # Rows received earlier are no sign of life of the link now.
+        self.assertEqual(h.membership.member(BOB.node_id).last_heard, 0.0)
         h.advance(2.0)
         self.assertEqual(len(h.membership.members()), 1 + NEW_MEMBERS_BURST + 50)
         self.assertEqual(h.membership.owed_rows, 0)
