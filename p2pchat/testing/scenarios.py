@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.unit.test_membership_scale -*-
 """
 Measurements of membership on a L{Simulation}, for C{python -m
-p2pchat.bench}: L{simulate} (the C{membership} scenario) and
-L{scale_point} (one point of C{--scale}'s curve).
+p2pchat.bench}: L{simulate} (the C{membership} scenario),
+L{scale_point} (one point of C{--scale}'s curve) and
+L{emulated_convergence} (a chain under L{scaled_budgets}: a network past
+the admission bursts at the memory of a small one).
 """
 
 import math
 import time
-from typing import Dict, List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
-from p2pchat.mesh.membership import DEAD
+from p2pchat.mesh.membership import DEAD, admission, dissemination, intake
 from p2pchat.testing.simulation import SimNode, Simulation
 
 
@@ -145,7 +148,7 @@ def scale_point(
         C{rounds_goal}: log2 N + 3, C{suspicions}, C{wall_s}).
     """
     started = time.perf_counter()
-    sim = Simulation(seed=seed)
+    sim = Simulation(seed=seed, keep_learned=False)
     members = chain(sim, nodes)
     rounds = converge(sim, limit_s=120.0)
     sim.run(10.0)
@@ -169,5 +172,69 @@ def scale_point(
         "storm_s": storm_s,
         "suspicions": storm_outcome["suspicions"],
         "pauses": storm_outcome["pauses"],
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+#: The budgets L{scaled_budgets} divides: C{(module, name)}.
+SCALED_BUDGETS = (
+    (admission, "NEW_MEMBERS_BURST"),
+    (admission, "NEW_MEMBERS_PER_S"),
+    (admission, "VERIFIES_BURST"),
+    (admission, "VERIFIES_PER_S"),
+    (admission, "GLOBAL_VERIFIES_BURST"),
+    (admission, "GLOBAL_VERIFIES_PER_S"),
+    (dissemination, "NEW_MEMBERS_BURST"),
+    (dissemination, "NEW_MEMBERS_PER_S"),
+    (dissemination, "FLUSH_ROWS_PER_TICK"),
+    (intake, "OWED_ROWS_PER_LINK"),
+    (intake, "OWED_ROWS_IN_ALL"),
+)
+
+
+@contextmanager
+def scaled_budgets(divisor: int) -> Iterator[None]:
+    """
+    While the block runs, divide membership's admission budgets (new
+    members and signature checks per link and in all, their bursts and
+    rates), the paced push, the rows per flush and the owed rows by
+    C{divisor}: N simulated nodes then meet the budgets as N x C{divisor}
+    nodes would (a table C{divisor} times the bursts), at the memory and
+    time of N.  An emulation of what binds convergence beyond the
+    bursts, not of everything (frame sizes stay).
+    """
+    saved = [(module, name, getattr(module, name)) for module, name in SCALED_BUDGETS]
+    try:
+        for module, name, value in saved:
+            setattr(module, name, type(value)(value / divisor))
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
+def emulated_convergence(
+    nodes: int, divisor: int, seed: int = 1, limit_s: float = 60.0
+) -> Dict[str, object]:
+    """
+    A chain of C{nodes} under L{scaled_budgets}C{(divisor)}.
+
+    @return: C{emulated_nodes} (C{nodes x divisor}), C{rounds_to_converge}
+        (C{None}: not within C{limit_s}), C{rounds_goal} (log2 of the
+        emulated size + 3), C{least_known} (the fewest members alive any
+        node knows, of C{nodes - 1}) and C{wall_s}.
+    """
+    started = time.perf_counter()
+    with scaled_budgets(divisor):
+        sim = Simulation(seed=seed, keep_learned=False)
+        chain(sim, nodes)
+        rounds = converge(sim, limit_s)
+        least = min(n.membership.alive_count() for n in sim.running())
+    return {
+        "nodes": nodes,
+        "emulated_nodes": nodes * divisor,
+        "rounds_to_converge": rounds,
+        "rounds_goal": round(math.log2(nodes * divisor) + 3, 1),
+        "least_known": least,
         "wall_s": round(time.perf_counter() - started, 1),
     }

@@ -32,9 +32,7 @@ from p2pchat.testing.shared import SharedWork
 
 @implementer(IMembershipOutput)
 class SimOutput:
-    """
-    Carries one node's outputs into the L{Simulation}.
-    """
+    """Carries one node's outputs into the L{Simulation}."""
 
     def __init__(self, sim: "Simulation", node: "SimNode"):
         self._sim = sim
@@ -58,10 +56,13 @@ class SimOutput:
         sim.close_after_frames(self._node.node_id, peer_id)
 
     def member_changed(self, member: Member, old_state: Optional[str]) -> None:
-        self._sim.changes.append(
-            (self._sim.clock.seconds(), self._node.node_id, member.node_id, old_state,
-             member.state)
-        )
+        sim = self._sim
+        if old_state is None and member.state == ALIVE and not sim.keep_learned:
+            sim.learned += 1
+        else:
+            sim.changes.append((
+                sim.clock.seconds(), self._node.node_id, member.node_id, old_state, member.state
+            ))
 
 
 class SimNode:
@@ -92,7 +93,7 @@ class Simulation:
     Nodes, links and a clock.
 
     @ivar changes: every C{member_changed} output, as C{(time, observer,
-        member, old_state, new_state)}.
+        member, old_state, new_state)} (but see C{keep_learned}).
     @ivar frame_errors: every L{wire.FrameError} a receiver raised, as
         C{(receiver, sender, reason)}.
     @ivar frames_sent: frames handed to the network.
@@ -109,6 +110,7 @@ class Simulation:
         drop_rate: float = 0.0,
         latency_s: Tuple[float, float] = (0.002, 0.03),
         wire_check: bool = False,
+        keep_learned: bool = True,
     ):
         """
         @param drop_rate: the chance that any one frame is lost.
@@ -116,6 +118,8 @@ class Simulation:
             range when it opens; frames on one link stay in order.
         @param wire_check: encode every frame as a line and parse it back,
             checking its length, as the real links would.
+        @param keep_learned: whether L{changes} lists members learned
+            alive (else only counted, in C{learned}: N^2 of them).
         """
         self.clock = Clock()
         self.rng = Random(seed)
@@ -130,6 +134,8 @@ class Simulation:
         self._events: list = []
         self._sequence = 0
         self.changes: list = []
+        self.keep_learned = keep_learned
+        self.learned = 0
         self.connects: list = []
         self.disconnects: list = []
         self.frame_errors: list = []
@@ -387,9 +393,7 @@ class Simulation:
         return sorted({b for (a, b), count in self._links.items() if a == node_id and count})
 
     def state_of(self, observer: SimNode, node_id: str) -> Optional[str]:
-        """
-        @return: the state C{observer} shows for C{node_id}, or C{None}.
-        """
+        """@return: the state C{observer} shows for C{node_id}, or C{None}."""
         member = observer.membership.member(node_id)
         return None if member is None else member.state
 
@@ -415,9 +419,7 @@ class Simulation:
         return True
 
     def connected(self) -> bool:
-        """
-        @return: whether the links join all running nodes into one graph.
-        """
+        """@return: whether the links join all running nodes into one graph."""
         running = self.running()
         if not running:
             return True
@@ -431,9 +433,7 @@ class Simulation:
         return seen >= {n.node_id for n in running}
 
     def degrees(self) -> List[int]:
-        """
-        @return: how many distinct peers each running node is linked to.
-        """
+        """@return: how many distinct peers each running node is linked to."""
         return [len(self.neighbours(n.node_id)) for n in self.running()]
 
     def false_alarms(self, since: float = 0.0) -> list:

@@ -274,6 +274,157 @@ class TableTests(SynchronousTestCase):
             1,
         )
 
+    def test_rows_over_budget_are_owed_then_applied(self):
+        """
+        Rows over a link's new-member budget are not lost (the sender
+        will not send them again): the link owes them, and each tick
+        applies as many as the budget refilled, in the order they came
+        (each learned member is one C{member_changed}; the link stays).
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        fakes = [row(who) for who in strangers(NEW_MEMBERS_BURST + 50)]
+        h.membership.rx_frame(BOB.node_id, gossip(*fakes[:NEW_MEMBERS_BURST]))
+        h.membership.rx_frame(BOB.node_id, gossip(*fakes[NEW_MEMBERS_BURST:]))
+        self.assertEqual(len(h.membership.members()), 1 + NEW_MEMBERS_BURST)
+        self.assertEqual(h.membership.owed_rows, 50)
+        h.output.clear()
+        h.advance(1.0)
+        learned = [call[1] for call in h.output.of("member_changed")]
+        self.assertEqual(
+            learned, [r["id"] for r in fakes[NEW_MEMBERS_BURST:][:int(NEW_MEMBERS_PER_S)]]
+        )
+        self.assertEqual(h.output.of("disconnect"), [])
+        self.assertEqual(h.membership.owed_rows, 50 - int(NEW_MEMBERS_PER_S))
+        # Rows received earlier are no sign of life of the link now.
+        self.assertEqual(h.membership.member(BOB.node_id).last_heard, 0.0)
+        h.advance(2.0)
+        self.assertEqual(len(h.membership.members()), 1 + NEW_MEMBERS_BURST + 50)
+        self.assertEqual(h.membership.owed_rows, 0)
+        self.assertEqual(h.state(strangers(1, 1000 + NEW_MEMBERS_BURST + 49)[0]), ALIVE)
+
+    def test_owed_rows_bounded_per_link(self):
+        """
+        A link owes at most OWED_ROWS_PER_LINK rows: the rest are lost
+        (counted), so a hostile link cannot make this node hold more.
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        extra = 7
+        count = NEW_MEMBERS_BURST + intake.OWED_ROWS_PER_LINK + extra
+        fakes = [row(who) for who in strangers(count)]
+        for start in range(0, count, NEW_MEMBERS_BURST):
+            h.membership.rx_frame(
+                BOB.node_id, gossip(*fakes[start:start + NEW_MEMBERS_BURST])
+            )
+        self.assertEqual(h.membership.owed_rows, intake.OWED_ROWS_PER_LINK)
+        self.assertEqual(h.membership._intake.lost_rows, extra)
+
+    def test_owed_rows_bounded_in_all(self):
+        """
+        All links together owe at most OWED_ROWS_IN_ALL rows (here made
+        smaller than two links' share).
+        """
+        self.patch(intake, "OWED_ROWS_PER_LINK", 100)
+        self.patch(intake, "OWED_ROWS_IN_ALL", 150)
+        h = Harness()
+        people = iter(strangers(2 * NEW_MEMBERS_BURST + 200))
+        for peer in (BOB, CAROL):
+            h.membership.link_up(peer.node_id, "peer", None, outbound=True)
+            h.membership.rx_frame(
+                peer.node_id, gossip(*[row(next(people)) for _ in range(NEW_MEMBERS_BURST)])
+            )
+            h.membership.rx_frame(peer.node_id, gossip(*[row(next(people)) for _ in range(100)]))
+            h.clock.advance(1.0)  # the budget of checks in all refills (no tick)
+        self.assertEqual(h.membership.owed_rows, 150)
+        self.assertEqual(h.membership._intake.lost_rows, 50)
+
+    def test_owed_row_not_checked_again(self):
+        """
+        A row a link owes that comes again (the same row, from any link)
+        is not form-checked again (its address parsed again ...): the
+        copy checked first is used, even if the new one differs in type
+        only (C{True} for C{1}).
+        """
+        checks = []
+        real = intake.check_row
+
+        def counting(row, known):
+            checks.append(row["id"])
+            return real(row, known)
+
+        self.patch(intake, "check_row", counting)
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        people = strangers(NEW_MEMBERS_BURST + 1)
+        h.membership.rx_frame(
+            BOB.node_id, gossip(*[row(who) for who in people[:NEW_MEMBERS_BURST]])
+        )
+        late = row(people[-1], inc=1)
+        h.membership.rx_frame(BOB.node_id, gossip(late))
+        again = dict(late, inc=True)
+        self.assertEqual(again, late)
+        h.membership.rx_frame(BOB.node_id, gossip(again))
+        self.assertEqual(checks.count(people[-1].node_id), 1)
+        self.assertEqual(h.membership.owed_rows, 1)
+        h.advance(1.0)
+        self.assertIs(type(h.membership.member(people[-1].node_id).incarnation), int)
+
+    def test_owed_forgery_closes_the_link(self):
+        """
+        An owed row's signature is checked when it is applied: a forgery
+        closes the link then, and nothing of it is learned.
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        people = strangers(NEW_MEMBERS_BURST + 1)
+        h.membership.rx_frame(
+            BOB.node_id, gossip(*[row(who) for who in people[:NEW_MEMBERS_BURST]])
+        )
+        h.membership.rx_frame(BOB.node_id, gossip(row(people[-1], signer=DAVE)))
+        self.assertEqual(h.membership.owed_rows, 1)
+        h.output.clear()
+        h.advance(0.2)
+        self.assertEqual(
+            [call[:2] for call in h.output.of("disconnect")], [("disconnect", BOB.node_id)]
+        )
+        self.assertIn("signature is not its member's", h.output.of("disconnect")[0][2])
+        self.assertIsNone(h.membership.member(people[-1].node_id))
+        self.assertEqual(h.membership.owed_rows, 0)
+
+    def test_owed_rows_forgotten_with_the_link(self):
+        """
+        When the last link to a peer closes, it owes nothing any more.
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        people = strangers(NEW_MEMBERS_BURST + 3)
+        h.membership.rx_frame(
+            BOB.node_id, gossip(*[row(who) for who in people[:NEW_MEMBERS_BURST]])
+        )
+        h.membership.rx_frame(BOB.node_id, gossip(*[row(who) for who in people[-3:]]))
+        self.assertEqual(h.membership.owed_rows, 3)
+        h.membership.link_down(BOB.node_id)
+        self.assertEqual(h.membership.owed_rows, 0)
+        h.advance(1.0)
+        self.assertIsNone(h.membership.member(people[-1].node_id))
+
+    def test_received_row_kept_as_received(self):
+        """
+        A learned member's row is the received dict itself (one dict per
+        row, not a copy beside it), unless it says more than the record
+        (an unknown field is not passed on).
+        """
+        h = Harness()
+        h.membership.link_up(BOB.node_id, "bob", "10.0.0.2:9000", outbound=True)
+        plain, extended = row(CAROL), row(DAVE, extra_field=1)
+        h.membership.rx_frame(BOB.node_id, gossip(plain, extended))
+        records = h.membership._table.records
+        self.assertIs(records[CAROL.node_id].row(), plain)
+        self.assertEqual(records[DAVE.node_id].row(), {
+            k: v for k, v in extended.items() if k != "extra_field"
+        })
+
     def test_verifications_per_link_budget(self):
         """
         A link's signature checks are budgeted: a frame costs at most

@@ -12,8 +12,16 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from p2pchat.mesh.membership import ALIVE, DEAD, SUSPECT
-from p2pchat.testing.scenarios import chain, converge, detect, scale_point, storm
+from p2pchat.mesh.membership import ALIVE, DEAD, SUSPECT, admission, intake
+from p2pchat.testing.scenarios import (
+    chain,
+    converge,
+    detect,
+    emulated_convergence,
+    scale_point,
+    scaled_budgets,
+    storm,
+)
 from p2pchat.testing.simulation import Simulation
 
 
@@ -99,6 +107,63 @@ class DetectionTests(SynchronousTestCase):
         self.assertGreater(victim.membership.incarnation, 0)
 
 
+class RecordingTests(SynchronousTestCase):
+    def test_learned_only_counted_without_keep_learned(self):
+        """
+        Without C{keep_learned}, members learned alive (N^2 of them) are
+        counted, not listed; every other change is listed as before.
+        """
+        runs = []
+        for keep in (True, False):
+            sim = Simulation(seed=4, keep_learned=keep)
+            members = chain(sim, 10)
+            converge(sim)
+            sim.kill(members[3])
+            sim.run(8.0)
+            runs.append(sim)
+        kept, counted = runs
+        learned = [c for c in kept.changes if c[3] is None and c[4] == ALIVE]
+        self.assertEqual(len(learned), 90)
+        self.assertEqual(counted.learned, 90)
+        self.assertEqual(kept.learned, 0)
+        self.assertEqual(
+            [c for c in kept.changes if c not in learned], counted.changes
+        )
+        self.assertIn(DEAD, {c[4] for c in counted.changes})
+
+
+class EmulatedScaleTests(SynchronousTestCase):
+    def test_chain_beyond_the_bursts_converges(self):
+        """
+        A chain of 40 nodes with a fiftieth of the budgets (a new-member
+        burst of 20 per link: half the table, as 2,000 nodes meet the real
+        burst of 1,000) converges within log2(2,000) + 3 rounds; with rows
+        over a budget dropped instead of owed (as before), not within 60
+        simulated seconds.
+        """
+        point = emulated_convergence(40, 50)
+        self.assertEqual(point["emulated_nodes"], 2000)
+        self.assertLessEqual(point["rounds_to_converge"], point["rounds_goal"])
+        self.assertEqual(point["least_known"], 39)
+        self.patch(intake, "OWED_ROWS_PER_LINK", 0)
+        dropped = emulated_convergence(40, 50)
+        self.assertIsNone(dropped["rounds_to_converge"])
+        self.assertLess(dropped["least_known"], 39)
+
+    def test_scaled_budgets_divided_then_restored(self):
+        """
+        Inside the block the budgets are divided; after it, even after an
+        error, they are what they were.
+        """
+        burst, rate = admission.NEW_MEMBERS_BURST, admission.NEW_MEMBERS_PER_S
+        with self.assertRaises(ZeroDivisionError):
+            with scaled_budgets(10):
+                self.assertEqual(admission.NEW_MEMBERS_BURST, burst // 10)
+                self.assertEqual(admission.NEW_MEMBERS_PER_S, rate / 10)
+                raise ZeroDivisionError("inside the block")
+        self.assertEqual((admission.NEW_MEMBERS_BURST, admission.NEW_MEMBERS_PER_S), (burst, rate))
+
+
 class StormTests(SynchronousTestCase):
     def test_no_false_positive_under_loss_and_pauses(self):
         """
@@ -140,6 +205,7 @@ class ScaleBenchTests(SynchronousTestCase):
         from p2pchat.bench import scale
 
         self.patch(scale, "FULL_SIZES", ((12, 4.0), (20, 4.0)))
+        self.patch(scale, "EMULATED", ((12, 10),))
         self.patch(sys, "stdout", io.StringIO())
         self.patch(sys, "stderr", io.StringIO())
         path = self.mktemp()
@@ -153,5 +219,9 @@ class ScaleBenchTests(SynchronousTestCase):
                 self.assertIsNotNone(point[key], key)
             self.assertEqual(point["false_positives"], 0)
         self.assertIn("10,000", report["results"]["scale_note"])
+        [emulated] = report["results"]["scale_emulated"]
+        self.assertEqual((emulated["nodes"], emulated["emulated_nodes"]), (12, 120))
+        self.assertLessEqual(emulated["rounds_to_converge"], emulated["rounds_goal"])
+        self.assertIn("120 nodes  emulated (12 nodes, budgets / 10)", sys.stdout.getvalue())
         self.assertIn("cores", report["machine"])
         self.assertIn("membership at scale", sys.stdout.getvalue())

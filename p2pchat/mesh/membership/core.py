@@ -47,6 +47,7 @@ from typing import Callable, ClassVar, List, Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from p2pchat.mesh import wire
 from p2pchat.mesh.membership.admission import Admission
 from p2pchat.mesh.membership.detector import FailureDetector
 from p2pchat.mesh.membership.dissemination import Dissemination
@@ -162,9 +163,17 @@ class Membership:
     @property
     def dropped_rows(self) -> int:
         """
-        Received rows dropped for being over a budget.
+        Received rows not applied when they came, for being over a budget
+        (most are owed: see L{owed_rows}).
         """
         return self._intake.dropped_rows
+
+    @property
+    def owed_rows(self) -> int:
+        """
+        Received rows over a budget, kept to apply as budgets refill.
+        """
+        return self._intake.owed_rows
 
     @property
     def address(self) -> Optional[str]:
@@ -230,6 +239,7 @@ class Membership:
         if link is None:
             return
         self._admission.link_down(peer_id)
+        self._intake.forget_link(peer_id)
         now = self.clock.seconds()
         told = self._prober.unlinked(peer_id)
         dropped = self._view.unlinked(peer_id, link, record, now) or told
@@ -290,9 +300,25 @@ class Membership:
         self._prober.tick(now)
         if now >= self._detector.next_check_at and not stalled:
             self._detector.check(now)
+        self._release_owed(now)
         self._links.sync(now, self._rng)
         self._view.keep(now)
         self._links.flush(tick=True)
+
+    def _release_owed(self, now: float) -> None:
+        """
+        Apply the rows links owe (received over a budget) as far as their
+        budgets refilled (see L{p2pchat.mesh.membership.intake}).
+        """
+        intake = self._intake
+        for peer_id in intake.owing():
+            try:
+                rows = intake.release(peer_id)
+            except wire.FrameError as e:
+                self._output.disconnect(peer_id, str(e))
+                continue
+            if rows:
+                self._merge.apply(peer_id, rows, now, heard=False)
 
     def leave(self) -> None:
         """

@@ -180,7 +180,11 @@ class Dissemination:
         """
         link = self.links.get(peer_id)
         if link is not None:
-            link.knows[node_id] = join_keys(key, link.knows.get(node_id))
+            joined = join_keys(key, link.knows.get(node_id))
+            record = self._table.records.get(node_id)
+            if record is not None and record.key == joined:
+                joined = record.key  # one tuple for the record and its links
+            link.knows[node_id] = joined
 
     def forget(self, node_id: str) -> None:
         """

@@ -5,17 +5,29 @@ Intake: which rows of a received gossip frame are applied.
 The whole frame is checked (its envelope, the form of every row, and the
 signature of every row that would change a signed part this node holds)
 before any row is applied.  Rows over the link's budgets
-(L{p2pchat.mesh.membership.admission}) are dropped, not fatal; a
-malformed or forged row is (the node closes the link).
+(L{p2pchat.mesh.membership.admission}) are not fatal; a malformed or
+forged row is (the node closes the link).
+
+A row over the new-member or signature-check budget is not applied now
+but I{owed}: kept (form-checked, signature not yet checked), at most
+L{OWED_ROWS_PER_LINK} per link and L{OWED_ROWS_IN_ALL} in all, and
+applied as the link's budgets refill (L{Intake.release}, at each tick).
+The sender takes a row it sent as known and does not send it again
+(changes are sent a bounded number of times, anti-entropy is slow), so
+a dropped row would leave this node without that member until much
+later: a node joining a network larger than the budget's burst would
+never learn everyone.  Keeping what is owed costs bounded memory, and
+no more signature checks or new members per second than the budgets
+allow.
 """
 
-from typing import Callable, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from twisted.logger import Logger
 
 from p2pchat.log.identity import short_id
 from p2pchat.mesh import wire
-from p2pchat.mesh.membership.admission import Admission
+from p2pchat.mesh.membership.admission import NEW_MEMBERS_BURST, Admission
 from p2pchat.mesh.membership.own import OwnRow
 from p2pchat.mesh.membership.rows import (
     MAX_HEARTBEAT,
@@ -29,14 +41,24 @@ from p2pchat.safe import LogLimiter
 
 #: The frame types membership handles.
 FRAME_TYPES = frozenset({"gossip"})
+#: Rows over a budget kept per link to apply later, at most (the
+#: new-member burst: one link-up push of a table that large).
+OWED_ROWS_PER_LINK = NEW_MEMBERS_BURST
+#: Rows kept in all (a row is at most about 1 KiB: 8 MiB), whatever the
+#: number of links: enough for the links a node keeps (5 plus 2 of slack).
+OWED_ROWS_IN_ALL = 8 * OWED_ROWS_PER_LINK
 
 
 class Intake:
     """
     Checks received gossip frames against the table and the budgets.
 
-    @ivar dropped_rows: rows dropped for being over a budget (or replays
-        of a pruned member's rows from before its leave).
+    @ivar dropped_rows: rows not applied when they came, for being over a
+        budget (most are owed, applied later) or replays of a pruned
+        member's rows from before its leave.
+    @ivar lost_rows: rows over a budget not kept (the link already owed
+        L{OWED_ROWS_PER_LINK}, or all links L{OWED_ROWS_IN_ALL}).
+    @ivar owed_rows: rows owed by all links.
     """
 
     def __init__(
@@ -60,6 +82,11 @@ class Intake:
         self._limiter = limiter
         self._log = log
         self.dropped_rows = 0
+        self.lost_rows = 0
+        #: Rows over a budget, by link then member id, oldest first.
+        self._owed: Dict[str, Dict[str, dict]] = {}
+        self.owed_rows = 0
+        self._deferred = False
 
     def check_frame(self, peer_id: str, frame: dict) -> list:
         """
@@ -98,6 +125,16 @@ class Intake:
                     self._over_budget(peer_id, "heartbeats")
                 if beats_ok:
                     accepted.append(row)
+                continue
+            held = (
+                self._held(node_id)
+                if record is None and self._owed and type(node_id) is str
+                else None
+            )
+            if held is not None and held == row:
+                # Checked when it came first (and owed since): use that
+                # copy, whose form is known good.
+                checked.append(held)
                 continue
             check_row(row, records)
             checked.append(row)
@@ -141,13 +178,13 @@ class Intake:
                 return False
             if record is None and not self._admission.may_learn(peer_id):
                 self._over_budget(peer_id, "new members")
-                return False
+                return self._owe(peer_id, row)
         statement = (node_id,) + signed_part(row)
         if statement in verified:
             return True
         if not self._admission.may_verify(peer_id):
             self._over_budget(peer_id, "signature checks")
-            return False
+            return self._owe(peer_id, row)
         if not (self._verify or verify_row)(row):
             raise wire.FrameError(
                 f"gossip row for {short_id(node_id)} at incarnation {row['inc']}: "
@@ -156,10 +193,87 @@ class Intake:
         verified.add(statement)
         return True
 
+    def _owe(self, peer_id: str, row: dict) -> bool:
+        """
+        Keep C{row} (over a budget) to apply when C{peer_id}'s budgets
+        allow, the newest row per member, at most L{OWED_ROWS_PER_LINK}
+        members per link and L{OWED_ROWS_IN_ALL} in all.
+
+        @return: C{False} (not to apply now).
+        """
+        self._deferred = True
+        owed = self._owed.setdefault(peer_id, {})
+        held = owed.get(row["id"])
+        if held is not None:
+            if row["inc"] >= held["inc"]:
+                owed[row["id"]] = row
+        elif len(owed) < OWED_ROWS_PER_LINK and self.owed_rows < OWED_ROWS_IN_ALL:
+            owed[row["id"]] = row
+            self.owed_rows += 1
+        else:
+            self.lost_rows += 1
+        return False
+
+    def _held(self, node_id: object) -> Optional[dict]:
+        """
+        @return: a row about C{node_id} some link owes, or C{None}.
+        """
+        for owed in self._owed.values():
+            row = owed.get(node_id)
+            if row is not None:
+                return row
+        return None
+
+    def owing(self) -> List[str]:
+        """
+        @return: the links that owe this node rows.
+        """
+        return [peer_id for peer_id, owed in self._owed.items() if owed]
+
+    def release(self, peer_id: str) -> list:
+        """
+        Take the rows C{peer_id}'s link owes, oldest first, while its
+        budgets allow (the first row over them stays first and stops the
+        release: one tick's work is what the budgets allow, plus one
+        row).
+
+        @return: the rows to apply.
+        @raise wire.FrameError: if a row's signature is not its member's
+            (the link is forgotten: close it).
+        """
+        owed = self._owed.get(peer_id)
+        if not owed:
+            return []
+        verified: Set[tuple] = set()
+        accepted = []
+        for node_id in list(owed):
+            row = owed.pop(node_id)
+            self.owed_rows -= 1
+            self._deferred = False
+            try:
+                authentic = self._authentic(peer_id, row, verified)
+            except wire.FrameError:
+                self.forget_link(peer_id)
+                raise
+            if authentic:
+                accepted.append(row)
+            elif self._deferred:
+                # Over a budget again: it waits, first in turn.
+                self._owed[peer_id] = {node_id: row, **owed}
+                break
+        return accepted
+
+    def forget_link(self, peer_id: str) -> None:
+        """
+        The last link to C{peer_id} closed: it owes nothing any more.
+        """
+        self.owed_rows -= len(self._owed.pop(peer_id, ()))
+
     def _over_budget(self, peer_id: str, what: str) -> None:
+        fate = "dropped" if what == "heartbeats" else "owed, applied as it refills"
         self._limiter.log(
             what, self._log.warn,
-            "dropping gossip rows from {peer}: over its budget of {what}"
-            " ({dropped} rows dropped before this frame)",
-            peer=short_id(peer_id), what=what, dropped=self.dropped_rows,
+            "gossip rows from {peer} over its budget of {what}: " + fate +
+            " ({dropped} rows not applied at once, {lost} lost, before this frame)",
+            peer=short_id(peer_id), what=what, dropped=self.dropped_rows, lost=self.lost_rows,
         )

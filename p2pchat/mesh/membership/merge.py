@@ -63,9 +63,12 @@ class Merge:
         self._limiter = limiter
         self._log = log
 
-    def apply(self, peer_id: str, rows: list, now: float) -> None:
+    def apply(self, peer_id: str, rows: list, now: float, heard: bool = True) -> None:
         """
         Merge C{rows} (checked) received from C{peer_id}.
+
+        @param heard: whether they came now (C{False}: rows the link owed,
+            received earlier, are no sign of life).
         """
         records = self._table.records
         link = self._links.get(peer_id)
@@ -103,7 +106,7 @@ class Merge:
             else:
                 self._row(peer_id, row, now)
         sender = records.get(peer_id)
-        if sender is not None and sender.state in (ALIVE, SUSPECT):
+        if heard and sender is not None and sender.state in (ALIVE, SUSPECT):
             sender.last_heard = now
 
     def _row(self, peer_id: str, row: dict, now: float) -> None:
@@ -169,6 +172,7 @@ class Merge:
                 link.repair[node_id] = None
             return
         record.changed()
+        record.adopt(row)
         self._links.mark(node_id)
         if record.state != old_state or (restart and record.state == SUSPECT):
             # (A suspicion at a new incarnation is timed from now.)
@@ -213,6 +217,7 @@ class Merge:
             row["id"], row["name"], row["addr"], row["inc"], row["state"], row["hb"], now
         )
         record.sig = row["sig"]
+        record.adopt(row)
         self._table.add(record)
         if peer_id != record.node_id:
             self._admission.unproven(record.node_id)

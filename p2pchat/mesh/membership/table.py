@@ -51,7 +51,7 @@ class Record:
     __slots__ = (
         "node_id", "name", "address", "incarnation", "state", "heartbeat", "sig",
         "advertised", "links", "last_heard", "state_since", "_row",
-        "_size", "key", "told_inc", "suspecters",
+        "key", "told_inc", "suspecters",
     )
 
     def __init__(self, node_id, name, address, incarnation, state, heartbeat, now):
@@ -67,7 +67,6 @@ class Record:
         self.last_heard = now
         self.state_since = now
         self._row: Optional[dict] = None
-        self._size: Optional[int] = None
         self.key = (incarnation, STATE_RANK[state], heartbeat)
         self.told_inc = -1
         self.suspecters: Optional[set] = None
@@ -77,7 +76,6 @@ class Record:
         Call after changing a gossiped field.
         """
         self._row = None
-        self._size = None
         self.key = (self.incarnation, STATE_RANK[self.state], self.heartbeat)
 
     def row(self) -> dict:
@@ -88,18 +86,28 @@ class Record:
             )
         return self._row
 
+    def adopt(self, row: dict) -> None:
+        """
+        Keep a received C{row} as this record's row if it says exactly
+        what the record does: one dict per row, not two (the received one
+        is kept instead of a copy; in a simulation of many nodes, one for
+        all of them).
+        """
+        if self._row is None:
+            made = self.row()
+            if made == row:
+                self._row = row
+
     def size(self) -> int:
         """
-        @return: an upper bound on the encoded size of L{row}.
+        @return: an upper bound on the encoded size of L{row} (not kept:
+            a few additions, against a word per member).
         """
-        if self._size is not None:
-            return self._size
         size = ROW_OVERHEAD_BYTES + len(self.node_id) + len(self.name.encode("utf-8"))
         if self.address is not None:
             size += len(self.address.encode("utf-8"))
         if self.sig is not None:
             size += SIGNATURE_HEX_LENGTH + 10
-        self._size = size
         return size
 
     def member(self) -> Member:
