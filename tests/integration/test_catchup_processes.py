@@ -20,6 +20,7 @@ from p2pchat.log.entry import create_entry
 from p2pchat.log.identity import Identity
 from p2pchat.log.store import Store
 from p2pchat.service import STORE_FILE_NAME
+from tests.integration.test_ops import datagrams_until
 from tests.processes import DEADLINE_S, NodeProcess, Timeout
 
 ENTRIES = 5000
@@ -57,19 +58,6 @@ class CatchUpProcessTests(SynchronousTestCase):
         sock.bind(path)
         return sock, path
 
-    def datagrams_until(self, sock, pattern, collected):
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                datagram = sock.recv(4096).decode("utf-8")
-            except socket.timeout:
-                break
-            collected.append(datagram)
-            if re.search(pattern, datagram):
-                return datagram
-        raise AssertionError(f"no datagram matching {pattern!r} in {collected!r}")
-
     def node(self, name, data_dir, *args, environment=None):
         node = NodeProcess(name, data_dir, "--console", "tcp:0:interface=127.0.0.1", *args,
                            environment=environment)
@@ -102,7 +90,7 @@ class CatchUpProcessTests(SynchronousTestCase):
         bob_console = bob.console()
         self.addCleanup(bob_console.close)
         collected = []
-        self.datagrams_until(sock, r"^STATUS=waiting for a peer", collected)
+        datagrams_until(sock, r"^STATUS=waiting for a peer", collected)
         alice = self.node("alice", alice_dir, "--port", str(alice_port)).start()
         alice_console = alice.console()
         self.addCleanup(alice_console.close)
@@ -115,7 +103,7 @@ class CatchUpProcessTests(SynchronousTestCase):
         shown = re.findall(rb"<oldtimer> old \d+\r\n", bob_console.received)
         self.assertLessEqual(len(shown), 20)
 
-        ready = self.datagrams_until(sock, r"(^|\n)READY=1(\n|$)", collected)
+        ready = datagrams_until(sock, r"(^|\n)READY=1(\n|$)", collected)
         self.assertIn(f" {ENTRIES} messages", ready)
         self.assertFalse(any("READY=1" in d for d in collected[:-1]), collected)
         self.assertTrue(all(re.search(r"STATUS=(waiting for a peer|catching up)", d)
