@@ -49,6 +49,10 @@ from p2pchat.faces.words import (  # noqa: F401 (DEFAULT_HISTORY: tests read it 
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
+# While pastes are joined, text lines wait this long for more (a paste
+# arrives in several reads), at most this many.
+PASTE_WINDOW_S = 0.05
+MAX_HELD_LINES = 2_000
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
 
@@ -165,6 +169,11 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         # a telnet client that answered the console's offers is a person at
         # a terminal, whose pastes are joined (see TelnetConsole).
         self._join_pastes = False
+        # Text lines of earlier reads held for PASTE_WINDOW_S while pastes
+        # are joined: a terminal's paste arrives in several reads (telnet
+        # sends its first line on its own).
+        self._held: List[str] = []
+        self._held_call = None
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -175,6 +184,7 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         self.attach_rooms()
 
     def connectionLost(self, reason=None) -> None:
+        self._send_pending()
         self._chat.unsubscribe(self)
         self.detach_rooms()
         self._reading.cancel()
@@ -230,8 +240,26 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
             self._receive(data)
         finally:
             if outermost:
-                self._send_pending()
+                if self._join_pastes and self._pending:
+                    self._hold()
+                else:
+                    self._send_pending()
                 self._pending = None
+
+    def _hold(self) -> None:
+        """
+        Keep this read's text lines until no more come for
+        L{PASTE_WINDOW_S} (or L{MAX_HELD_LINES} wait), so that a paste
+        split over several reads is one paste.
+        """
+        self._held += self._pending
+        self._pending = []
+        if self._held_call is not None and self._held_call.active():
+            self._held_call.cancel()
+        if len(self._held) >= MAX_HELD_LINES:
+            self._send_pending()
+        else:
+            self._held_call = self.clock.callLater(PASTE_WINDOW_S, self._send_pending)
 
     def _receive(self, data: bytes) -> None:
         while True:
@@ -322,7 +350,13 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
         or, more than L{PASTE_LINES} of them, joined as one multi-line
         message (split where it would pass the size limit).
         """
-        lines, self._pending = self._pending, ([] if self._pending is not None else None)
+        if self._held_call is not None and self._held_call.active():
+            self._held_call.cancel()
+        self._held_call = None
+        lines = self._held + (self._pending or [])
+        self._held = []
+        if self._pending is not None:
+            self._pending = []
         while lines and not lines[-1]:
             lines.pop()
         if not lines:

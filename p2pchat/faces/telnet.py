@@ -58,8 +58,10 @@ from twisted.conch.telnet import (
     TelnetProtocol,
     TelnetTransport,
 )
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
 
 BINARY = bytes((0,))  # RFC 856
 TIMING_MARK = bytes((6,))  # RFC 860
@@ -89,6 +91,7 @@ def _ignore(failure) -> None:
     """
 
 
+@implementer(IHalfCloseableProtocol)
 class ConsoleTelnetTransport(TelnetTransport):
     """
     L{TelnetTransport} for a line console: it also answers TIMING-MARK,
@@ -100,6 +103,18 @@ class ConsoleTelnetTransport(TelnetTransport):
     """
 
     _after_input = None
+
+    def readConnectionLost(self) -> None:
+        """
+        The client closed its sending side (C{echo /status | nc -q 1 ...}):
+        everything it sent has been handled; close once the answers are
+        written (C{loseConnection} flushes first).  Without this, Twisted
+        dropped the connection at once with the answers unwritten.
+        """
+        self.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        self.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """

@@ -124,3 +124,34 @@ class StockTelnetTests(NodeTestMixin, SynchronousTestCase):
         terminal.wait_for(rb"bye\r\n.*Connection closed", start)
         # The client ends by itself (inetutils exits 0, netkit 1).
         self.assertIn(terminal.process.wait(DEADLINE_S), (0, 1))
+
+
+class HalfCloseTests(NodeTestMixin, SynchronousTestCase):
+    """
+    A script that writes its commands and closes its sending side, as
+    C{echo /status | nc -q 1 HOST PORT} does.
+    """
+
+    def test_answers_come_before_the_close(self):
+        """
+        The node answers everything the script sent, then closes: the
+        answers were lost when it closed at once.
+        """
+        import socket
+
+        node = self.start("alice")
+        sock = socket.create_connection(("127.0.0.1", node.console_port), timeout=DEADLINE_S)
+        self.addCleanup(sock.close)
+        sock.sendall(b"/status\n/rooms\n")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+        else:
+            raise Timeout(f"the node never closed; got {received!r}")
+        self.assertIn(b"messages: ", received)
+        self.assertIn(b"#lobby", received)

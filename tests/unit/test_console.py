@@ -13,6 +13,7 @@ from p2pchat.faces.console import (
     DEFAULT_HISTORY,
     MAX_HISTORY,
     MAX_LINE_BYTES,
+    PASTE_WINDOW_S,
     Command,
     CommandError,
     ConsoleProtocol,
@@ -751,6 +752,8 @@ class ConsoleProtocolTests(SynchronousTestCase):
         line = "x" * 1000
         self.console.join_pastes(True)
         self.type(("\r\n".join([line] * 10) + "\r\n").encode())
+        self.net.clock.advance(PASTE_WINDOW_S)
+        self.net.settle()
         self.assertEqual(self.lines()[0], "paste of 10 lines: sending it as 3 messages")
         texts = [m.text for m in self.node.chat.history(10)]
         self.assertEqual([t.count("\n") + 1 for t in texts], [4, 4, 2])

@@ -240,6 +240,14 @@ class ScreenTests(SynchronousTestCase):
         self.terminal.dataReceived(data)
         self.net.settle()
 
+    def wait_paste_window(self):
+        """
+        Let the console's paste window pass: typed lines are sent.
+        """
+        from p2pchat.faces.console import PASTE_WINDOW_S
+        self.net.clock.advance(PASTE_WINDOW_S)
+        self.net.settle()
+
     def output(self):
         value = self.transport.value()
         self.transport.clear()
@@ -284,6 +292,7 @@ class ScreenTests(SynchronousTestCase):
         """
         self.output()
         self.type(b"hello there\r")
+        self.wait_paste_window()
         drawn = self.output()
         self.assertEqual(drawn.count(b"hello there"), 2)  # typed, then shown
         self.assertIn(b"\x1b[24;1H\x1b[2K> \x1b[24;3H", drawn)
@@ -299,12 +308,14 @@ class ScreenTests(SynchronousTestCase):
         from p2pchat.faces.words import PASTE_LINES
         rows = [f"row {i}" for i in range(PASTE_LINES + 2)]
         self.type("\r".join(rows).encode() + b"\r/blocked\r")
+        self.wait_paste_window()
         self.assertEqual([m.text for m in self.node.chat.history(10)], ["\n".join(rows)])
         shown = self.scrollback()
         self.assertIn("nobody is blocked", shown)
         self.assertIn(f"paste of {len(rows)} lines: sending it as one multi-line message", shown)
         for row in rows[:3]:
             self.type(row.encode() + b"\r")
+            self.wait_paste_window()
         self.assertEqual([m.text for m in self.node.chat.history(10)][1:], rows[:3])
 
     def test_history_with_arrow_keys(self):
@@ -330,6 +341,7 @@ class ScreenTests(SynchronousTestCase):
             self.type(bytes([byte]))
         self.assertEqual(self.screen.editor.text, "שלום")
         self.type(b"\r")
+        self.wait_paste_window()
         self.assertEqual(self.scrollback()[-1], f"[{self.stamp}] <alice> שלום")
 
     def test_ctrl_d_on_empty_line_ends(self):

@@ -28,6 +28,7 @@ from p2pchat.faces.console import (
     CONSOLE_LINE_BURST,
     CONSOLE_LINES_PER_S,
     MAX_LINE_BYTES,
+    PASTE_WINDOW_S,
     ConsoleProtocol,
 )
 from p2pchat.faces.telnet import (
@@ -137,7 +138,15 @@ class NegotiationTests(_TelnetTestCase):
         self.assertEqual(len(self.node.chat.history(100)), PASTE_LINES + 3)
         for answer in (IAC + DO + BINARY, IAC + DONT + BINARY):
             session, transport = self.connected()
-            self.type(session, answer + paste)
+            # A paste arriving in two reads (telnet sends its first line
+            # alone) is one paste.
+            first = paste.index(b"\n") + 1
+            before = len(self.node.chat.history(100))
+            self.type(session, answer + paste[:first])
+            self.type(session, paste[first:])
+            self.assertEqual(len(self.node.chat.history(100)), before)
+            self.net.clock.advance(PASTE_WINDOW_S)
+            self.net.settle()
             self.assertIn(b"one multi-line message", transport.value())
             self.assertEqual(
                 self.node.chat.history(1)[0].text,
@@ -373,6 +382,8 @@ class TwistedClientTests(_TelnetTestCase):
         client.protocol.received = b""
         client.write(HEBREW.encode("utf-8") + b"\n")
         self.net.settle()
+        self.net.clock.advance(PASTE_WINDOW_S)
+        self.net.settle()
         self.assertRegex(
             client.protocol.received.decode("utf-8"),
             r"^\[\d\d:\d\d:\d\d\] <alice> " + HEBREW + "\n$",
@@ -446,3 +457,23 @@ class TransportTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "stopped")
         transport.loseConnection()
         self.assertTrue(session.disconnecting)
+
+    def test_half_close_answers_then_closes(self):
+        """
+        A client that closes its sending side (C{echo /status | nc -q 1})
+        gets what was already answered, then the connection closes: the
+        session is half-closeable, and the end of its input asks the
+        connection to close once written, instead of Twisted dropping it
+        with the answers unwritten.
+        """
+        from twisted.internet.interfaces import IHalfCloseableProtocol
+        from zope.interface.verify import verifyObject
+
+        session = TelnetConsoleFactory(_Consoles(Network(self).node("alice"))).buildProtocol(None)
+        transport = StringTransport()
+        session.makeConnection(transport)
+        self.assertTrue(verifyObject(IHalfCloseableProtocol, session))
+        session.dataReceived(b"/status\n")
+        session.readConnectionLost()
+        self.assertIn(b"messages: ", transport.value())
+        self.assertTrue(transport.disconnecting)
