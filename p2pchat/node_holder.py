@@ -137,6 +137,7 @@ class NodeHolder(MultiService):
             lambda: len(links),
             lambda address: links.close_at(address, "disconnected by this node's user"),
             linked_peer=lambda node_id: links.link_to(node_id) is not None,
+            own_id=self.node.node_id,
         )
         service.metrics.collect_from(self.node.metrics_status)
         self.node.start()

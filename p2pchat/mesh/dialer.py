@@ -15,7 +15,7 @@ is an address linked, close the links at an address) are given to it.
 """
 
 import random
-from typing import Callable, Dict, List, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -61,6 +61,7 @@ class Dialer:
         close: Callable[[PeerAddress], int],
         jitter: Callable[[], float] = random.random,
         linked_peer: Callable[[str], bool] = lambda node_id: False,
+        own_id: Optional[str] = None,
     ):
         """
         @param attempt: opens a link to an address: a L{Deferred} firing
@@ -75,6 +76,8 @@ class Dialer:
         @param linked_peer: whether the node has an accepted link to a
             node id (a seed whose handshake failed because it reached a
             peer already linked under another address is not redialled).
+        @param own_id: this node's id (a seed that turns out to be this
+            node is not redialled).
         """
         self._clock = clock
         self._attempt = attempt
@@ -83,6 +86,7 @@ class Dialer:
         self._close = close
         self._jitter = jitter
         self._linked_peer = linked_peer
+        self._own_id = own_id
         self.seeds: Set[PeerAddress] = set()
         self.dropped: Set[PeerAddress] = set()
         self._dialling: Dict[PeerAddress, Deferred] = {}
@@ -218,6 +222,9 @@ class Dialer:
         self._not_before[address] = self._clock.seconds() + delay
         seed = address in self.seeds and not self._stopped
         peer_id = getattr(failure.value, "peer_id", None)
+        if seed and peer_id is not None and peer_id == self._own_id:
+            self._stop_seed(address, "it is this node")
+            return
         if seed and peer_id is not None and self._linked_peer(peer_id):
             self._stop_seed(address, f"it reaches {short_id(peer_id)}, already linked")
             return

@@ -36,6 +36,7 @@ class DialerTests(SynchronousTestCase):
         self.dialer = Dialer(
             self.clock, self.attempt, lambda a: a in self.linked, lambda: self.count,
             self.close, jitter=lambda: 0.0, linked_peer=lambda i: i in self.linked_ids,
+            own_id="0" * 64,
         )
 
     def attempt(self, address):
@@ -94,6 +95,17 @@ class DialerTests(SynchronousTestCase):
         self.attempts[-1].errback(Failure(HandshakeFailed("already linked", "a" * 64)))
         self.clock.advance(100)
         self.assertEqual(len(self.calls), 2)
+        self.assertNotIn(BOB, self.dialer.seeds)
+
+    def test_seed_that_is_this_node_stops(self):
+        """
+        A seed that turns out to be this node (C{/connect} to its own
+        address) is not dialled again, and the log says why.
+        """
+        self.assertTrue(self.dialer.keep(BOB))
+        self.attempts[-1].errback(Failure(HandshakeFailed("connected to self", "0" * 64)))
+        self.clock.advance(100)
+        self.assertEqual(self.calls, [("attempt", "bob.example:9090")])
         self.assertNotIn(BOB, self.dialer.seeds)
 
     def test_one_attempt_per_address(self):
