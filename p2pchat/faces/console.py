@@ -33,6 +33,11 @@ from p2pchat.chat import (
     validate_name,
 )
 from p2pchat.faces.lines import strip_leading_controls, without_line_ending
+from p2pchat.faces.pastes import (  # noqa: F401 (tests read the window here)
+    MAX_HELD_LINES,
+    PASTE_WINDOW_S,
+    PasteJoining,
+)
 from p2pchat.faces.room_console import (  # noqa: F401 (limits tests read here)
     MAX_HISTORY,
     RoomCommandError,
@@ -41,18 +46,12 @@ from p2pchat.faces.room_console import (  # noqa: F401 (limits tests read here)
 )
 from p2pchat.faces.words import (  # noqa: F401 (DEFAULT_HISTORY: tests read it here)
     DEFAULT_HISTORY,
-    PASTE_LINES,
     format_message,
     help_lines,
-    paste_messages,
 )
 
 MAX_LINE_BYTES = 8192
 # Lines a console may type: far above any person, so only a flood waits.
-# While pastes are joined, text lines wait this long for more (a paste
-# arrives in several reads), at most this many.
-PASTE_WINDOW_S = 0.05
-MAX_HELD_LINES = 2_000
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
 
@@ -138,7 +137,7 @@ def parse_command(line: str) -> Command:
     raise CommandError(f"unknown command /{word[:40]}; try /help")
 
 
-class ConsoleProtocol(RoomCommands, LineReceiver):
+class ConsoleProtocol(PasteJoining, RoomCommands, LineReceiver):
     """
     One console session: a TCP client or the terminal.
     """
@@ -246,21 +245,6 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
                     self._send_pending()
                 self._pending = None
 
-    def _hold(self) -> None:
-        """
-        Keep this read's text lines until no more come for
-        L{PASTE_WINDOW_S} (or L{MAX_HELD_LINES} wait), so that a paste
-        split over several reads is one paste.
-        """
-        self._held += self._pending
-        self._pending = []
-        if self._held_call is not None and self._held_call.active():
-            self._held_call.cancel()
-        if len(self._held) >= MAX_HELD_LINES:
-            self._send_pending()
-        else:
-            self._held_call = self.clock.callLater(PASTE_WINDOW_S, self._send_pending)
-
     def _receive(self, data: bytes) -> None:
         while True:
             if self._discarding:
@@ -344,49 +328,8 @@ class ConsoleProtocol(RoomCommands, LineReceiver):
             self.log.failure("console command {line!r} failed", line=text[:80])
             self.say("error: internal error; see the node's log")
 
-    def _send_pending(self) -> None:
-        """
-        Send the text lines held so far in this read: each as a message,
-        or, more than L{PASTE_LINES} of them, joined as one multi-line
-        message (split where it would pass the size limit).
-        """
-        if self._held_call is not None and self._held_call.active():
-            self._held_call.cancel()
-        self._held_call = None
-        lines = self._held + (self._pending or [])
-        self._held = []
-        if self._pending is not None:
-            self._pending = []
-        while lines and not lines[-1]:
-            lines.pop()
-        if not lines:
-            return
-        if len(lines) <= PASTE_LINES:
-            for line in lines:
-                if line:
-                    self._run(Command("say", (line,)), line)
-            return
-        messages = paste_messages(lines)
-        for text in messages:
-            self._run(Command("say", (text,)), text)
-        self.say(
-            f"paste of {len(lines)} lines: sending it as "
-            + ("one multi-line message" if len(messages) == 1 else f"{len(messages)} messages")
-        )
-
-    def join_pastes(self, join: bool) -> None:
-        """
-        Send a paste of more than L{PASTE_LINES} lines as one multi-line
-        message (C{True}) or every line as a message of its own.
-        """
-        self._join_pastes = join
-
-    def do_paste(self, join: bool) -> None:
-        self.join_pastes(join)
-        if join:
-            self.say(f"a paste of more than {PASTE_LINES} lines is sent as one multi-line message")
-        else:
-            self.say("every line is sent as a message of its own, pasted or not")
+    def _say_line(self, text: str) -> None:
+        self._run(Command("say", (text,)), text)
 
     def do_msg(self, target: str, text: str) -> None:
         self._chat.direct(target, text)

@@ -10,6 +10,14 @@ from typing import Any, Dict, Optional
 from zope.interface import Interface
 
 
+class Routine(str):
+    """
+    A reason to close or refuse a link that is part of normal operation
+    (a twin link replaced, a full node, this node itself): logged as
+    information, not as a warning.
+    """
+
+
 class IPeerHandler(Interface):
     """
     What a L{p2pchat.mesh.peer.PeerProtocol} reports to: the node's link-level logic.

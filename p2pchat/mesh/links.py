@@ -20,7 +20,7 @@ from p2pchat.addresses import AddressError, parse_peer_address
 from p2pchat.config import PeerAddress
 from p2pchat.log.identity import Identity, short_id
 from p2pchat.mesh import wire
-from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.handler import IPeerHandler, Routine
 from p2pchat.mesh.member_words import log_words
 from p2pchat.mesh.membership import IMembershipOutput, Member, Membership, MembershipConfig
 from p2pchat.mesh.membership.rows import MAX_HEARTBEAT
@@ -212,9 +212,9 @@ class Links:
             # the link opened by the lower node id, and the first one if
             # one side opened both.
             if self._initiator(link) >= self._initiator(twin):
-                return f"already linked to {short_id(link.remote_id)}"
+                return Routine(f"already linked to {short_id(link.remote_id)}")
             self.link_down(twin)
-            twin.close(f"replaced by the link opened by {short_id(self._initiator(link))}")
+            twin.close(Routine(f"replaced by the link opened by {short_id(self._initiator(link))}"))
         producer = self._links[link] = self._producer(link)
         link.set_producer(producer)
         for observer in list(self.observers):
@@ -233,7 +233,7 @@ class Links:
         if self.stopping:
             return "node is stopping"
         if link.remote_id == self._identity.node_id:
-            return "connected to self"
+            return Routine("connected to self")
         until = self._penalties.get(link.remote_id, (0.0, 0))[0]
         if self._clock.seconds() < until:
             return f"refused for {until - self._clock.seconds():.0f} s more after invalid input"
@@ -250,7 +250,7 @@ class Links:
             # HyParView's rule: a full node takes no new neighbour that
             # already has links (it would only have to drop another one),
             # but always takes a joiner, which has none.
-            return "this node has all the links it wants; try another member"
+            return Routine("this node has all the links it wants; try another member")
         return None
 
     def link_down(self, link: PeerProtocol) -> None:

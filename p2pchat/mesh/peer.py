@@ -37,7 +37,7 @@ from p2pchat.mesh.budgets import (
     SYNC_WINDOW_S,
     EntryBudget,
 )
-from p2pchat.mesh.handler import IPeerHandler
+from p2pchat.mesh.handler import IPeerHandler, Routine
 from p2pchat.mesh.hello import HandshakeFailed, HandshakeOutcome, signed_hello, tls_failure_reason
 from p2pchat.mesh.keepalive import KeepAlive
 from p2pchat.mesh.lost import LostCallbacks
@@ -121,16 +121,18 @@ class PeerProtocol(LineReceiver):
             return f"unidentified peer at {where}"
         return f"{printable(self.remote_name)} ({short_id(self.remote_id)}) at {where}"
 
-    def _warn(self, kind: str, format: str, **fields) -> None:
+    def _warn(self, kind: str, format: str, routine: bool = False, **fields) -> None:
         """
-        Log a warning an unidentified peer can trigger at will: at most one
-        of each C{kind} per interval, through the factory's L{LogLimiter}.
+        Log a warning (information if C{routine}) an unidentified peer can
+        trigger at will: at most one of each C{kind} per interval, through
+        the factory's L{LogLimiter}.
         """
+        level = self.log.info if routine else self.log.warn
         limiter = getattr(self.factory, "log_limiter", None)
         if limiter is None:
-            self.log.warn(format, **fields)
+            level(format, **fields)
         else:
-            limiter.log(kind, self.log.warn, format, **fields)
+            limiter.log(kind, level, format, **fields)
 
     # Framing and handshake
 
@@ -383,14 +385,16 @@ class PeerProtocol(LineReceiver):
         """
         if self._closing:
             return
+        routine = isinstance(reason, Routine)
         if self._accepted:
-            self.log.warn(
+            (self.log.info if routine else self.log.warn)(
                 "closing link with {peer}: {reason}", peer=self.describe(), reason=printable(reason)
             )
         else:
             self._warn(
                 "handshake refused",
                 "closing link with {peer}: {reason}",
+                routine,
                 peer=self.describe(),
                 reason=printable(reason),
             )
