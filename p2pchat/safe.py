@@ -78,6 +78,6 @@ class LogLimiter:
         if held is None:
             return
         if held:
-            format += " ({held} similar lines not logged)"
-            fields["held"] = held
+            format += " ({held} similar line{plural} not logged)"
+            fields["held"], fields["plural"] = held, "" if held == 1 else "s"
         emit(format, **fields)

@@ -98,9 +98,13 @@ def describe(result: Convergence) -> str:
         f"{result.count:,} {noun} (digest {result.digest[:8]})"
     ]
     if result.behind:
-        parts.append(f"{len(result.behind)} behind by {_spread(result.behind)} messages")
+        spread = _spread(result.behind)
+        parts.append(f"{len(result.behind)} behind by {spread} message"
+                     + ("" if spread == "1" else "s"))
     if result.ahead:
-        parts.append(f"{len(result.ahead)} ahead by {_spread(result.ahead)} messages")
+        spread = _spread(result.ahead)
+        parts.append(f"{len(result.ahead)} ahead by {spread} message"
+                     + ("" if spread == "1" else "s"))
     if result.differ:
         parts.append(f"{result.differ} with as many messages but others")
     if result.silent:

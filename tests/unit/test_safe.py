@@ -36,7 +36,8 @@ class LogLimiterTests(SynchronousTestCase):
         limiter.log("k", lambda f, **kw: emitted.append((f, kw)), "refused {who}", who="y")
         self.assertEqual(
             emitted[1],
-            ("refused {who} ({held} similar lines not logged)", {"who": "y", "held": 4}),
+            ("refused {who} ({held} similar line{plural} not logged)",
+             {"who": "y", "held": 4, "plural": "s"}),
         )
 
     def test_kinds_independent(self):
