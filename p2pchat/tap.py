@@ -77,9 +77,9 @@ class Options(usage.Options):
             None,
             None,
             "Twisted server endpoint for peer links, e.g. tcp:9090, "
-            "ssl:9090:privateKey=key.pem, unix:/run/p2pchat.sock, "
-            "systemd:domain=INET:index=0; 'none' for no listener. "
-            "Cannot be combined with --port.",
+            "unix:/run/p2pchat.sock, systemd:domain=INET:index=0 (TLS: "
+            "--tls-cert, --tls-key and --tls-ca, not ssl:); 'none' for no "
+            "listener. Cannot be combined with --port.",
         ],
         [
             "name",
