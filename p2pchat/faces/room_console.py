@@ -71,7 +71,8 @@ def parse_room_words(word: str, rest: str) -> Optional[Tuple[str, tuple]]:
     if word in ("part", "names"):
         room, tail = _split_room(rest)
         if tail:
-            raise RoomCommandError(f"/{word} takes at most a #ROOM; try /help")
+            hint = "" if " " in tail or tail.startswith("#") else " (room names start with #)"
+            raise RoomCommandError(f"/{word} takes at most a #ROOM{hint}; try /help")
         return (word, (room,))
     if word == "topic":
         return ("topic",) + (_split_room(rest),)

@@ -98,6 +98,11 @@ class ConsoleRoomTests(SynchronousTestCase):
         self.assertEqual(lines[0], "#a: 2 member(s)")
         self.assertEqual(sorted(re.sub(r"\(\w+\)", "(ID)", line) for line in lines[1:]),
                          ["alice (ID) alive", "bob (ID) alive"])
+        self.type(self.b, "/names nope")
+        self.assertLines(
+            self.b_out,
+            r"error: /names takes at most a #ROOM \(room names start with #\); try /help",
+        )
         self.type(self.b, "/names #nope")
         self.assertLines(
             self.b_out, r"#nope: nobody has joined it \(/rooms lists the rooms known here\)"
