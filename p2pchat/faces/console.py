@@ -51,6 +51,10 @@ from p2pchat.faces.words import (  # noqa: F401 (DEFAULT_HISTORY: tests read it 
 )
 
 MAX_LINE_BYTES = 8192
+# Lines handled in one reactor turn before the console pauses for
+# TURN_BREAK_S: a 5,000-line script burst made a one-second turn.
+LINES_PER_TURN = 200
+TURN_BREAK_S = 0.001
 # Lines a console may type: far above any person, so only a flood waits.
 CONSOLE_LINES_PER_S = 1_000
 CONSOLE_LINE_BURST = 10_000
@@ -173,6 +177,7 @@ class ConsoleProtocol(PasteJoining, RoomCommands, LineReceiver):
         # sends its first line on its own).
         self._held: List[str] = []
         self._held_call = None
+        self._turn_lines = 0
 
     def connectionMade(self) -> None:
         self._chat.subscribe(self)
@@ -235,6 +240,7 @@ class ConsoleProtocol(PasteJoining, RoomCommands, LineReceiver):
         outermost = self._pending is None
         if outermost:
             self._pending = []
+            self._turn_lines = 0
         try:
             self._receive(data)
         finally:
@@ -291,6 +297,12 @@ class ConsoleProtocol(PasteJoining, RoomCommands, LineReceiver):
         stop reading from this console only until it has refilled.
         """
         self._reading.hold(self._bucket.charge(1))
+        self._turn_lines += 1
+        if self._turn_lines >= LINES_PER_TURN:
+            # Let the reactor serve everyone else (and send these lines)
+            # before the rest of a burst: the remaining lines wait in the
+            # line buffer, read again a moment later.
+            self._reading.hold(TURN_BREAK_S)
 
     def lineReceived(self, line: bytes) -> None:
         self._throttle()

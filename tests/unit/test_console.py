@@ -11,9 +11,11 @@ import p2pchat
 from p2pchat.config import PeerAddress
 from p2pchat.faces.console import (
     DEFAULT_HISTORY,
+    LINES_PER_TURN,
     MAX_HISTORY,
     MAX_LINE_BYTES,
     PASTE_WINDOW_S,
+    TURN_BREAK_S,
     Command,
     CommandError,
     ConsoleProtocol,
@@ -582,7 +584,7 @@ class ConsoleProtocolTests(SynchronousTestCase):
         later lines wait in its socket, none is lost); another console keeps
         working meanwhile, and the flood resumes once the bucket refills.
         """
-        from p2pchat.faces.console import CONSOLE_LINE_BURST, CONSOLE_LINES_PER_S
+        from p2pchat.faces.console import CONSOLE_LINE_BURST
         other, other_transport = self.connect()
         flood = b"".join(b"line %d\r\n" % i for i in range(CONSOLE_LINE_BURST + 10))
         self.console.dataReceived(flood)
@@ -590,11 +592,34 @@ class ConsoleProtocolTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "paused")
         other.dataReceived(b"/status\r\n")
         self.assertIn("messages: ", other_transport.value().decode())
-        self.net.clock.advance(10 / CONSOLE_LINES_PER_S + 0.01)
-        self.net.settle()
+        for _ in range(200):
+            self.net.clock.advance(TURN_BREAK_S)
+            self.net.settle()
         # A raw connection sends one message a line, none lost.
         texts = [m.text for m in self.node.chat.history(CONSOLE_LINE_BURST + 10)]
         self.assertEqual(texts, [f"line {i}" for i in range(CONSOLE_LINE_BURST + 10)])
+
+    def test_burst_handled_a_bounded_number_of_lines_a_turn(self):
+        """
+        A script's burst is handled LINES_PER_TURN lines a reactor turn:
+        the console pauses for TURN_BREAK_S between them (the rest waits in
+        the line buffer), so one console cannot hold the reactor for a
+        whole burst; nothing is lost.
+        """
+        burst = LINES_PER_TURN * 3 + 7
+        self.console.dataReceived(b"".join(b"l%d\n" % i for i in range(burst)))
+        self.net.settle()
+        self.assertEqual(len(self.node.chat.history(burst)), LINES_PER_TURN)
+        self.assertTrue(self.console.paused)
+        self.net.clock.advance(TURN_BREAK_S)
+        self.net.settle()
+        self.assertEqual(len(self.node.chat.history(burst)), 2 * LINES_PER_TURN)
+        for _ in range(3):
+            self.net.clock.advance(TURN_BREAK_S)
+            self.net.settle()
+        self.assertEqual([m.text for m in self.node.chat.history(burst)],
+                         [f"l{i}" for i in range(burst)])
+        self.assertFalse(self.console.paused)
 
     def test_quit_closes_only_session(self):
         """

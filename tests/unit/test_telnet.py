@@ -26,9 +26,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from p2pchat.faces.console import (
     CONSOLE_LINE_BURST,
-    CONSOLE_LINES_PER_S,
     MAX_LINE_BYTES,
     PASTE_WINDOW_S,
+    TURN_BREAK_S,
     ConsoleProtocol,
 )
 from p2pchat.faces.telnet import (
@@ -249,8 +249,9 @@ class CommandTests(_TelnetTestCase):
         self.type(session, IAC + IP)
         self.assertTrue(transport.value().endswith(CLEARED))
         self.type(session, b"ed\r\n")
-        self.net.clock.advance(20 / CONSOLE_LINES_PER_S)
-        self.net.settle()
+        for _ in range(200):
+            self.net.clock.advance(TURN_BREAK_S)
+            self.net.settle()
         self.assertEqual(transport.producerState, "producing")
         # A client that never answered the offers is a script: one message
         # a line, none lost.
