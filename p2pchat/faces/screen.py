@@ -21,7 +21,7 @@ line is made printable (L{p2pchat.safe.printable}) before it is drawn.
 
 import codecs
 from collections import deque
-from typing import Callable, Deque, List, Optional, Tuple
+from typing import Callable, Deque, Optional, Tuple
 
 from twisted.conch.insults.insults import TerminalProtocol
 from twisted.internet.interfaces import IPushProducer, ITransport
@@ -123,10 +123,6 @@ class ChatScreen(TerminalProtocol):
         self._confirming = False
         self._ended = False
         self._console: Optional[ConsoleProtocol] = None
-        # Text lines entered in this reactor turn (one read of the
-        # terminal), handed to the console together: see _enter.
-        self._typed: List[str] = []
-        self._typed_call = None
         self._status_loop: Optional[LoopingCall] = None
         self.gate = CatchUpGate(
             clock, self._show_message, self.print_line,
@@ -157,7 +153,6 @@ class ChatScreen(TerminalProtocol):
         The terminal closed (end of input, a hang-up): end the node.
         """
         self._chat.unsubscribe(self)
-        self._send_typed()
         if self._console is not None:
             self._console.connectionLost(reason)
             self._console = None
@@ -381,34 +376,16 @@ class ChatScreen(TerminalProtocol):
             self._confirming = True
             self.print_line(QUIT_QUESTION)
             return
-        if command == "say":
-            self._queue_text(line)
-            return
-        self._send_typed()
         self._feed(line)
         if command == "help":
             self.print_line(SCREEN_HELP)
         # A command may have changed the current room.
         self._draw_status()
 
-    def _queue_text(self, line: str) -> None:
-        """
-        Hold a text line until the end of this reactor turn: the lines of
-        one read of the terminal (a paste) reach the console in one read,
-        which sends more than a few as one multi-line message.
-        """
-        self._typed.append(line)
-        if self._typed_call is None:
-            self._typed_call = self._clock.callLater(0, self._send_typed)
-
-    def _send_typed(self) -> None:
-        if self._typed_call is not None and self._typed_call.active():
-            self._typed_call.cancel()
-        self._typed_call = None
-        lines, self._typed = self._typed, []
-        if lines and self._console is not None:
-            self._console.dataReceived(b"".join(line.encode("utf-8") + b"\n" for line in lines))
-
     def _feed(self, line: str) -> None:
+        """
+        Hand C{line} to the console, which joins the lines of a paste (they
+        arrive within its paste window) into one message.
+        """
         if self._console is not None:
             self._console.dataReceived(line.encode("utf-8") + b"\n")
