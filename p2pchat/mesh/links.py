@@ -316,8 +316,10 @@ class Links:
         if now < self._next_old_beat:
             return
         old = [link for link in self._links if (link.version or 0) < wire.PROBES_VERSION]
+        if not old:
+            return
         row = self.membership.own_row()
-        if not old or row["state"] != "alive":
+        if row["state"] != "alive":
             return
         self._next_old_beat = now + PROTOCOL_2_HEARTBEAT_S
         self._old_heartbeat = min(self._old_heartbeat + 1, MAX_HEARTBEAT)
