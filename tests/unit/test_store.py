@@ -232,6 +232,26 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.max_lamport(), 3)
         self.assertEqual(store.digest(), expected_digest(entries))
 
+    def test_digest_read_once_per_change(self):
+        """
+        The digest is read from the database once per new count (membership
+        asks for it every tick), and follows every commit.
+        """
+        store = self.open_store()
+        entries = make_chain(self.alice, 3)
+        store.add_entries(entries[:2])
+        self.assertEqual(store.digest(), expected_digest(entries[:2]))
+        queries = []
+        database = store._log._database
+        real = database.query
+        self.patch(database, "query", lambda *a: queries.append(a) or real(*a))
+        self.assertEqual(store.digest(), expected_digest(entries[:2]))
+        self.assertEqual(queries, [])
+        store.add_entries(entries[2:])
+        self.assertEqual(store.digest(), expected_digest(entries))
+        self.assertEqual(store.digest(), expected_digest(entries))
+        self.assertEqual(len(queries), 1)
+
     def test_dmRoundTrip(self):
         """
         A dm entry is stored and read back equal, and is not indexed for

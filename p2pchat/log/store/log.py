@@ -96,14 +96,14 @@ class EntryLog:
         self._max_seqs: Dict[str, int] = {}
         # The stored entry count, once read; kept by add_entries.
         self._count: Optional[int] = None
+        # (count, digest) once read: the digest changes when the count does.
+        self._digest: Optional[Tuple[int, str]] = None
 
     def forget(self) -> None:
-        """
-        Drop what is kept between calls (the database was opened or
-        closed).
-        """
+        """Drop what is kept between calls (the database was opened or closed)."""
         self._max_seqs = {}
         self._count = None
+        self._digest = None
 
     def add_entries(self, entries: List[Entry]) -> AddResult:
         """
@@ -325,7 +325,9 @@ class EntryLog:
         @return: the digest of the stored set of entries, 64 hex digits
             (see the module docstring); all zeros when empty.
         """
-        return self._database.query("SELECT digest FROM meta")[0][0]
+        if self._digest is None or self._digest[0] != self.count():
+            self._digest = (self.count(), self._database.query("SELECT digest FROM meta")[0][0])
+        return self._digest[1]
 
     def count(self) -> int:
         """
