@@ -240,7 +240,10 @@ class Replicator:
             # late copy had time to arrive (under load most are in flight
             # here too), pull what we lack with a summary round
             # (flow-controlled), rather than grafting ids one by one.
-            lacking = [entry_id for entry_id in ids if not self._output.holds(entry_id)]
+            # Store lookups stop at the first id lacking; the rest are
+            # checked (again stopping at the first) once the time is up.
+            first = next((i for i, e in enumerate(ids) if not self._output.holds(e)), len(ids))
+            lacking = ids[first:]
             if lacking and not state.sync_check:
                 state.sync_check_at = self._clock.seconds() + self.graft_timeout_s()
             state.sync_check = (state.sync_check + lacking)[:MAX_IDS_PER_FRAME]
