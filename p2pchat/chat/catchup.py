@@ -104,10 +104,9 @@ class CatchUpNews:
         @return: the progress line, or C{None} when fewer than
             L{PROGRESS_MIN_MISSING} entries are known missing.
         """
-        snapshot = self._snapshot()
-        if snapshot["known_missing"] < PROGRESS_MIN_MISSING:
+        if self._level()[0] < PROGRESS_MIN_MISSING:
             return None
-        return describe(snapshot)
+        return describe(self._snapshot())
 
     def tick(self) -> None:
         """
