@@ -11,41 +11,31 @@ Two mechanisms, as in Plumtree (Leitao et al., "Epidemic Broadcast
 Trees"), over the node's few links:
 
   - B{Live delivery}: a newly committed entry is pushed in full on
-    I{eager} links and announced by id (C{ihave}) on I{lazy} ones.  A node
-    that receives an entry it already holds asks the sender to C{prune}
-    (that link becomes lazy for the sender), so after the first messages
-    the eager links form a spanning tree and each node gets about one copy
-    per message.  A node that hears C{ihave} for an entry it does not get
-    within the graft timeout asks for it with C{graft}, which also makes
-    that link eager again (the tree heals).  The timeout adapts to how
-    late pushed copies arrive after their announcement (L{Replicator.late_s}):
-    on a loaded machine a copy that is only late is not grafted (a second
-    copy, and one more eager link) before it arrives.
+    I{eager} links and announced by id (C{ihave}) on I{lazy} ones.  A
+    duplicate makes its link lazy and asks the sender to C{prune} (never
+    the node's last eager link); a first copy makes its link eager; so the
+    eager links form a tree.  An entry announced but not pushed within the
+    graft timeout (twice how late pushed copies come, L{Replicator.late_s},
+    0.25-3 s; at once if no link is eager) is asked for with C{graft},
+    which makes that link eager again.
   - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
-    the node runs a I{summary round} with one link: its version vector in
-    pages of at most L{wire.MAX_AUTHORS_PER_PAGE} authors, read lazily from
-    the store, one page at a time.  The receiver answers a page by walking
-    its own feeds in the page's author range (in its producer, a bounded
-    amount per reactor turn), streaming what the asker lacks (see
-    L{wanted}), and then sends C{more}; only then is the next page sent.
-    A feed with a hole is summarised as C{[contiguous, head]}, so the hole
-    is asked for without the entries above it being sent again.
+    a I{summary round} with one link: its version vector in pages of
+    L{wire.MAX_AUTHORS_PER_PAGE} authors, one page at a time; the receiver
+    walks its feeds in the page's range (in its producer), streams what
+    the asker lacks (L{wanted}), then sends C{more}.  A feed with a hole
+    is summarised as C{[contiguous, head]}.
 
-Budgets per link (each derived from what an honest node can send; see
-the constants): a second summary page before C{more} is misbehaving, and
-so is a C{more} with no page unanswered; summary pages beyond
-L{SUMMARY_PAGES_PER_S} just delay C{more} (flow control); C{ihave} ids,
-C{ihave sync} frames, C{graft} ids and C{prune} frames beyond theirs are
-dropped with one rate-limited log line (they are hints, anti-entropy
-repairs whatever is lost); rounds triggered by a peer (C{ihave sync}, an
-entry with a gap) are deferred beyond L{PEER_ROUNDS_PER_S}.
+Budgets per link (see the constants): a second summary page before
+C{more}, or a C{more} with no page unanswered, is misbehaving; pages
+beyond L{SUMMARY_PAGES_PER_S} delay C{more}; C{ihave} ids, C{ihave sync}
+frames, C{graft} ids and C{prune} frames beyond theirs are dropped with a
+rate-limited log line (anti-entropy repairs what is lost); peer-triggered
+rounds beyond L{PEER_ROUNDS_PER_S} are deferred.
 
-Memory: per link, one own round (a cursor and flags), one page being
-answered (at most 500 authors, held by the producer), six token
-buckets, the batched announcements (at most what one tick brings, and at
-most L{wire.MAX_IDS_PER_FRAME} sync ids), and at most
-L{MAX_MISSING_PER_LINK} missing ids; in total at most L{MAX_MISSING}
-missing ids (about 200 bytes each: 2 MB).
+Memory: per link, one own round, one page being answered (500 authors,
+in the producer), six token buckets, one tick's announcements (and
+L{wire.MAX_IDS_PER_FRAME} sync ids), L{MAX_MISSING_PER_LINK} missing ids;
+in all L{MAX_MISSING} missing ids (about 200 bytes each: 2 MB).
 """
 
 import random
@@ -88,6 +78,8 @@ class ReplicationConfig:
     @ivar graft_timeout_s: how long an announced entry may take to arrive
         before it is requested, at least.
     @ivar max_graft_timeout_s: at most (however late copies arrive).
+    @ivar sync_check_s: how long, at least, ids announced as catch-up may
+        take to arrive before a summary round pulls what is lacking.
     @ivar gap_summary_interval_s: at most one gap-triggered summary round
         per link this often.
     @ivar summary_slices: the slices of the author space a summary round
@@ -99,8 +91,9 @@ class ReplicationConfig:
 
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
-    graft_timeout_s: float = 1.0
+    graft_timeout_s: float = 0.25
     max_graft_timeout_s: float = 3.0
+    sync_check_s: float = 1.0
     gap_summary_interval_s: float = 1.0
     summary_slices: int = DEFAULT_SLICES
     confirm_wait_s: float = 10.0
@@ -245,7 +238,8 @@ class Replicator:
             first = next((i for i, e in enumerate(ids) if not self._output.holds(e)), len(ids))
             lacking = ids[first:]
             if lacking and not state.sync_check:
-                state.sync_check_at = self._clock.seconds() + self.graft_timeout_s()
+                state.sync_check_at = self._clock.seconds() + max(
+                    self._config.sync_check_s, self.graft_timeout_s())
             state.sync_check = (state.sync_check + lacking)[:MAX_IDS_PER_FRAME]
             return
         if self._over_budget(state, "ihave", len(ids), link):
@@ -306,6 +300,11 @@ class Replicator:
         # when it came as the answer to a graft: pushed on, as Plumtree does.
         live = live or entry_id in self.missing
         self._forget_missing(entry_id)
+        came = self._links.get(source)
+        if live and came is not None and not came.eager:
+            # Plumtree: the first copy came on this link, which pushes to
+            # this node, so it is on the tree: push back on it too.
+            came.eager = True
         eager = []
         for link, state in self._links.items():
             if link is source or (reaches is not None and not reaches(link)):
@@ -347,10 +346,19 @@ class Replicator:
         and stop pushing on it ourselves.
         """
         state = self._links.get(source)
-        if state is not None and state.eager:
+        if state is not None and state.eager and self._eager_besides(source):
             state.eager = False
             self.counts["prunes"] += 1
             self._output.send(source, wire.prune())
+
+    def _eager_besides(self, source) -> bool:
+        """
+        @return: whether a link other than C{source} is eager.  A node
+            never prunes its last eager link: with several authors posting
+            at once, prunes for different entries can otherwise cut a node
+            off the tree, and it would get everything one graft timeout late.
+        """
+        return any(state.eager for link, state in self._links.items() if link is not source)
 
     def gap_seen(self, source) -> None:
         """
@@ -417,6 +425,11 @@ class Replicator:
         # entry_added), so what is here is not held.
         now = self._clock.seconds()
         timeout_s = self.graft_timeout_s()
+        if not self._eager_besides(None):
+            # Nothing is pushed to this node (its neighbours pruned it):
+            # waiting for a late copy is pointless; graft at once, which
+            # puts it back on the tree.
+            timeout_s = 0.0
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
             if now - since < timeout_s:

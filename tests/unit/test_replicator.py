@@ -285,23 +285,66 @@ class LiveDeliveryTests(Fixture):
         A duplicate on an eager link makes it lazy and asks the sender to
         prune, once; the entry after is announced instead of pushed.
         """
+        self.replicator.link_up("link-2")
+        self.output.take()
         self.replicator.entry_duplicate(self.link)
         self.assertEqual(self.output.take(), [("send", self.link, wire.prune())])
         self.replicator.entry_duplicate(self.link)
         self.assertEqual(self.output.take(), [])
-        self.assertEqual(self.replicator.entry_added(self.ENTRY, None), [])
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, None), ["link-2"])
+
+    def test_last_eager_link_is_kept(self):
+        """
+        A duplicate on the node's last eager link does not prune it: with
+        several authors posting at once, prunes for different entries
+        would otherwise cut the node off the tree.
+        """
+        self.replicator.link_up("link-2")
+        self.replicator.rx_frame("link-2", wire.prune())
+        self.output.take()
+        self.replicator.entry_duplicate(self.link)
+        self.assertEqual(self.output.take(), [])
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, None), [self.link])
+
+    def test_first_copy_makes_its_link_eager(self):
+        """
+        The first copy of an entry pushed on a lazy link puts the link
+        back on the tree: the next entry is pushed on it (Plumtree); a
+        copy that came to catch up does not.
+        """
+        self.replicator.link_up("link-2")
+        self.replicator.rx_frame("link-2", wire.prune())
+        self.output.take()
+        self.replicator.entry_added("ab" * 32, "link-2", live=False)
+        self.assertEqual(self.replicator.entry_added("ac" * 32, None), [self.link])
+        self.replicator.entry_added("ad" * 32, "link-2")
+        self.assertEqual(self.replicator.entry_added(self.ENTRY, None), [self.link, "link-2"])
+
+    def test_cut_off_node_grafts_at_once(self):
+        """
+        A node whose every link was pruned grafts an announced entry at
+        the next tick instead of waiting for a late copy: nothing is
+        pushed to it.
+        """
+        self.replicator.rx_frame(self.link, wire.prune())
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.replicator.tick()
+        self.assertEqual(
+            self.output.take(),
+            [("solicit", self.link), ("send", self.link, wire.graft([self.ENTRY]))],
+        )
 
     def test_announced_entry_grafted_after_time_out(self):
         """
         An announced entry that has not arrived within C{graft_timeout_s}
-        is asked for: C{solicit}, then a C{graft}; once it arrives, it is
-        not asked for again.
+        (0.25 s, while copies are not late) is asked for: C{solicit}, then
+        a C{graft}; once it arrives, it is not asked for again.
         """
         self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
-        self.clock.advance(0.5)
+        self.clock.advance(0.2)
         self.replicator.tick()
         self.assertEqual(self.output.take(), [])
-        self.clock.advance(0.5)
+        self.clock.advance(0.05)
         self.replicator.tick()
         self.assertEqual(
             self.output.take(),
@@ -581,7 +624,7 @@ class AdaptiveGraftTimeoutTests(Fixture):
         return [c for c in self.output.take() if c[0] == "send" and c[2]["type"] == "graft"]
 
     def test_starts_at_the_configured_timeout(self):
-        self.assertEqual(self.replicator.graft_timeout_s(), 1.0)
+        self.assertEqual(self.replicator.graft_timeout_s(), 0.25)
 
     def test_late_copies_are_not_grafted(self):
         """
