@@ -53,7 +53,7 @@ class CatchUpProgress:
         """
         self._clock = clock
         self._held = held
-        # author -> [claimed top, held top, link that claimed it]
+        # author -> [claimed top, held top, the links that claimed that top]
         self._gaps: Dict[str, list] = {}
         self._missing = 0
         self._first_rounds: set = set()
@@ -107,14 +107,16 @@ class CatchUpProgress:
             if gap is not None:
                 if top > gap[0]:
                     self._missing += top - gap[0]
-                    gap[0], gap[2] = top, link
+                    gap[0], gap[2] = top, [link]
+                elif top == gap[0] and link not in gap[2]:
+                    gap[2].append(link)
                 continue
             if len(self._gaps) >= MAX_AUTHORS:
                 continue
             held = self._held(author)
             if top > held:
                 self._started()
-                self._gaps[author] = [top, held, link]
+                self._gaps[author] = [top, held, [link]]
                 self._missing += top - held
 
     def committed(self, author: str, seq: int) -> None:
@@ -138,9 +140,14 @@ class CatchUpProgress:
             del self._gaps[author]
 
     def _drop_claims(self, link) -> None:
-        for author in [a for a, gap in self._gaps.items() if gap[2] is link]:
-            top, held, _ = self._gaps.pop(author)
-            self._missing -= top - held
+        # A claim made by another link too stays (a link goes down while
+        # another still streams the same entries).
+        for author in [a for a, gap in self._gaps.items() if link in gap[2]]:
+            claimers = self._gaps[author][2]
+            claimers.remove(link)
+            if not claimers:
+                top, held, _ = self._gaps.pop(author)
+                self._missing -= top - held
 
     def _started(self) -> None:
         if not self.catching_up:
@@ -172,7 +179,8 @@ class CatchUpProgress:
         round runs, or whose claims are not all held).
         """
         links = set(self._first_rounds)
-        links.update(gap[2] for gap in self._gaps.values())
+        for gap in self._gaps.values():
+            links.update(gap[2])
         return len(links)
 
     def rate(self) -> float:

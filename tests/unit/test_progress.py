@@ -82,6 +82,23 @@ class CatchUpProgressTests(SynchronousTestCase):
         self.assertEqual(self.tracker.known_missing, 5)
         self.assertEqual(self.tracker.sources, 1)
 
+    def test_claim_of_two_links_outlives_one(self):
+        """
+        An author's top claimed by two links stays missing when one of
+        them goes down (the other still streams it), and is dropped when
+        both are gone; a higher claim replaces the claimers.
+        """
+        self.tracker.claimed("L1", {A: 10, B: 4})
+        self.tracker.claimed("L2", {A: 10, B: 6})
+        self.tracker.link_down("L1")
+        self.assertEqual(self.tracker.known_missing, 16)
+        self.assertEqual(self.tracker.sources, 1)
+        self.tracker.claimed("L3", {A: 10})
+        self.tracker.link_down("L2")
+        self.assertEqual(self.tracker.known_missing, 10)
+        self.tracker.link_down("L3")
+        self.assertEqual(self.tracker.known_missing, 0)
+
     def test_lying_claims_expire_after_the_round(self):
         """
         A peer that claims entries it never sends delays the end of the
