@@ -276,6 +276,12 @@ def run(sizes, workdir, progress):
             reason=f"{expected_arrivals - len(latencies_ms)} of {expected_arrivals} "
             "arrivals missing",
         )
+    # Live delivery's repairs during the posts, summed over the nodes
+    # (a build without the /status counters has none).
+    for key in ("live_grafted", "live_prunes", "live_gap_rounds", "live_late_arrivals"):
+        if all(key in status for status in before + after):
+            result[key[len("live_"):]] = sum(
+                int(a[key]) - int(b[key]) for a, b in zip(after, before))
     result["links_per_node"] = [min(links), max(links)]
     if not settled:
         result["unsettled"] = (

@@ -166,6 +166,7 @@ class ChatNode:
             "blocked": len(self.chat.blocked()),
             "entries_received": feed.entries_received,
             "duplicates_received": feed.duplicates_received,
+            **{"live_" + key: value for key, value in self.relay.replicator.counts.items()},
             "replication_lag": self.replication_lag(),
             "catching_up": self.relay.progress.catching_up,
             "longest_reactor_turn_ms": round(self.stalls.longest_s * 1000, 1),

@@ -143,6 +143,8 @@ class PlumtreeTests(SynchronousTestCase):
             net.settle()
         for node in (b, c):
             self.assertEqual(node.feed.entries_received - before[node], 10)
+        # /status counts the prunes (one a side of the pruned link).
+        self.assertEqual(sorted(n.chat.status()["live_prunes"] for n in (a, b, c)), [0, 1, 1])
         net.tick()
         self.assertTrue(converged(a, b, c))
 
@@ -163,6 +165,7 @@ class PlumtreeTests(SynchronousTestCase):
         net.tick(seconds=0.6)
         net.tick()
         self.assertEqual(bob.view.texts, ["psst"])
+        self.assertEqual(bob.chat.status()["live_grafted"], 1)
         # The graft made the link eager again: bob's next entry is pushed
         # on it in full.
         self.assertEqual(bob.relay.replicator.entry_added("cd" * 32, None), [bob_side])
