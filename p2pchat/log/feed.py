@@ -229,9 +229,12 @@ class Feed:
 
     def holds(self, entry_id: str) -> bool:
         """
-        @return: whether the entry with this id is stored or queued.
+        @return: whether the entry with this id is stored, queued to be,
+            or being verified (a copy has arrived: grafting it again
+            would only bring a duplicate).
         """
-        return entry_id in self._batch_ids or self.store.has(entry_id)
+        return (entry_id in self._batch_ids or self.verifier.verifying(entry_id)
+                or self.store.has(entry_id))
 
     # Entries out
 

@@ -16,7 +16,7 @@ Trees"), over the node's few links:
     the node's last eager link); a first copy makes its link eager; so the
     eager links form a tree.  An entry announced but not pushed within the
     graft timeout (twice how late pushed copies come, L{Replicator.late_s},
-    0.25-3 s; at once if no link is eager) is asked for with C{graft},
+    0.05-3 s; at once if no link is eager) is asked for with C{graft},
     which makes that link eager again.
   - B{Anti-entropy}: on every new link and every C{anti_entropy_interval_s}
     a I{summary round} with one link: its version vector in pages of
@@ -91,7 +91,7 @@ class ReplicationConfig:
 
     anti_entropy_interval_s: float = 30.0
     announce_interval_s: float = 0.2
-    graft_timeout_s: float = 0.25
+    graft_timeout_s: float = 0.05
     max_graft_timeout_s: float = 3.0
     sync_check_s: float = 1.0
     gap_summary_interval_s: float = 1.0
@@ -432,7 +432,8 @@ class Replicator:
             timeout_s = 0.0
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
-            if now - since < timeout_s:
+            if now - since < timeout_s or self._output.holds(entry_id):
+                # (A copy being verified leaves when it is committed.)
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:

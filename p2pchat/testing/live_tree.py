@@ -40,6 +40,8 @@ class _Node:
         self.net = net
         self.index = index
         self.held: Dict[str, float] = {}
+        # Copies arrived and waiting for the worker (being verified).
+        self.queued: Dict[str, int] = {}
         self.busy_until = 0.0
         self.received = 0
         self.replicator = Replicator(
@@ -64,8 +66,13 @@ class _Node:
         self.handle(self.net.frame_cost_s, run)
 
     def entry_arrives(self, link: _Link, entry_id: str, live: bool) -> None:
+        self.queued[entry_id] = self.queued.get(entry_id, 0) + 1
+
         def run():
             self.received += 1
+            self.queued[entry_id] -= 1
+            if not self.queued[entry_id]:
+                del self.queued[entry_id]
             if entry_id in self.held:
                 if live:
                     self.replicator.entry_duplicate(link)
@@ -103,7 +110,7 @@ class _Node:
         pass
 
     def holds(self, entry_id):
-        return entry_id in self.held
+        return entry_id in self.held or entry_id in self.queued
 
     def feeds_page(self, after, limit):
         return []

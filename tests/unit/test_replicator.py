@@ -337,14 +337,14 @@ class LiveDeliveryTests(Fixture):
     def test_announced_entry_grafted_after_time_out(self):
         """
         An announced entry that has not arrived within C{graft_timeout_s}
-        (0.25 s, while copies are not late) is asked for: C{solicit}, then
+        (0.05 s, while copies are not late) is asked for: C{solicit}, then
         a C{graft}; once it arrives, it is not asked for again.
         """
         self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
-        self.clock.advance(0.2)
+        self.clock.advance(0.04)
         self.replicator.tick()
         self.assertEqual(self.output.take(), [])
-        self.clock.advance(0.05)
+        self.clock.advance(0.01)
         self.replicator.tick()
         self.assertEqual(
             self.output.take(),
@@ -354,6 +354,20 @@ class LiveDeliveryTests(Fixture):
         self.clock.advance(5)
         self.replicator.tick()
         self.assertEqual(self.output.take(), [])
+
+    def test_copy_being_verified_is_not_grafted(self):
+        """
+        An announced entry whose copy has arrived but is still being
+        verified (the output holds it) is not grafted when its time is
+        up; it leaves the missing ids when it is committed.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.output.held.add(self.ENTRY)
+        self.clock.advance(1)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.replicator.entry_added(self.ENTRY, self.link)
+        self.assertEqual(self.replicator.missing, {})
 
     def test_held_announcement_ignored(self):
         """
@@ -624,7 +638,7 @@ class AdaptiveGraftTimeoutTests(Fixture):
         return [c for c in self.output.take() if c[0] == "send" and c[2]["type"] == "graft"]
 
     def test_starts_at_the_configured_timeout(self):
-        self.assertEqual(self.replicator.graft_timeout_s(), 0.25)
+        self.assertEqual(self.replicator.graft_timeout_s(), 0.05)
 
     def test_late_copies_are_not_grafted(self):
         """

@@ -314,6 +314,8 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         self.threads.fire(0)
         self.net.settle()
         self.assertEqual(self.bob.chat.status()["messages"], 0)
+        # Being verified counts as held: replication does not graft it.
+        self.assertTrue(self.bob.feed.holds(entry.id))
         self.assertIs(self.threads.calls[1][0], verifier_module.verify_batch)
         self.threads.fire(1)
         self.net.settle()
