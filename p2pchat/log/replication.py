@@ -432,8 +432,7 @@ class Replicator:
             timeout_s = 0.0
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
-            if now - since < timeout_s or self._output.holds(entry_id):
-                # (A copy being verified leaves when it is committed.)
+            if now - since < timeout_s or self._output.holds(entry_id):  # (verifying)
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:
