@@ -283,7 +283,9 @@ class Feed:
         if not batch:
             return
         try:
-            result = self.timed(self.store.add_entries, batch)
+            # Only this node's own entries (no source) need a sync to disk.
+            durable = any(source is None for source, _ in sources.values())
+            result = self.timed(self.store.add_entries, batch, durable)
         except StoreError as e:
             self._store_failed(batch, e)
             return

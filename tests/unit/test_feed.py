@@ -108,6 +108,28 @@ class FeedTests(SynchronousTestCase):
         ])
         self.assertEqual(self.store.count(), 2)
 
+    def test_only_own_entries_are_synced(self):
+        """
+        A batch of received entries is committed as not durable (peers
+        send it again if a power failure loses it); a batch holding one of
+        this node's own entries is durable.
+        """
+        calls = []
+        real_add = self.store.add_entries
+
+        def add_entries(entries, durable=True):
+            calls.append((len(entries), durable))
+            return real_add(entries, durable)
+
+        self.patch(self.store, "add_entries", add_entries)
+        first = chat(CAROL, 1)
+        self.feed.rx_entry(first.to_wire(), self.link)
+        self.feed.flush()
+        self.feed.rx_entry(chat(CAROL, 2, first.id).to_wire(), self.link)
+        self.feed.author(ME, "chat", {"name": "me", "text": "mine"})
+        self.feed.flush()
+        self.assertEqual(calls, [(1, False), (2, True)])
+
     def test_received_entry_then_duplicate(self):
         """
         A new entry from a link is committed with its source and liveness;
@@ -176,7 +198,7 @@ class FeedTests(SynchronousTestCase):
         kept = self.feed.author(ME, "chat", {"name": "me", "text": "kept"})
         self.feed.flush()
 
-        def full(batch):
+        def full(batch, durable=True):
             raise StoreError("disk full")
 
         self.patch(self.store, "add_entries", full)

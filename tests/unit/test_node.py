@@ -110,10 +110,10 @@ class PostTests(SynchronousTestCase):
         real_add = alice.store.add_entries
         disk_full = [True]
 
-        def add_entries(entries):
+        def add_entries(entries, durable=True):
             if disk_full:
                 raise StoreError("database or disk is full")
-            return real_add(entries)
+            return real_add(entries, durable)
 
         self.patch(alice.store, "add_entries", add_entries)
         alice.chat.post("lost")

@@ -252,6 +252,28 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(store.digest(), expected_digest(entries))
         self.assertEqual(len(queries), 1)
 
+    def test_durability(self):
+        """
+        A batch added as not durable (entries received from peers) commits
+        with C{synchronous=NORMAL}; a durable one, and every write after
+        either, with C{FULL}.
+        """
+        store = self.open_store()
+        statements = []
+        store._database.conn.set_trace_callback(statements.append)
+        entries = make_chain(self.alice, 2)
+        store.add_entries(entries[:1], durable=False)
+        self.assertEqual(
+            [s for s in statements if "synchronous" in s or s in ("BEGIN IMMEDIATE", "COMMIT")],
+            ["PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=FULL"],
+        )
+        del statements[:]
+        store.add_entries(entries[1:])
+        self.assertEqual([s for s in statements if "synchronous" in s], [])
+        self.assertEqual(
+            store._database.conn.execute("PRAGMA synchronous").fetchone(), (2,))
+        self.assertEqual(store.count(), 2)
+
     def test_dmRoundTrip(self):
         """
         A dm entry is stored and read back equal, and is not indexed for

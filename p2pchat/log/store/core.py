@@ -93,12 +93,28 @@ class Store:
 
     # -- the log (p2pchat.log.store.log) -------------------------------------
 
-    def add_entries(self, entries: List[Entry]) -> AddResult:
+    def add_entries(self, entries: List[Entry], durable: bool = True) -> AddResult:
         """
         Store a batch of verified entries in one transaction: see
         L{EntryLog.add_entries}.
+
+        @param durable: whether the commit must survive a power failure
+            (C{synchronous=FULL}: the write-ahead log is synced to disk
+            before it returns), as for this node's own entries.  Without,
+            a batch of entries received from peers commits with
+            C{synchronous=NORMAL}: it survives the process being killed
+            (it is in the operating system's cache, and the next durable
+            commit or checkpoint syncs it), and what a power failure might
+            lose, peers send again.  Every other write stays C{FULL}.
         """
-        return self._log.add_entries(entries)
+        if durable:
+            return self._log.add_entries(entries)
+        conn = self._database.conn
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return self._log.add_entries(entries)
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
 
     def digest(self) -> str:
         """

@@ -60,7 +60,9 @@ place when opened: one column added, two indexes built)::
     settings  key TEXT PRIMARY KEY, value: local preferences (the current
               room), not part of the log
 
-The file is opened in WAL mode with C{synchronous=FULL}.
+The file is opened in WAL mode with C{synchronous=FULL} (batches of
+entries received from peers commit with C{NORMAL}: see
+L{p2pchat.log.store.core.Store.add_entries}).
 """
 
 import json
