@@ -39,7 +39,6 @@ in all L{MAX_MISSING} missing ids (about 200 bytes each: 2 MB).
 """
 
 import random
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IReactorTime
@@ -58,45 +57,15 @@ from p2pchat.log.replication_state import (  # noqa: F401 (re-exported)
     SUMMARY_PAGES_PER_S,
     IReplicationOutput,
     LinkState,
+    ReplicationConfig,
     wanted,
 )
-from p2pchat.log.sweep import DEFAULT_SLICES, Rounds
+from p2pchat.log.sweep import Rounds
 from p2pchat.mesh import wire
 from p2pchat.mesh.wire import FrameError
 from p2pchat.safe import LogLimiter, printable
 
-
-@dataclass(frozen=True)
-class ReplicationConfig:
-    """
-    Timing of replication.
-
-    @ivar anti_entropy_interval_s: how often a summary round runs with one
-        link.
-    @ivar announce_interval_s: how often batched C{ihave}s are sent (the
-        node calls L{Replicator.tick} this often).
-    @ivar graft_timeout_s: how long an announced entry may take to arrive
-        before it is requested, at least.
-    @ivar max_graft_timeout_s: at most (however late copies arrive).
-    @ivar sync_check_s: how long, at least, ids announced as catch-up may
-        take to arrive before a summary round pulls what is lacking.
-    @ivar gap_summary_interval_s: at most one gap-triggered summary round
-        per link this often.
-    @ivar summary_slices: the slices of the author space a summary round
-        asks one by one (L{p2pchat.log.sweep}); 1 asks it whole.
-    @ivar confirm_wait_s: the longest a round waits for the entries of
-        the slices other links answered to be committed before it asks
-        its own link about those slices.
-    """
-
-    anti_entropy_interval_s: float = 30.0
-    announce_interval_s: float = 0.2
-    graft_timeout_s: float = 0.05
-    max_graft_timeout_s: float = 3.0
-    sync_check_s: float = 1.0
-    gap_summary_interval_s: float = 1.0
-    summary_slices: int = DEFAULT_SLICES
-    confirm_wait_s: float = 10.0
+DEFAULT_CONFIG = ReplicationConfig()
 
 
 def _describe(link) -> str:
@@ -125,7 +94,7 @@ class Replicator:
         self,
         clock: IReactorTime,
         output: IReplicationOutput,
-        config: ReplicationConfig = ReplicationConfig(),
+        config: ReplicationConfig = DEFAULT_CONFIG,
         rng: Optional[random.Random] = None,
     ):
         self._clock = clock
@@ -432,7 +401,8 @@ class Replicator:
             timeout_s = 0.0
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
-            if now - since < timeout_s or self._output.holds(entry_id):  # (verifying)
+            wait = timeout_s if not grafts else max(timeout_s, self._config.regraft_s)
+            if now - since < wait or self._output.holds(entry_id):  # (verifying)
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:

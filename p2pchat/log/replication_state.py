@@ -8,6 +8,7 @@ node sends (see each constant); the replicator's module docstring says
 what happens beyond each.
 """
 
+from dataclasses import dataclass
 from typing import List, Optional, Set, Tuple
 
 from zope.interface import Interface
@@ -23,6 +24,9 @@ MAX_MISSING = 10_000
 MAX_MISSING_PER_LINK = 2_000
 MIN_MISSING_PER_LINK = 100
 MAX_GRAFTS = 3
+#: Slices of the author space a summary round asks one by one
+#: (L{p2pchat.log.sweep}).
+DEFAULT_SLICES = 16
 FRAME_TYPES = frozenset(["summary", "more", "ihave", "graft", "prune"])
 #: What L{p2pchat.log.replication.Replicator.counts} counts: ids grafted,
 #: prunes sent, summary rounds a gap or an C{ihave sync} started, and
@@ -42,7 +46,8 @@ IHAVE_IDS_PER_S = (10_000.0, 50_000)
 # ihave sync: one frame per tick (announce_interval_s = 0.2 s) at most.
 SYNC_IHAVES_PER_S = (10.0, 20)
 # graft ids: an honest peer grafts at most its share of missing ids
-# (MAX_MISSING_PER_LINK) per graft_timeout_s (1 s), up to MAX_GRAFTS times.
+# (MAX_MISSING_PER_LINK) once, then again at most every regraft_s (1 s),
+# up to MAX_GRAFTS times.
 GRAFT_IDS_PER_S = (4_000.0, 8_000)
 # prune: one per duplicate that arrives while the link is eager, and the
 # link then stays lazy until a graft: a few per second at most.
@@ -50,6 +55,42 @@ PRUNES_PER_S = (10.0, 50)
 # Summary rounds a peer can make this node run (ihave sync with an
 # unknown id, an entry whose predecessor is missing): deferred beyond it.
 PEER_ROUNDS_PER_S = (0.2, 2)
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """
+    Timing of replication.
+
+    @ivar anti_entropy_interval_s: how often a summary round runs with one
+        link.
+    @ivar announce_interval_s: how often batched C{ihave}s are sent (the
+        node calls L{Replicator.tick} this often).
+    @ivar graft_timeout_s: how long an announced entry may take to arrive
+        before it is requested, at least.
+    @ivar max_graft_timeout_s: at most (however late copies arrive).
+    @ivar regraft_s: how long, at least, a grafted entry may take to
+        arrive (it is streamed) before it is grafted from the next link.
+    @ivar sync_check_s: how long, at least, ids announced as catch-up may
+        take to arrive before a summary round pulls what is lacking.
+    @ivar gap_summary_interval_s: at most one gap-triggered summary round
+        per link this often.
+    @ivar summary_slices: the slices of the author space a summary round
+        asks one by one (L{p2pchat.log.sweep}); 1 asks it whole.
+    @ivar confirm_wait_s: the longest a round waits for the entries of
+        the slices other links answered to be committed before it asks
+        its own link about those slices.
+    """
+
+    anti_entropy_interval_s: float = 30.0
+    announce_interval_s: float = 0.2
+    graft_timeout_s: float = 0.05
+    max_graft_timeout_s: float = 3.0
+    regraft_s: float = 1.0
+    sync_check_s: float = 1.0
+    gap_summary_interval_s: float = 1.0
+    summary_slices: int = DEFAULT_SLICES
+    confirm_wait_s: float = 10.0
 
 
 def wanted(theirs, contiguous: int, head: int) -> Tuple[Optional[tuple], Optional[int]]:

@@ -34,12 +34,11 @@ that is not final covers the authors in (C{after}, its greatest key].
 from collections import deque
 from typing import Deque, Dict, Optional, Set, Tuple
 
-from p2pchat.log.replication_state import PAGE_AUTHORS
+from p2pchat.log.replication_state import DEFAULT_SLICES, PAGE_AUTHORS
 from p2pchat.mesh import wire
 from p2pchat.mesh.wire import FrameError
 
 SPACE = 1 << 256
-DEFAULT_SLICES = 16
 
 
 def bounds(index: int, slices: int) -> Tuple[Optional[str], Optional[str]]:

@@ -355,6 +355,28 @@ class LiveDeliveryTests(Fixture):
         self.replicator.tick()
         self.assertEqual(self.output.take(), [])
 
+    def test_graft_is_repeated_after_a_second(self):
+        """
+        A grafted entry is streamed, which takes a while: it is grafted
+        again, from the next link that announced it, only 1 s later
+        (C{regraft_s}), not one graft timeout (0.05 s) later.
+        """
+        self.replicator.link_up("link-2")
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.replicator.rx_frame("link-2", wire.ihave([self.ENTRY]))
+        self.output.take()
+        self.clock.advance(0.05)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [
+            ("solicit", self.link), ("send", self.link, wire.graft([self.ENTRY]))])
+        self.clock.advance(0.9)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [])
+        self.clock.advance(0.1)
+        self.replicator.tick()
+        self.assertEqual(self.output.take(), [
+            ("solicit", "link-2"), ("send", "link-2", wire.graft([self.ENTRY]))])
+
     def test_copy_being_verified_is_not_grafted(self):
         """
         An announced entry whose copy has arrived but is still being
