@@ -1,6 +1,6 @@
 """
 The parts of replication that are not the L{p2pchat.log.replication.Replicator}
-itself: its output interface, the rule that compares a summary with what
+itself: its configuration, its output interface, the rule that compares a summary with what
 this node holds (L{wanted}), and the per-link state with its budgets.
 
 Each budget is a token bucket per link, derived from the most an honest
