@@ -14,6 +14,7 @@ from p2pchat.log.entry import Entry, InvalidEntry, create_entry, parse_entry
 from p2pchat.log.identity import Identity
 from p2pchat.log.verifier import InlineVerifier, ThreadedVerifier
 from p2pchat.mesh import wire
+from p2pchat.mesh.raw_entry import lazy_entry_frame
 from tests.nodes import Network
 
 
@@ -92,6 +93,7 @@ class ThreadedVerifierTests(SynchronousTestCase):
             self.done.append((candidate, entry, error, source, live))
             return entry is not None
 
+        kwargs.setdefault("inline", 0)  # the threaded path; inline: InlineBatchTests
         return ThreadedVerifier(done, self.threads, self.clock.callLater, **kwargs)
 
     def test_nothing_verified_on_the_calling_thread(self):
@@ -276,6 +278,73 @@ class InlineVerifierTests(SynchronousTestCase):
         self.assertFalse(verifier.verifying(valid.id))
 
 
+class InlineBatchTests(SynchronousTestCase):
+    """
+    Small batches (live chat) are checked on the calling thread while the
+    pool is idle; everything else still goes to the pool, in order.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.threads = FakeThreads()
+        self.done = []
+
+    def make(self, **kwargs):
+        def done(candidate, entry, error, source, live):
+            self.done.append((candidate, entry, error, source, live))
+            return entry is not None
+
+        return ThreadedVerifier(done, self.threads, self.clock.callLater, **kwargs)
+
+    def test_few_entries_with_an_idle_pool_are_checked_inline(self):
+        """
+        Up to C{inline} entries (raw or parsed) submitted in one turn,
+        with no batch in the pool, are decoded and verified on the next
+        turn without the pool; a forged one is refused all the same.
+        """
+        verifier = self.make(inline=4)
+        good, forged = candidates(2, forged=(1,))
+        line = wire.encode_frame(wire.entry_frame(good._wire))
+        verifier.submit_raw(lazy_entry_frame(line)["entry"], FakeLink(), True)
+        verifier.submit(forged, FakeLink(), True)
+        self.assertEqual(self.done, [])
+        self.clock.advance(0)
+        self.assertEqual(self.threads.calls, [])
+        self.assertEqual([entry.id if entry else None for _, entry, *_ in self.done],
+                         [good.id, None])
+        self.assertIsInstance(self.done[1][2], InvalidEntry)
+        self.assertEqual(verifier.in_flight, 0)
+
+    def test_more_entries_go_to_the_pool(self):
+        """
+        More than C{inline} entries in a turn go to the pool.
+        """
+        verifier = self.make(inline=4)
+        for candidate in candidates(5):
+            verifier.submit(candidate, FakeLink(), True)
+        self.clock.advance(0)
+        self.assertEqual([len(args[0]) for _, args, _ in self.threads.calls], [5])
+        self.assertEqual(self.done, [])
+
+    def test_busy_pool_keeps_the_order(self):
+        """
+        While a batch is in the pool, a small one goes to the pool too,
+        and results are applied in arrival order.
+        """
+        verifier = self.make(inline=4)
+        first, second = candidates(5), candidates(1)
+        for candidate in first:
+            verifier.submit(candidate, FakeLink(), True)
+        self.clock.advance(0)
+        verifier.submit(second[0], FakeLink(), True)
+        self.clock.advance(0)
+        self.assertEqual([len(args[0]) for _, args, _ in self.threads.calls], [5, 1])
+        self.threads.fire(1)
+        self.assertEqual(self.done, [])
+        self.threads.fire(0)
+        self.assertEqual([c for c, *_ in self.done], first + second)
+
+
 class NodeWithThreadedVerifierTests(SynchronousTestCase):
     """
     A L{ChatNode} whose received entries are verified by a
@@ -287,7 +356,8 @@ class NodeWithThreadedVerifierTests(SynchronousTestCase):
         self.threads = FakeThreads()
         clock = self.net.clock
         self.bob = self.net.node(
-            "bob", verifier=lambda done: ThreadedVerifier(done, self.threads, clock.callLater)
+            "bob", verifier=lambda done: ThreadedVerifier(
+                done, self.threads, clock.callLater, inline=0)
         )
 
     def link(self, name):

@@ -68,6 +68,7 @@ class DecodeStageTests(SynchronousTestCase):
             self.admitted.append((candidate.id, source))
             return candidate.id not in refuse
 
+        kwargs.setdefault("inline", 0)  # the threaded path
         verifier = ThreadedVerifier(done, self.threads, self.clock.callLater, **kwargs)
         verifier.admit = admit
         return verifier
@@ -273,7 +274,8 @@ class NodeDecodesOffTheReactorTests(SynchronousTestCase):
         net = Network(self)
         threads = FakeThreads()
         bob = net.node(
-            "bob", verifier=lambda done: ThreadedVerifier(done, threads, net.clock.callLater)
+            "bob", verifier=lambda done: ThreadedVerifier(
+                done, threads, net.clock.callLater, inline=0)
         )
         sides = {}
         for name in ("alice", "carol"):
@@ -308,7 +310,7 @@ class CatchUpBatchTests(SynchronousTestCase):
         threads = FakeThreads()
         clock = Clock()
         verifier = ThreadedVerifier(
-            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5
+            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5, inline=0
         )
         parsed = verifier_module.decode_batch([raw(item) for item in entries(9)])
         for candidate in parsed[:6]:
@@ -332,7 +334,7 @@ class CatchUpBatchTests(SynchronousTestCase):
         threads = FakeThreads()
         clock = Clock()
         verifier = ThreadedVerifier(
-            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5
+            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5, inline=0
         )
         parsed = verifier_module.decode_batch([raw(item) for item in entries(14)])
         for candidate in parsed[:2]:
