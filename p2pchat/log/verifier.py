@@ -5,9 +5,9 @@ Checking an Ed25519 signature costs ~60 us; a flood of valid entries on
 ten links asked the reactor thread for ~1,000 of them in one turn.  A
 L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
 releases the GIL while it verifies) and hands the results back on the
-reactor thread in the order the entries arrived; a batch of at most
-L{INLINE_BATCH} entries while the pool is idle (live chat) it checks on
-the reactor thread, where it costs less than the hand-offs.  An L{InlineVerifier}
+reactor thread in the order the entries arrived; while it holds at most
+L{INLINE_BATCH} entries in all and none in the pool (live chat), it checks
+them on the reactor thread, where they cost less than the hand-offs.  An L{InlineVerifier}
 checks at once, on the caller's thread: the default, so that a
 L{p2pchat.log.feed.Feed} stays testable synchronously.
 
@@ -68,12 +68,14 @@ VERIFY_BATCH = 100
 # loaded 2-core machine 250 kept the longest turn of a catching-up node at
 # 69-86 ms (100: 71-72 ms) where 500 gave 80-334 ms for 3 % less CPU.
 CATCHUP_BATCH = 250
-# A batch of at most this many entries, when no batch is in the thread
-# pool, is decoded and verified on the reactor thread: for live chat (an
-# entry or two a turn) two hand-offs to a thread and back cost more CPU
-# than the work (a receiving node: 1.68-1.74 ms of CPU per live entry with
-# threads, 1.24-1.28 ms inline, 500 entries at 50/s); at most 2 x 4
-# entries, about 0.6 ms, a turn.
+# While the verifier holds at most this many entries in all and no batch
+# is in the thread pool, they are decoded and verified on the reactor
+# thread: for live chat (an entry or two a turn) two hand-offs to a
+# thread and back cost more CPU than the work (a receiving node: 1.50-1.66
+# ms of CPU per live entry with threads, 1.24-1.32 ms inline, 500 entries
+# at 50/s); at most 4 entries, about 0.4 ms, a turn.  (A limit on the
+# batch alone let a backlog of live and catch-up entries taking turns, in
+# batches of one, be checked here one after another: a stall.)
 INLINE_BATCH = 4
 # Batches in the thread pool at once (this machine class has two cores).
 MAX_BATCHES_IN_THREADS = 2
@@ -216,9 +218,9 @@ class ThreadedVerifier:
         inline: int = INLINE_BATCH,
     ):
         """
-        @param inline: batches of at most this many entries are decoded
-            and verified on the calling thread when no batch is in the
-            pool (L{INLINE_BATCH}; 0: never).
+        @param inline: while at most this many entries are in the
+            verifier and none in the pool, they are decoded and verified
+            on the calling thread (L{INLINE_BATCH}; 0: never).
         """
         self._done = done
         self._inline = inline
@@ -324,9 +326,9 @@ class ThreadedVerifier:
             else:
                 return
             self._in_threads += 1
-            if len(work) <= self._inline and self._in_threads == 1:
-                # A few entries and nothing in the pool (live chat): checked
-                # here, which costs less than a hand-off to a thread and back.
+            if len(self._order) <= self._inline and self._in_threads == 1:
+                # A few entries in all, none in the pool (live chat):
+                # cheaper here than a hand-off to a thread and back.
                 try:
                     results = call(work)
                 except Exception:
