@@ -82,7 +82,14 @@ def candidates(count, forged=()):
     return result
 
 
-class ThreadedVerifierTests(SynchronousTestCase):
+class VerifierFixture:
+    """
+    A L{ThreadedVerifier} on a fake pool and a L{Clock}, recording what
+    it is done with; C{inline} is its default C{inline}.
+    """
+
+    inline = 0  # the threaded path; the inline one: InlineBatchTests
+
     def setUp(self):
         self.clock = Clock()
         self.threads = FakeThreads()
@@ -93,8 +100,11 @@ class ThreadedVerifierTests(SynchronousTestCase):
             self.done.append((candidate, entry, error, source, live))
             return entry is not None
 
-        kwargs.setdefault("inline", 0)  # the threaded path; inline: InlineBatchTests
+        kwargs.setdefault("inline", self.inline)
         return ThreadedVerifier(done, self.threads, self.clock.callLater, **kwargs)
+
+
+class ThreadedVerifierTests(VerifierFixture, SynchronousTestCase):
 
     def test_nothing_verified_on_the_calling_thread(self):
         """
@@ -278,23 +288,14 @@ class InlineVerifierTests(SynchronousTestCase):
         self.assertFalse(verifier.verifying(valid.id))
 
 
-class InlineBatchTests(SynchronousTestCase):
+class InlineBatchTests(VerifierFixture, SynchronousTestCase):
     """
-    Small batches (live chat) are checked on the calling thread while the
-    pool is idle; everything else still goes to the pool, in order.
+    A few entries (live chat) are checked on the calling thread while
+    nothing else is in the verifier; everything else still goes to the
+    pool, in order.
     """
 
-    def setUp(self):
-        self.clock = Clock()
-        self.threads = FakeThreads()
-        self.done = []
-
-    def make(self, **kwargs):
-        def done(candidate, entry, error, source, live):
-            self.done.append((candidate, entry, error, source, live))
-            return entry is not None
-
-        return ThreadedVerifier(done, self.threads, self.clock.callLater, **kwargs)
+    inline = verifier_module.INLINE_BATCH
 
     def test_few_entries_with_an_idle_pool_are_checked_inline(self):
         """
