@@ -6,10 +6,11 @@ ten links asked the reactor thread for ~1,000 of them in one turn.  A
 L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
 releases the GIL while it verifies) and hands the results back on the
 reactor thread in the order the entries arrived; while it holds at most
-L{INLINE_BATCH} entries in all and none in the pool (live chat), it checks
-them on the reactor thread, where they cost less than the hand-offs.  An L{InlineVerifier}
-checks at once, on the caller's thread: the default, so that a
-L{p2pchat.log.feed.Feed} stays testable synchronously.
+L{INLINE_BATCH} entries in all and none in the pool (live chat), it
+checks them on the reactor thread, where they cost less than the
+hand-offs.  An L{InlineVerifier} checks at once, on the caller's thread:
+the default, so that a L{p2pchat.log.feed.Feed} stays testable
+synchronously.
 
 An entry comes either parsed (L{submit}: an L{UnverifiedEntry}) or as the
 unparsed line of its frame (L{submit_raw}: a
@@ -74,8 +75,9 @@ CATCHUP_BATCH = 250
 # thread and back cost more CPU than the work (a receiving node: 1.50-1.66
 # ms of CPU per live entry with threads, 1.24-1.32 ms inline, 500 entries
 # at 50/s); at most 4 entries, about 0.4 ms, a turn.  (A limit on the
-# batch alone let a backlog of live and catch-up entries taking turns, in
-# batches of one, be checked here one after another: a stall.)
+# batch alone also took the small batches a backlog leaves, such as the
+# few entries admit takes of a decoded batch under a flood: others' chat
+# through a flooded node then took 144-575 ms instead of 6-60 ms.)
 INLINE_BATCH = 4
 # Batches in the thread pool at once (this machine class has two cores).
 MAX_BATCHES_IN_THREADS = 2

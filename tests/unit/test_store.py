@@ -274,6 +274,16 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
             store._database.conn.execute("PRAGMA synchronous").fetchone(), (2,))
         self.assertEqual(store.count(), 2)
 
+    def test_durability_failure_is_a_store_error(self):
+        """
+        If the store cannot switch a batch to C{NORMAL} it raises
+        L{StoreError}, as for any other failed write.
+        """
+        store = self.open_store()
+        store._database.conn.close()
+        with self.assertRaises(StoreError):
+            store.add_entries(make_chain(self.alice, 1), durable=False)
+
     def test_dmRoundTrip(self):
         """
         A dm entry is stored and read back equal, and is not indexed for

@@ -23,6 +23,7 @@ caches, search's clock and budget) and reaches the others only through
 what it is given, so no room can depend on another's privates.
 """
 
+import sqlite3
 import time
 from typing import Callable, Iterable, List, Optional, Tuple
 
@@ -109,12 +110,17 @@ class Store:
         """
         if durable:
             return self._log.add_entries(entries)
-        conn = self._database.conn
-        conn.execute("PRAGMA synchronous=NORMAL")
+        self._synchronous("NORMAL")
         try:
             return self._log.add_entries(entries)
         finally:
-            conn.execute("PRAGMA synchronous=FULL")
+            self._synchronous("FULL")
+
+    def _synchronous(self, mode: str) -> None:
+        try:
+            self._database.conn.execute(f"PRAGMA synchronous={mode}")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to store {self.path}: {e}") from e
 
     def digest(self) -> str:
         """
