@@ -267,10 +267,10 @@ class Replicator:
         """
         # An entry announced on a lazy link is live in the network, even
         # when it came as the answer to a graft: pushed on, as Plumtree does.
-        live = live or entry_id in self.missing
+        pushed, live = live, live or entry_id in self.missing
         self._forget_missing(entry_id)
         came = self._links.get(source)
-        if live and came is not None and not came.eager:
+        if pushed and came is not None and not came.eager:
             # Plumtree: the first copy came on this link, which pushes to
             # this node, so it is on the tree: push back on it too.
             came.eager = True
@@ -402,11 +402,14 @@ class Replicator:
         requests: Dict[object, List[str]] = {}
         for entry_id, (since, announcers, grafts, first) in list(self.missing.items()):
             wait = timeout_s if not grafts else max(timeout_s, self._config.regraft_s)
-            if now - since < wait or self._output.holds(entry_id):  # (verifying)
+            if now - since < wait:
                 continue
             live = [link for link in announcers if link in self._links]
             if not live or grafts >= MAX_GRAFTS:
                 self._forget_missing(entry_id)
+                continue
+            if self._output.holds(entry_id):  # a copy is being verified: wait
+                self.missing[entry_id] = (now, announcers, grafts + 1, first)
                 continue
             link = live[0]
             requests.setdefault(link, []).append(entry_id)

@@ -12,6 +12,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from p2pchat.log.replication import (
+    MAX_GRAFTS,
     MAX_MISSING_PER_LINK,
     PAGE_AUTHORS,
     IReplicationOutput,
@@ -390,6 +391,34 @@ class LiveDeliveryTests(Fixture):
         self.assertEqual(self.output.take(), [])
         self.replicator.entry_added(self.ENTRY, self.link)
         self.assertEqual(self.replicator.missing, {})
+
+    def test_held_id_is_forgotten(self):
+        """
+        An announced id held without ever being reported committed (a
+        commit that failed after all) is not kept for ever: each wait it
+        is found held counts as a graft, and after L{MAX_GRAFTS} it is
+        forgotten, without a graft sent.
+        """
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.output.held.add(self.ENTRY)
+        for _ in range(MAX_GRAFTS + 1):
+            self.clock.advance(1)
+            self.replicator.tick()
+        self.assertEqual(self.replicator.missing, {})
+        self.assertEqual([c for c in self.output.take() if c[0] != "send" or
+                          c[2]["type"] == "graft"], [])
+
+    def test_catch_up_copy_does_not_make_its_link_eager(self):
+        """
+        An announced entry that comes as catch-up (C{sync}) from a lazy
+        link does not make that link eager: it did not push it.
+        """
+        self.replicator.link_up("link-2")
+        self.replicator.rx_frame("link-2", wire.prune())
+        self.replicator.rx_frame(self.link, wire.ihave([self.ENTRY]))
+        self.output.take()
+        self.replicator.entry_added(self.ENTRY, "link-2", live=False)
+        self.assertEqual(self.replicator.entry_added("ab" * 32, None), [self.link])
 
     def test_held_announcement_ignored(self):
         """
