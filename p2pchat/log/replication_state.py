@@ -50,7 +50,8 @@ SYNC_IHAVES_PER_S = (10.0, 20)
 # up to MAX_GRAFTS times.
 GRAFT_IDS_PER_S = (4_000.0, 8_000)
 # prune: one per duplicate that arrives while the link is eager, and the
-# link then stays lazy until a graft: a few per second at most.
+# link then stays lazy until a graft or a pushed first copy: a few per
+# second at most.
 PRUNES_PER_S = (10.0, 50)
 # Summary rounds a peer can make this node run (ihave sync with an
 # unknown id, an entry whose predecessor is missing): deferred beyond it.

@@ -6,9 +6,9 @@ ten links asked the reactor thread for ~1,000 of them in one turn.  A
 L{ThreadedVerifier} checks them in batches on a thread pool (PyNaCl
 releases the GIL while it verifies) and hands the results back on the
 reactor thread in the order the entries arrived; while it holds at most
-L{INLINE_BATCH} entries in all and none in the pool (live chat), it
-checks them on the reactor thread, where they cost less than the
-hand-offs.  An L{InlineVerifier} checks at once, on the caller's thread:
+L{INLINE_BATCH} entries (and L{INLINE_BYTES}) in all and none in the
+pool (live chat), it checks them on the reactor thread, where they cost
+less than the hand-offs.  An L{InlineVerifier} checks at once, on the caller's thread:
 the default, so that a L{p2pchat.log.feed.Feed} stays testable
 synchronously.
 
@@ -74,11 +74,11 @@ CATCHUP_BATCH = 250
 # thread: for live chat (an entry or two a turn) two hand-offs to a
 # thread and back cost more CPU than the work (a receiving node: 1.50-1.66
 # ms of CPU per live entry with threads, 1.24-1.32 ms inline, 500 entries
-# at 50/s); at most 4 entries, about 0.4 ms, a turn.  (A limit on the
-# batch alone also took the small batches a backlog leaves, such as the
-# few entries admit takes of a decoded batch under a flood: others' chat
-# through a flooded node then took 144-575 ms instead of 6-60 ms.)
-INLINE_BATCH = 4
+# at 50/s); at most 4 entries and 16 KiB, about 0.4-0.8 ms, a turn.  (A
+# limit on the batch alone also took the small batches a backlog leaves,
+# such as the few entries admit takes of a decoded batch under a flood:
+# others' chat through a flooded node took 144-575 ms, not 6-60 ms.)
+INLINE_BATCH, INLINE_BYTES = 4, 16 * 1024
 # Batches in the thread pool at once (this machine class has two cores).
 MAX_BATCHES_IN_THREADS = 2
 # Entries taken beyond a full budget (one per link of MAX_LINKS) before
@@ -328,9 +328,9 @@ class ThreadedVerifier:
             else:
                 return
             self._in_threads += 1
-            if len(self._order) <= self._inline and self._in_threads == 1:
-                # A few entries in all, none in the pool (live chat):
-                # cheaper here than a hand-off to a thread and back.
+            if (len(self._order) <= self._inline and self._in_threads == 1
+                    and self.bytes_in_flight <= INLINE_BYTES):
+                # Live chat: cheaper here than a hand-off (INLINE_BATCH).
                 try:
                     results = call(work)
                 except Exception:

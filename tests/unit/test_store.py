@@ -274,6 +274,40 @@ class AddTests(StoreTestsMixin, SynchronousTestCase):
             store._database.conn.execute("PRAGMA synchronous").fetchone(), (2,))
         self.assertEqual(store.count(), 2)
 
+    def test_failed_switch_back_does_not_hide_the_batch(self):
+        """
+        If switching back to C{FULL} after a received batch fails, the
+        batch's outcome stands (it committed), one error is logged, and
+        the next write switches to C{FULL} before it writes anything.
+        """
+        store = self.open_store()
+        real = store._synchronous
+        calls, failing = [], ["FULL"]
+
+        def switch(mode):
+            calls.append(mode)
+            if mode in failing:
+                failing.remove(mode)
+                raise StoreError("cannot write to store: disk I/O error")
+            real(mode)
+
+        errors = []
+
+        class Recorder:
+            def error(self, text, **fields):
+                errors.append(text.format(**fields))
+
+        self.patch(store, "_synchronous", switch)
+        self.patch(core_module, "LOG", Recorder())
+        entries = make_chain(self.alice, 2)
+        result = store.add_entries(entries[:1], durable=False)
+        self.assertEqual(result.added, entries[:1])
+        self.assertEqual(errors, [
+            "store left at synchronous=NORMAL: cannot write to store: disk I/O error"])
+        store.add_entries(entries[1:])
+        self.assertEqual(calls, ["NORMAL", "FULL", "FULL"])
+        self.assertEqual(store._database.conn.execute("PRAGMA synchronous").fetchone(), (2,))
+
     def test_durability_failure_is_a_store_error(self):
         """
         If the store cannot switch a batch to C{NORMAL} it raises

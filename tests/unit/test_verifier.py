@@ -316,6 +316,21 @@ class InlineBatchTests(VerifierFixture, SynchronousTestCase):
         self.assertIsInstance(self.done[1][2], InvalidEntry)
         self.assertEqual(verifier.in_flight, 0)
 
+    def test_large_entries_go_to_the_pool(self):
+        """
+        A few entries of more than L{verifier_module.INLINE_BYTES} in all
+        go to the pool: the reactor thread checks only small ones.
+        """
+        verifier = self.make()
+        text = "x" * 4000
+        for _ in range(verifier_module.INLINE_BYTES // 4000):
+            entry = create_entry(Identity.generate(), 1, None, 1, 0, "chat",
+                                 {"name": "a", "text": text})
+            verifier.submit(parse_entry(entry.to_wire()), FakeLink(), True)
+        self.clock.advance(0)
+        self.assertEqual([len(args[0]) for _, args, _ in self.threads.calls], [4])
+        self.assertEqual(self.done, [])
+
     def test_more_entries_go_to_the_pool(self):
         """
         More than C{inline} entries in a turn go to the pool.

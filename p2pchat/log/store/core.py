@@ -27,12 +27,16 @@ import sqlite3
 import time
 from typing import Callable, Iterable, List, Optional, Tuple
 
+from twisted.logger import Logger
+
 from p2pchat.log.entry import Entry
 from p2pchat.log.store.blocks import BlockList
 from p2pchat.log.store.log import AddResult, EntryLog
 from p2pchat.log.store.rooms import RoomIndex
 from p2pchat.log.store.schema import Database, StoreError
 from p2pchat.log.store.search import SEARCH_BUDGET_S, LogSearch
+
+LOG = Logger()
 
 
 class Store:
@@ -64,6 +68,8 @@ class Store:
         self._rooms = RoomIndex(
             self._database, clock, lambda: self._search.search_budget_s
         )
+        # Set when switching back to synchronous=FULL after a batch failed.
+        self._unsynced = False
 
     @property
     def path(self) -> str:
@@ -108,13 +114,21 @@ class Store:
             commit or checkpoint syncs it), and what a power failure might
             lose, peers send again.  Every other write stays C{FULL}.
         """
+        if self._unsynced:
+            self._synchronous("FULL")  # before anything more is written
+            self._unsynced = False
         if durable:
             return self._log.add_entries(entries)
         self._synchronous("NORMAL")
         try:
             return self._log.add_entries(entries)
         finally:
-            self._synchronous("FULL")
+            try:
+                self._synchronous("FULL")
+            except StoreError as e:
+                # Never hide the batch's outcome; the next write retries.
+                self._unsynced = True
+                LOG.error("store left at synchronous=NORMAL: {e}", e=str(e))
 
     def _synchronous(self, mode: str) -> None:
         try:
