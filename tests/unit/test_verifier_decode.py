@@ -301,17 +301,24 @@ class NodeDecodesOffTheReactorTests(SynchronousTestCase):
 
 
 class CatchUpBatchTests(SynchronousTestCase):
+    def small_batches(self):
+        """
+        @return: a fake pool, a clock and a threaded verifier on them with
+            live batches of 2 and catch-up batches of 5 (never inline).
+        """
+        threads, clock = FakeThreads(), Clock()
+        verifier = ThreadedVerifier(
+            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5, inline=0
+        )
+        return threads, clock, verifier
+
     def test_catch_up_entries_go_in_larger_batches(self):
         """
         Entries that catch the node up (not live) go to the thread in
         batches of up to C{catchup_batch}, so they are committed together;
         live entries in batches of up to C{batch}.
         """
-        threads = FakeThreads()
-        clock = Clock()
-        verifier = ThreadedVerifier(
-            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5, inline=0
-        )
+        threads, clock, verifier = self.small_batches()
         parsed = verifier_module.decode_batch([raw(item) for item in entries(9)])
         for candidate in parsed[:6]:
             verifier.submit(candidate, None, False)
@@ -331,11 +338,7 @@ class CatchUpBatchTests(SynchronousTestCase):
         Catch-up entries that wait while the threads are busy go in one
         batch of up to C{catchup_batch}.
         """
-        threads = FakeThreads()
-        clock = Clock()
-        verifier = ThreadedVerifier(
-            lambda *args: True, threads, clock.callLater, batch=2, catchup_batch=5, inline=0
-        )
+        threads, clock, verifier = self.small_batches()
         parsed = verifier_module.decode_batch([raw(item) for item in entries(14)])
         for candidate in parsed[:2]:
             verifier.submit(candidate, None, False)
